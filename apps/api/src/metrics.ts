@@ -1,0 +1,59 @@
+import type { CacheEvents } from '@walcache/core';
+import { Counter, Histogram, type Registry } from '@walcache/observability';
+
+export interface ApiMetrics {
+  requestDuration: Histogram<'route' | 'method' | 'status' | 'cache'>;
+  cacheOutcomes: Counter<'resource' | 'outcome'>;
+  loads: Histogram<'resource'>;
+  fillsRefused: Counter<'resource' | 'reason'>;
+  redisErrors: Counter<'operation'>;
+  cacheEvents: CacheEvents;
+}
+
+export function createApiMetrics(registry: Registry): ApiMetrics {
+  const requestDuration = new Histogram({
+    name: 'walcache_api_request_duration_seconds',
+    help: 'HTTP request duration by route and cache outcome',
+    labelNames: ['route', 'method', 'status', 'cache'] as const,
+    buckets: [0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5],
+    registers: [registry],
+  });
+  const cacheOutcomes = new Counter({
+    name: 'walcache_cache_requests_total',
+    help: 'Cache lookups by resource and outcome (HIT, MISS, BYPASS)',
+    labelNames: ['resource', 'outcome'] as const,
+    registers: [registry],
+  });
+  const loads = new Histogram({
+    name: 'walcache_cache_load_duration_seconds',
+    help: 'Database loads of cached resources',
+    labelNames: ['resource'] as const,
+    buckets: [0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 5],
+    registers: [registry],
+  });
+  const fillsRefused = new Counter({
+    name: 'walcache_cache_fills_refused_total',
+    help: 'Fills the protocol refused to write (a lease held, a tag invalidated during the load, the lease lost)',
+    labelNames: ['resource', 'reason'] as const,
+    registers: [registry],
+  });
+  const redisErrors = new Counter({
+    name: 'walcache_cache_redis_errors_total',
+    help: 'Redis errors on the read path (answered from Postgres instead)',
+    labelNames: ['operation'] as const,
+    registers: [registry],
+  });
+  return {
+    requestDuration,
+    cacheOutcomes,
+    loads,
+    fillsRefused,
+    redisErrors,
+    cacheEvents: {
+      outcome: (resource, outcome) => cacheOutcomes.inc({ resource, outcome }),
+      load: (resource, ms) => loads.observe({ resource }, ms / 1000),
+      fillRefused: (resource, reason) => fillsRefused.inc({ resource, reason }),
+      redisError: (operation) => redisErrors.inc({ operation }),
+    },
+  };
+}

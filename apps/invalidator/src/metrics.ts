@@ -1,0 +1,41 @@
+import { Counter, Histogram, type Registry } from '@walcache/observability';
+
+export function createInvalidatorMetrics(registry: Registry) {
+  const r = [registry];
+  return {
+    jobs: new Counter({
+      name: 'walcache_invalidator_jobs_total',
+      help: 'Invalidation jobs by outcome',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
+    latency: new Histogram({
+      name: 'walcache_invalidation_latency_seconds',
+      help: 'Commit in Postgres → keys invalidated in Redis (last commit of the job)',
+      buckets: [0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30],
+      registers: r,
+    }),
+    keysDeleted: new Counter({
+      name: 'walcache_invalidator_keys_deleted_total',
+      help: 'Cached values deleted',
+      registers: r,
+    }),
+    keysRefreshed: new Counter({
+      name: 'walcache_invalidator_keys_refreshed_total',
+      help: 'Cached values reloaded (refresh policy)',
+      registers: r,
+    }),
+    retries: new Counter({
+      name: 'walcache_invalidator_retries_total',
+      help: 'Job attempts that failed and will be retried',
+      registers: r,
+    }),
+    fallbacks: new Counter({
+      name: 'walcache_invalidator_fallbacks_total',
+      help: 'Jobs that exhausted their retries and were replaced by a table-wide invalidation',
+      registers: r,
+    }),
+  };
+}
+
+export type InvalidatorMetrics = ReturnType<typeof createInvalidatorMetrics>;

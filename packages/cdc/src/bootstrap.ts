@@ -1,0 +1,141 @@
+import type { WatchedColumn } from '@walcache/core';
+import type pg from 'pg';
+
+/** Fatal setup problems: the CDC refuses to start and says exactly what to change. */
+export class CdcSetupError extends Error {
+  readonly code = 'WALCACHE_CDC_SETUP';
+  constructor(
+    message: string,
+    readonly fix?: string,
+  ) {
+    super(fix ? `${message}\n  fix: ${fix}` : message);
+  }
+}
+
+export interface BootstrapOptions {
+  slotName: string;
+  publicationName: string;
+  /** Tables whose changes can affect a cached value (the publication's tables). */
+  tables: readonly string[];
+  watched: readonly WatchedColumn[];
+}
+
+export interface BootstrapResult {
+  slotCreated: boolean;
+  publicationCreated: boolean;
+  /** Where the slot stands: the first LSN that will be streamed. */
+  confirmedFlushLsn: string | null;
+  /** Primary key columns of every published table. */
+  primaryKeys: Map<string, string[]>;
+}
+
+type Queryable = Pick<pg.Client, 'query'>;
+
+/** Checks wal_level and replica identities; creates the publication and the slot if missing. */
+export async function bootstrapReplication(
+  db: Queryable,
+  options: BootstrapOptions,
+): Promise<BootstrapResult> {
+  const { rows: level } = await db.query<{ wal_level: string }>('show wal_level');
+  if (level[0]?.wal_level !== 'logical') {
+    throw new CdcSetupError(
+      `wal_level is ${level[0]?.wal_level ?? 'unknown'}, logical replication needs "logical"`,
+      "ALTER SYSTEM SET wal_level = 'logical'; then restart PostgreSQL",
+    );
+  }
+
+  // Watched columns are read from the old row on UPDATE/DELETE: only REPLICA IDENTITY FULL
+  // puts non-key old values into the WAL.
+  const watchedTables = [...new Set(options.watched.map((w) => w.table))];
+  if (watchedTables.length > 0) {
+    const { rows } = await db.query<{ relname: string; relreplident: string }>(
+      `select c.relname, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where n.nspname = 'public' and c.relname = any($1::text[])`,
+      [watchedTables],
+    );
+    for (const table of watchedTables) {
+      const row = rows.find((r) => r.relname === table);
+      if (!row)
+        throw new CdcSetupError(
+          `table public.${table} does not exist`,
+          'run the migrations first (npm start does)',
+        );
+      const keyOnly = await primaryKeyColumns(db, table);
+      const needsFull = options.watched.some((w) => w.table === table && !keyOnly.includes(w.column));
+      if (needsFull && row.relreplident !== 'f') {
+        throw new CdcSetupError(
+          `table public.${table} has watched columns (${options.watched
+            .filter((w) => w.table === table)
+            .map((w) => w.column)
+            .join(', ')}) but not REPLICA IDENTITY FULL, so their old values are missing from the WAL`,
+          `ALTER TABLE public.${table} REPLICA IDENTITY FULL;`,
+        );
+      }
+    }
+  }
+
+  let publicationCreated = false;
+  const { rowCount: pubExists } = await db.query('select 1 from pg_publication where pubname = $1', [
+    options.publicationName,
+  ]);
+  const tableList = options.tables.map((t) => `public.${quoteIdent(t)}`).join(', ');
+  if (!pubExists) {
+    await db.query(`create publication ${quoteIdent(options.publicationName)} for table ${tableList}`);
+    publicationCreated = true;
+  } else {
+    // Add tables a newer release depends on; never drop tables an operator added.
+    const { rows } = await db.query<{ tablename: string }>(
+      "select tablename from pg_publication_tables where pubname = $1 and schemaname = 'public'",
+      [options.publicationName],
+    );
+    const missing = options.tables.filter((t) => !rows.some((r) => r.tablename === t));
+    if (missing.length > 0) {
+      await db.query(
+        `alter publication ${quoteIdent(options.publicationName)} add table ${missing.map((t) => `public.${quoteIdent(t)}`).join(', ')}`,
+      );
+    }
+  }
+
+  let slotCreated = false;
+  const { rows: slots } = await db.query<{
+    plugin: string;
+    confirmed_flush_lsn: string | null;
+    wal_status: string | null;
+  }>('select plugin, confirmed_flush_lsn, wal_status from pg_replication_slots where slot_name = $1', [
+    options.slotName,
+  ]);
+  const slot = slots[0];
+  if (slot && slot.plugin !== 'pgoutput') {
+    throw new CdcSetupError(
+      `replication slot ${options.slotName} uses plugin ${slot.plugin}, walcache needs pgoutput`,
+      `SELECT pg_drop_replication_slot('${options.slotName}'); or set SLOT_NAME to another name`,
+    );
+  }
+  let confirmedFlushLsn = slot?.confirmed_flush_lsn ?? null;
+  if (!slot) {
+    const { rows: created } = await db.query<{ lsn: string }>(
+      "select lsn::text from pg_create_logical_replication_slot($1, 'pgoutput')",
+      [options.slotName],
+    );
+    confirmedFlushLsn = created[0]?.lsn ?? null;
+    slotCreated = true;
+  }
+  const primaryKeys = new Map<string, string[]>();
+  for (const table of options.tables) primaryKeys.set(table, await primaryKeyColumns(db, table));
+  return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys };
+}
+
+async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]> {
+  const { rows } = await db.query<{ attname: string }>(
+    `select a.attname from pg_index i
+     join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
+     where i.indrelid = $1::regclass and i.indisprimary
+     order by array_position(i.indkey::int2[], a.attnum)`,
+    [`public.${quoteIdent(table)}`],
+  );
+  return rows.map((r) => r.attname);
+}
+
+function quoteIdent(name: string): string {
+  return `"${name.replaceAll('"', '""')}"`;
+}

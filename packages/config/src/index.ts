@@ -1,0 +1,91 @@
+import { z } from 'zod';
+
+/**
+ * The environment of every walcache process, parsed once in each app's `main.ts`.
+ * Defaults are the embedded development setup; production sets the URLs explicitly.
+ */
+export const envSchema = z
+  .object({
+    NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
+    LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
+    DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// URL' }),
+    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// URL' }),
+    /** The queue may live on its own Redis (noeviction) while the cache Redis evicts (LRU). */
+    QUEUE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// URL' }).optional(),
+    PORT: z.coerce.number().int().min(0).max(65535).default(3000),
+    HOST: z.string().min(1).default('0.0.0.0'),
+    /** Ops routes (/ops/*) are mounted only when a token is set. */
+    OPS_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+    CDC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
+    INVALIDATOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9466),
+    SLOT_NAME: z
+      .string()
+      .regex(/^[a-z0-9_]{1,63}$/, 'lower-case letters, digits and _ only (a replication slot name)')
+      .default('walcache'),
+    PUBLICATION_NAME: z
+      .string()
+      .regex(/^[a-z_][a-z0-9_]{0,62}$/, 'a lower-case SQL identifier')
+      .default('walcache'),
+    /** Every Redis key walcache writes starts with this prefix, so a flush can find them all. */
+    CACHE_PREFIX: z
+      .string()
+      .regex(/^[A-Za-z0-9_.-]{1,32}$/, 'letters, digits, _ . - only')
+      .default('wc'),
+    QUEUE_NAME: z
+      .string()
+      .regex(/^[A-Za-z0-9_-]{1,64}$/, 'letters, digits, _ - only (BullMQ forbids ":")')
+      .default('invalidate'),
+    CACHE_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
+    NEGATIVE_TTL_SECONDS: z.coerce.number().int().positive().default(30),
+    INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+  })
+  .transform((env) => ({ ...env, QUEUE_REDIS_URL: env.QUEUE_REDIS_URL ?? env.REDIS_URL }));
+
+export type Env = z.output<typeof envSchema>;
+
+export class ConfigError extends Error {
+  readonly code = 'WALCACHE_CONFIG';
+  constructor(readonly issues: string[]) {
+    super(`invalid environment:\n${issues.map((i) => `  - ${i}`).join('\n')}`);
+  }
+}
+
+/** Parses an environment; throws a ConfigError naming each bad variable and what it expects. */
+export function parseEnv(source: Record<string, string | undefined>): Env {
+  // An empty string in a .env file means "unset", not "invalid".
+  const cleaned = Object.fromEntries(Object.entries(source).filter(([, v]) => v !== undefined && v !== ''));
+  const result = envSchema.safeParse(cleaned);
+  if (result.success) return result.data;
+  throw new ConfigError(
+    result.error.issues.map((issue) => {
+      const name = issue.path.join('.') || '(environment)';
+      const got = issue.path.length ? source[String(issue.path[0])] : undefined;
+      const shown = got === undefined ? 'it is not set' : `got ${JSON.stringify(redactUrl(got))}`;
+      return `${name}: ${issue.message} (${shown})`;
+    }),
+  );
+}
+
+/** For main.ts: parse or print the problem and exit, so a bad value never starts a half-configured process. */
+export function loadEnvOrExit(source: Record<string, string | undefined> = process.env): Env {
+  try {
+    return parseEnv(source);
+  } catch (error) {
+    if (error instanceof ConfigError) {
+      process.stderr.write(`walcache: ${error.message}\nSee .env.example for every variable.\n`);
+      process.exit(78); // EX_CONFIG
+    }
+    throw error;
+  }
+}
+
+/** Removes the password of a connection URL so it can be logged. */
+export function redactUrl(value: string): string {
+  try {
+    const url = new URL(value);
+    if (url.password) url.password = '***';
+    return url.toString();
+  } catch {
+    return value;
+  }
+}

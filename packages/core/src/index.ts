@@ -1,0 +1,46 @@
+export { type BreakerOptions, type BreakerState, CircuitBreaker } from './breaker.ts';
+export {
+  type CacheEvents,
+  type CacheOptions,
+  type CacheResult,
+  type CacheStatus,
+  execPipeline,
+  type FillHooks,
+  type FillRefusal,
+  ReadThroughCache,
+} from './cache.ts';
+export {
+  CorruptEntryError,
+  decodeEntry,
+  type Entry,
+  encodeEntry,
+  etagOf,
+  isNullBody,
+  NULL_BODY,
+} from './codec.ts';
+export { timings } from './constants.ts';
+export { InvalidJobError, SourceUnavailableError, WalcacheError } from './errors.ts';
+export { flushNamespace } from './flush.ts';
+export { type InvalidateOptions, type InvalidationResult, invalidateTags } from './invalidate.ts';
+export { INVALIDATE_JOB_NAME, type InvalidationJob, invalidationJobSchema, jobIdForLsn } from './job.ts';
+export { type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
+export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
+export { invalidationJobOptions, QUEUE_PREFIX } from './queue.ts';
+export {
+  type AnyResource,
+  defineResource,
+  type RefreshPolicy,
+  type Resource,
+  watchedColumnsOf,
+} from './resource.ts';
+export { type WalcacheRedis, withCommands } from './scripts.ts';
+export {
+  colTag,
+  epochTag,
+  rowTag,
+  type Tag,
+  tableOfTag,
+  tableTag,
+  type WatchedColumn,
+  withEpochTags,
+} from './tags.ts';

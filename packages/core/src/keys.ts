@@ -1,0 +1,37 @@
+/**
+ * Every Redis key walcache writes, built in one place. A value and its lease share a hash
+ * tag (`{…}`) so the fill's compare-and-set Lua is valid on Redis Cluster; tag sets and
+ * version markers need no co-location (the protocol's ordering makes it correct).
+ */
+export interface Keyspace {
+  readonly prefix: string;
+  value(resourceKey: string): string;
+  lease(resourceKey: string): string;
+  tagSet(tag: string): string;
+  tagVersion(tag: string): string;
+  readonly seq: string;
+  /** member = tag, score = ms when its version marker may be deleted. */
+  readonly tagVersionExpiry: string;
+  /** Pattern matching everything this namespace wrote (admin flush only). */
+  readonly everything: string;
+}
+
+export function keyspace(prefix: string): Keyspace {
+  return {
+    prefix,
+    value: (k) => `${prefix}:{${k}}`,
+    lease: (k) => `${prefix}:{${k}}:lease`,
+    tagSet: (t) => `${prefix}:tag:${t}`,
+    tagVersion: (t) => `${prefix}:tagv:${t}`,
+    seq: `${prefix}:seq`,
+    tagVersionExpiry: `${prefix}:tagv-expiry`,
+    everything: `${prefix}:*`,
+  };
+}
+
+/** The resource key inside a value key (`wc:{article:42}` → `article:42`). */
+export function resourceKeyOf(ks: Keyspace, valueKey: string): string | undefined {
+  const head = `${ks.prefix}:{`;
+  if (!valueKey.startsWith(head) || !valueKey.endsWith('}')) return undefined;
+  return valueKey.slice(head.length, -1);
+}

@@ -1,0 +1,12 @@
+export { MigrationError, migrateToLatest } from './migrate.ts';
+export { createDb, createPool, type PoolOptions } from './pool.ts';
+export type {
+  ArticlesTable,
+  ArticleTagsTable,
+  CommentsTable,
+  Database,
+  TableName,
+  TagsTable,
+  UsersTable,
+} from './schema.ts';
+export { defaultSeedSize, type SeedSize, seedIfEmpty } from './seed.ts';

@@ -1,0 +1,9 @@
+export { freePort, waitFor } from './ports.ts';
+export { type PostgresServer, type StartPostgresOptions, startPostgres } from './postgres.ts';
+export {
+  findRedisServer,
+  REDIS_INSTALL_HINT,
+  type RedisServer,
+  type StartRedisOptions,
+  startRedis,
+} from './redis.ts';

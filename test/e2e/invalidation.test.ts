@@ -1,0 +1,49 @@
+import { waitFor } from '@walcache/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
+
+let servers: Servers;
+let stack: Stack;
+let writer: pg.Client;
+
+beforeAll(async () => {
+  servers = await startServers();
+  stack = await startStack(servers);
+  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  // A writer that knows nothing about walcache: a plain pg client.
+  writer = new pg.Client({ connectionString: servers.pg.url });
+  await writer.connect();
+});
+
+afterAll(async () => {
+  await writer?.end();
+  await stack?.stop();
+  await servers?.stop();
+});
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(`${stack.api.url}${path}`, { headers });
+
+describe('end to end: a write by any client invalidates the cached article', () => {
+  it('MISS, then HIT without SQL, then the new title after a plain UPDATE', async () => {
+    const first = await get('/v1/articles/7');
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-cache')).toBe('MISS');
+    const before = (await first.json()) as { title: string };
+
+    const queriesBeforeHit = stack.apiQueries();
+    const second = await get('/v1/articles/7');
+    expect(second.headers.get('x-cache')).toBe('HIT');
+    expect(((await second.json()) as { title: string }).title).toBe(before.title);
+    expect(stack.apiQueries()).toBe(queriesBeforeHit);
+
+    await writer.query('update articles set title = $1 where id = 7', ['A title written by psql']);
+    await waitFor(
+      async () =>
+        ((await (await get('/v1/articles/7')).json()) as { title: string }).title ===
+        'A title written by psql',
+      { what: 'the API to answer the new title' },
+    );
+  });
+});

@@ -1,0 +1,88 @@
+import { randomBytes } from 'node:crypto';
+import { type Env, parseEnv } from '@walcache/config';
+import { createDb, createPool, migrateToLatest, type SeedSize, seedIfEmpty } from '@walcache/db';
+import { silentLogger } from '@walcache/observability';
+import { type PostgresServer, type RedisServer, startPostgres, startRedis } from '@walcache/testkit';
+import { startApi } from '../../apps/api/src/main.ts';
+import { startCdc } from '../../apps/cdc/src/main.ts';
+import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+
+export interface Servers {
+  pg: PostgresServer;
+  redis: RedisServer;
+  stop(): Promise<void>;
+}
+
+/** Private Postgres + Redis, migrated and seeded (small by default: tests need rows, not volume). */
+export async function startServers(
+  seed: SeedSize | false = { users: 50, articles: 200, tags: 10, commentsPerArticle: 2 },
+  redisOptions: Parameters<typeof startRedis>[0] = {},
+): Promise<Servers> {
+  const [pg, redis] = await Promise.all([startPostgres(), startRedis(redisOptions)]);
+  const pool = createPool({ connectionString: pg.url });
+  const db = createDb(pool);
+  await migrateToLatest(db);
+  if (seed) await seedIfEmpty(db, seed);
+  await db.destroy();
+  return {
+    pg,
+    redis,
+    async stop() {
+      await Promise.allSettled([pg.stop(), redis.stop()]);
+    },
+  };
+}
+
+/** An environment for the apps against the given servers, with names unique to this test. */
+export function testEnv(servers: Servers, overrides: Record<string, string> = {}): Env {
+  const id = randomBytes(4).toString('hex');
+  return parseEnv({
+    DATABASE_URL: servers.pg.url,
+    REDIS_URL: servers.redis.url,
+    PORT: '0',
+    HOST: '127.0.0.1',
+    CDC_METRICS_PORT: '0',
+    INVALIDATOR_METRICS_PORT: '0',
+    LOG_LEVEL: 'silent',
+    SLOT_NAME: `walcache_${id}`,
+    PUBLICATION_NAME: `walcache_${id}`,
+    QUEUE_NAME: `invalidate-${id}`,
+    CACHE_PREFIX: `wc${id}`,
+    ...overrides,
+  });
+}
+
+export interface Stack {
+  env: Env;
+  api: Awaited<ReturnType<typeof startApi>>;
+  cdc: Awaited<ReturnType<typeof startCdc>>;
+  invalidator: Awaited<ReturnType<typeof startInvalidator>>;
+  /** Database checkouts by the API since start: a hit must not add any. */
+  apiQueries(): number;
+  stop(): Promise<void>;
+}
+
+/** The three apps through their real entry functions, in this process. */
+export async function startStack(
+  servers: Servers,
+  overrides: Record<string, string> = {},
+  cdcOptions = {},
+): Promise<Stack> {
+  const env = testEnv(servers, overrides);
+  let queries = 0;
+  const api = await startApi(env, silentLogger(), {
+    onPool: (pool) => pool.on('acquire', () => (queries += 1)),
+  });
+  const cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 500, ...cdcOptions });
+  const invalidator = await startInvalidator(env, silentLogger());
+  return {
+    env,
+    api,
+    cdc,
+    invalidator,
+    apiQueries: () => queries,
+    async stop() {
+      await Promise.allSettled([api.close(), cdc.close(), invalidator.close()]);
+    },
+  };
+}
