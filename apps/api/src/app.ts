@@ -22,6 +22,8 @@ export interface ApiDeps {
   registry: Registry;
   metrics: ApiMetrics;
   logger: Logger;
+  /** Operator routes (status, queue dashboard), mounted at /ops only when OPS_TOKEN is set. */
+  ops?: Hono;
 }
 
 type Env = { Variables: { cacheOutcome?: string } };
@@ -109,6 +111,8 @@ export function createApp(deps: ApiDeps): Hono<Env> {
   app.get('/metrics', async (c) =>
     c.body(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }),
   );
+
+  if (deps.ops) app.route('/ops', deps.ops);
 
   app.notFound((c) =>
     problem(c, {
