@@ -66,6 +66,7 @@ const commands = {
   test: ['vitest', 'run'],
   bench: ['tsx', 'scripts/bench/main.ts'],
   walcache: ['tsx', 'packages/cli/src/main.ts'],
+  setup: ['true'],
   check: ['sh', '-c', 'node_modules/.bin/biome check . && node_modules/.bin/tsc -p tsconfig.json'],
 };
 if (!command || !(command in commands)) {
@@ -77,6 +78,7 @@ ensurePnpm();
 ensureDeps();
 
 const [bin, ...args] = commands[command];
+if (bin === 'true') process.exit(0); // `setup`: install only
 const executable = bin === 'sh' ? 'sh' : join(root, 'node_modules', '.bin', bin);
 const child = spawn(executable, [...args, ...rest], { stdio: 'inherit', cwd: root });
 // SIGTERM sent to this process alone (e.g. by a supervisor) must reach the program; a
