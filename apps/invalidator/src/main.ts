@@ -1,5 +1,6 @@
 import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
 import {
+  type AnyResource,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
   InvalidJobError,
@@ -17,21 +18,29 @@ import {
   onShutdown,
   startMetricsServer,
 } from '@walcache/observability';
-import { Queue, UnrecoverableError, Worker } from 'bullmq';
+import { type Db, resourceForKey } from '@walcache/resources';
+import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
-import { fallbackJob, parseJob, processJob } from './processor.ts';
+import { fallbackJob, parseJob, processJob, RefreshFailedError } from './processor.ts';
 
 export interface RunningInvalidator {
   worker: Worker<InvalidationJob>;
+  queue: Queue<InvalidationJob>;
   metricsPort: number;
   close(): Promise<void>;
+}
+
+export interface InvalidatorOptions {
+  metricsPort?: number;
+  /** The deployment's resource registry; tests substitute resources (e.g. a failing load). */
+  resourceForKey?: (key: string) => AnyResource<Db> | undefined;
 }
 
 export async function startInvalidator(
   env: Env,
   logger: Logger = createLogger('invalidator', { level: env.LOG_LEVEL }),
-  options: { metricsPort?: number } = {},
+  options: InvalidatorOptions = {},
 ): Promise<RunningInvalidator> {
   // BullMQ workers block on Redis; they need maxRetriesPerRequest: null.
   const workerRedis = new Redis(env.QUEUE_REDIS_URL, {
@@ -39,6 +48,8 @@ export async function startInvalidator(
     connectionName: 'walcache-invalidator',
   });
   workerRedis.on('error', (err) => logger.debug({ err }, 'queue redis error'));
+  // Why 2 retries per command: a reconnect within a second succeeds quietly; past that the
+  // command fails, the job fails and BullMQ's backoff takes over.
   const cacheRedis = new Redis(env.REDIS_URL, {
     maxRetriesPerRequest: 2,
     connectionName: 'walcache-invalidator-cache',
@@ -55,48 +66,66 @@ export async function startInvalidator(
   const keys = keyspace(env.CACHE_PREFIX);
   const cache = new ReadThroughCache({ redis: cacheRedis, db, prefix: env.CACHE_PREFIX });
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: workerRedis, prefix: QUEUE_PREFIX });
+  queue.on('error', (err) => logger.warn({ err }, 'queue error'));
+  const deps = {
+    redis: cacheRedis,
+    keys,
+    cache,
+    metrics,
+    logger,
+    resourceForKey: options.resourceForKey ?? resourceForKey,
+  };
 
-  const worker = new Worker<InvalidationJob>(
-    env.QUEUE_NAME,
-    async (job) => {
-      let payload: InvalidationJob;
-      try {
-        payload = parseJob(job.data);
-      } catch (error) {
-        // A malformed payload will never succeed: fail it at once, with the reason.
-        if (error instanceof InvalidJobError) throw new UnrecoverableError(error.message);
-        throw error;
-      }
-      const result = await processJob({ redis: cacheRedis, keys, cache, metrics, logger }, payload);
+  /** One attempt of a job. The last failed attempt enqueues the table-wide fallback first. */
+  const run = async (job: Job<InvalidationJob>) => {
+    let payload: InvalidationJob;
+    try {
+      payload = parseJob(job.data);
+    } catch (error) {
+      // A malformed payload will never succeed: fail it at once, with the reason. It names no
+      // tables we could trust, so there is no fallback; it stays failed for an operator.
+      if (error instanceof InvalidJobError) throw new UnrecoverableError(error.message);
+      throw error;
+    }
+    try {
+      const result = await processJob(deps, payload);
       logger.debug({ jobId: job.id, tags: payload.tags.length, ...result }, 'invalidated');
       return result;
-    },
-    { connection: workerRedis, prefix: QUEUE_PREFIX, concurrency: env.INVALIDATOR_CONCURRENCY },
-  );
+    } catch (error) {
+      if (error instanceof RefreshFailedError) {
+        // The failed keys' tag entries are gone; the next attempt must know them.
+        await job.updateData({ ...payload, refreshKeys: error.keys });
+      }
+      const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
+      if (!lastAttempt) {
+        metrics.retries.inc();
+        throw error;
+      }
+      logger.error(
+        { err: error, jobId: job.id },
+        'invalidation job failed for good; falling back to a table-wide invalidation',
+      );
+      // Awaited: if even this fails, the job fails with both errors logged, and stays in the
+      // failed set (kept a week) for an operator. A deterministic id dedupes a replay.
+      await queue.add(INVALIDATE_JOB_NAME, fallbackJob(payload), {
+        ...invalidationJobOptions,
+        jobId: `fallback-${job.id}`,
+      });
+      metrics.fallbacks.inc();
+      throw error;
+    }
+  };
+
+  const worker = new Worker<InvalidationJob>(env.QUEUE_NAME, run, {
+    connection: workerRedis,
+    prefix: QUEUE_PREFIX,
+    concurrency: env.INVALIDATOR_CONCURRENCY,
+  });
   worker.on('completed', () => metrics.jobs.inc({ outcome: 'completed' }));
   worker.on('failed', (job, error) => {
     if (!job) return;
     const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || error instanceof UnrecoverableError;
-    if (!exhausted) {
-      metrics.retries.inc();
-      return;
-    }
-    metrics.jobs.inc({ outcome: 'failed' });
-    const parsed = parseJobSafe(job.data);
-    logger.error(
-      { err: error, jobId: job.id },
-      'invalidation job failed for good; falling back to a table-wide invalidation',
-    );
-    if (!parsed) return;
-    metrics.fallbacks.inc();
-    void queue
-      .add(INVALIDATE_JOB_NAME, fallbackJob(parsed), {
-        ...invalidationJobOptions,
-        jobId: `fallback-${job.id}`,
-      })
-      .catch((err: unknown) =>
-        logger.error({ err, jobId: job.id }, 'could not enqueue the fallback invalidation'),
-      );
+    if (exhausted) metrics.jobs.inc({ outcome: 'failed' });
   });
   worker.on('error', (err) => logger.warn({ err }, 'worker error'));
 
@@ -117,6 +146,7 @@ export async function startInvalidator(
   );
   return {
     worker,
+    queue,
     metricsPort: metricsServer.port,
     async close() {
       // worker.close() waits for the jobs in progress to finish before resolving.
@@ -126,14 +156,6 @@ export async function startInvalidator(
       await Promise.allSettled([pool.end(), cacheRedis.quit(), workerRedis.quit()]);
     },
   };
-}
-
-function parseJobSafe(data: unknown): InvalidationJob | undefined {
-  try {
-    return parseJob(data);
-  } catch {
-    return undefined; // a malformed job has no tables to fall back to; it stays failed for an operator
-  }
 }
 
 if (isMain(import.meta.url)) {

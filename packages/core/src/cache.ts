@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
-import { decodeEntry, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
+import { CorruptEntryError, decodeEntry, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
 import { timings } from './constants.ts';
 import { SourceUnavailableError } from './errors.ts';
 import { type Keyspace, keyspace } from './keys.ts';
@@ -19,14 +19,24 @@ export interface CacheResult {
   found: boolean;
 }
 
+/** What a refresh did: `cached` says whether its value was written to Redis. */
+export interface RefreshResult extends CacheResult {
+  cached: boolean;
+}
+
 /** Why a fill did not write its value: each is a protocol step doing its job. */
-export type FillRefusal = 'lease-held' | 'tag-invalidated' | 'lease-lost' | 'redis-error';
+export type FillRefusal = 'lease-held' | 'tag-invalidated' | 'lease-lost' | 'newer-cached' | 'redis-error';
 
 /** What the cache reports; the apps wire these to Prometheus, tests count them. */
 export interface CacheEvents {
   outcome?(resource: string, status: CacheStatus): void;
   load?(resource: string, ms: number): void;
   fillRefused?(resource: string, reason: FillRefusal): void;
+  /** A value was written to Redis by a fill or a refresh. */
+  filled?(resource: string): void;
+  /** Another process holds the key's lease; this request waits for its value. */
+  leaseWait?(resource: string): void;
+  /** Redis failed and the request went on without it (fail open): always counted. */
   redisError?(operation: string, error: unknown): void;
 }
 
@@ -47,13 +57,17 @@ export interface CacheOptions<Db> {
   events?: CacheEvents;
   hooks?: FillHooks;
   breaker?: CircuitBreaker;
-  /** Default TTLs override for tests; resources carry their own. */
+  /** Source of the TTL jitter (tests pin it). */
   random?: () => number;
+  /** Overrides `timings.leaseWaitMs` (tests that must not depend on how fast a load is). */
+  leaseWaitMs?: number;
 }
 
+type FillMode = 'read' | 'refresh';
+
 /**
- * Cache-aside with walcache's fill protocol (docs/architecture.md, "Consistency protocol"):
- * lease → load → register tags → check tag versions → compare-and-set.
+ * Cache-aside with walcache's fill protocol (docs/cache.md, DESIGN.md "Consistency protocol"):
+ * sequence → lease → load → register tags → check tag versions → compare-and-set.
  */
 export class ReadThroughCache<Db> {
   readonly keys: Keyspace;
@@ -61,12 +75,14 @@ export class ReadThroughCache<Db> {
   private readonly redis: WalcacheRedis;
   private readonly inflight = new Map<string, Promise<CacheResult>>();
   private readonly random: () => number;
+  private readonly leaseWaitMs: number;
 
   constructor(private readonly options: CacheOptions<Db>) {
     this.redis = withCommands(options.redis);
     this.keys = keyspace(options.prefix);
     this.breaker = options.breaker ?? new CircuitBreaker();
     this.random = options.random ?? Math.random;
+    this.leaseWaitMs = options.leaseWaitMs ?? timings.leaseWaitMs;
   }
 
   /** The cached answer for validated params: Redis hit, else one load per key per process. */
@@ -78,23 +94,15 @@ export class ReadThroughCache<Db> {
       raw = await this.redis.getBuffer(this.keys.value(key));
       this.breaker.success();
     } catch (error) {
-      this.breaker.failure();
-      this.options.events?.redisError?.('get', error);
+      this.redisFailed('get', error);
       return this.report(resource, await this.bypass(resource, params));
     }
-    if (raw) {
-      const entry = decodeEntry(raw);
-      return this.report(resource, {
-        status: 'HIT',
-        body: entry.body,
-        etag: entry.etag,
-        found: !isNullBody(entry.body),
-      });
-    }
+    const hit = raw ? this.decodeHit(raw) : undefined;
+    if (hit) return this.report(resource, hit);
     // In-process single-flight: concurrent misses of one key share one load.
     let pending = this.inflight.get(key);
     if (!pending) {
-      pending = this.fill(resource, params, key).finally(() => this.inflight.delete(key));
+      pending = this.fill(resource, params, key, 'read').finally(() => this.inflight.delete(key));
       this.inflight.set(key, pending);
     }
     return this.report(resource, await pending);
@@ -102,14 +110,21 @@ export class ReadThroughCache<Db> {
 
   /**
    * Loads and writes a value under the protocol, whether or not one is cached: the
-   * invalidator's refresh. An older refresh cannot overwrite a newer one: the newer one's
-   * invalidation bumped the tag versions past the older one's starting sequence.
+   * invalidator's refresh. It takes the key's lease over (an older fill in flight then loses
+   * its compare-and-set) and is itself refused when an invalidation newer than its start
+   * touched the value's tags, so an older refresh can never overwrite a newer one.
+   * Redis errors are thrown (the job retries), not turned into a bypass.
    */
-  async refresh<P, V>(resource: Resource<Db, P, V>, params: P): Promise<CacheResult> {
-    return this.fill(resource, params, resource.key(params));
+  async refresh<P, V>(resource: Resource<Db, P, V>, params: P): Promise<RefreshResult> {
+    return this.fill(resource, params, resource.key(params), 'refresh');
   }
 
-  private async fill<P, V>(resource: Resource<Db, P, V>, params: P, key: string): Promise<CacheResult> {
+  private async fill<P, V>(
+    resource: Resource<Db, P, V>,
+    params: P,
+    key: string,
+    mode: FillMode,
+  ): Promise<RefreshResult> {
     const valueKey = this.keys.value(key);
     const leaseKey = this.keys.lease(key);
     const token = randomBytes(12).toString('base64url');
@@ -117,19 +132,24 @@ export class ReadThroughCache<Db> {
     let s0: number;
     let leased: boolean;
     try {
-      // Step 1: the sequence first, then the lease; both before the load.
+      // Step 1: the sequence first, then the lease; both before the load. A refresh takes
+      // the lease unconditionally: it is newer than whatever fill holds it.
       s0 = Number((await this.redis.get(this.keys.seq)) ?? 0);
-      leased = (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs, 'NX')) === 'OK';
+      leased =
+        mode === 'refresh'
+          ? (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs)) === 'OK'
+          : (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs, 'NX')) === 'OK';
     } catch (error) {
-      this.breaker.failure();
-      this.options.events?.redisError?.('lease', error);
-      return this.bypass(resource, params);
+      if (mode === 'refresh') throw error;
+      this.redisFailed('lease', error);
+      return { ...(await this.bypass(resource, params)), cached: false };
     }
     if (!leased) {
+      this.options.events?.leaseWait?.(resource.name);
       const waited = await this.waitForOtherFill(valueKey);
-      if (waited) return waited;
+      if (waited) return { ...waited, cached: false };
       this.options.events?.fillRefused?.(resource.name, 'lease-held');
-      return this.loadOnly(resource, params, 'MISS');
+      return { ...(await this.loadOnly(resource, params, 'MISS')), cached: false };
     }
     await hooks?.afterLease?.(key);
 
@@ -150,47 +170,84 @@ export class ReadThroughCache<Db> {
     try {
       // Step 3: register the key under every tag before checking versions, so an
       // invalidation either sees this key in the set or left a version this fill sees.
-      const register = this.redis.pipeline();
-      for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
-      await execPipeline(register);
-      // Step 4: any tag invalidated after s0 means the load may predate that commit.
-      const versions = tags.length ? await this.redis.mget(tags.map((t) => this.keys.tagVersion(t))) : [];
+      if (tags.length > 0) {
+        const register = this.redis.pipeline();
+        for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
+        await execPipeline(register);
+      }
+      // Step 4: any tag invalidated after s0 (or a namespace flush) means the load may
+      // predate that commit.
+      const versions = await this.redis.mget(
+        this.keys.flushVersion,
+        ...tags.map((t) => this.keys.tagVersion(t)),
+      );
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
         await this.releaseLease(leaseKey, token);
-        return result;
+        return { ...result, cached: false };
       }
       await hooks?.beforeCas?.(key);
-      // Step 5: compare-and-set against our lease.
+      // Step 5: compare-and-set against our lease (and against a newer cached entry).
       const ttlSeconds = value === null ? resource.negativeTtlSeconds : resource.ttlSeconds;
-      const ttlMs = Math.max(1000, Math.round(ttlSeconds * 1000 * (1 - timings.ttlJitter * this.random())));
+      const ttlMs = jitteredTtlMs(ttlSeconds, this.random());
       const entry = encodeEntry({ version: s0, storedAtMs: Date.now(), etag, tags, body });
-      const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry, ttlMs);
-      if (!written) this.options.events?.fillRefused?.(resource.name, 'lease-lost');
+      const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry, ttlMs, s0);
+      if (written === 1) {
+        this.options.events?.filled?.(resource.name);
+        return { ...result, cached: true };
+      }
+      this.options.events?.fillRefused?.(resource.name, written === 2 ? 'newer-cached' : 'lease-lost');
+      return { ...result, cached: false };
     } catch (error) {
-      this.options.events?.redisError?.('fill', error);
+      if (mode === 'refresh') throw error;
+      // Fail open: the reader gets the loaded value, uncached; the failure is counted.
+      this.redisFailed('fill', error);
       this.options.events?.fillRefused?.(resource.name, 'redis-error');
+      return { ...result, cached: false };
     }
-    return result;
+  }
+
+  private decodeHit(raw: Buffer): CacheResult | undefined {
+    try {
+      const entry = decodeEntry(raw);
+      return { status: 'HIT', body: entry.body, etag: entry.etag, found: !isNullBody(entry.body) };
+    } catch (error) {
+      // An entry we cannot read (a newer or older codec during a rolling deploy): treat it
+      // as a miss, whose fill overwrites it, and count it.
+      if (error instanceof CorruptEntryError) {
+        this.options.events?.redisError?.('decode', error);
+        return undefined;
+      }
+      throw error;
+    }
+  }
+
+  private redisFailed(operation: string, error: unknown): void {
+    this.breaker.failure();
+    this.options.events?.redisError?.(operation, error);
   }
 
   private async releaseLease(leaseKey: string, token: string): Promise<void> {
     // Best effort: an unreleased lease only expires later (leaseMs); count it, do not fail the read.
     await this.redis
       .walcacheReleaseLease(leaseKey, token)
-      .catch((error) => this.options.events?.redisError?.('release', error));
+      .catch((error: unknown) => this.options.events?.redisError?.('release', error));
   }
 
   /** Another process holds the lease: give it a moment to write, then load without caching. */
   private async waitForOtherFill(valueKey: string): Promise<CacheResult | undefined> {
-    const deadline = Date.now() + timings.leaseWaitMs;
+    const deadline = Date.now() + this.leaseWaitMs;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, timings.leasePollMs));
-      const raw = await this.redis.getBuffer(valueKey).catch(() => null);
-      if (raw) {
-        const entry = decodeEntry(raw);
-        return { status: 'HIT', body: entry.body, etag: entry.etag, found: !isNullBody(entry.body) };
+      let raw: Buffer | null;
+      try {
+        raw = await this.redis.getBuffer(valueKey);
+      } catch (error) {
+        this.redisFailed('lease-wait', error);
+        return undefined;
       }
+      const hit = raw ? this.decodeHit(raw) : undefined;
+      if (hit) return hit;
     }
     return undefined;
   }
@@ -214,7 +271,7 @@ export class ReadThroughCache<Db> {
     try {
       return await resource.load(this.options.db, params);
     } catch (error) {
-      throw new SourceUnavailableError(error);
+      throw error instanceof SourceUnavailableError ? error : new SourceUnavailableError(error);
     } finally {
       this.options.events?.load?.(resource.name, performance.now() - started);
     }
@@ -224,6 +281,14 @@ export class ReadThroughCache<Db> {
     this.options.events?.outcome?.(resource.name, result.status);
     return result;
   }
+}
+
+/**
+ * A TTL shortened by up to `timings.ttlJitter` of itself, so keys filled together (after a
+ * deploy, a flush) do not all expire in the same second. Never below one second.
+ */
+export function jitteredTtlMs(ttlSeconds: number, random: number): number {
+  return Math.max(1000, Math.round(ttlSeconds * 1000 * (1 - timings.ttlJitter * random)));
 }
 
 /** ioredis pipelines report per-command errors in their result; turn the first into a throw. */

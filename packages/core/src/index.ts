@@ -7,7 +7,9 @@ export {
   execPipeline,
   type FillHooks,
   type FillRefusal,
+  jitteredTtlMs,
   ReadThroughCache,
+  type RefreshResult,
 } from './cache.ts';
 export {
   CorruptEntryError,

@@ -5,6 +5,15 @@ import { type Keyspace, resourceKeyOf } from './keys.ts';
 import { withCommands } from './scripts.ts';
 import type { Tag } from './tags.ts';
 
+/**
+ * Tags per version-marker script call. Why 500: one call is atomic and blocks Redis while it
+ * runs; 500 SET/ZADD pairs take well under a millisecond, and a job with 100 000 tags still
+ * needs only 200 round trips.
+ */
+const MARKER_BATCH = 500;
+/** Expired markers deleted per job: keeps the prune's own Redis time small and bounded. */
+const PRUNE_BATCH = 1000;
+
 export interface InvalidationResult {
   seq: number;
   /** Resource keys (`article:42`) whose values were deleted. */
@@ -13,8 +22,10 @@ export interface InvalidationResult {
 
 export interface InvalidateOptions {
   now?: () => number;
+  /** Test seam: runs after the sequence is incremented and before the version markers are written. */
+  afterIncrement?(seq: number): Promise<void> | void;
   /** Test seam: runs after the version markers are set and before the tag sets are read. */
-  afterVersions?(): Promise<void> | void;
+  afterVersions?(seq: number): Promise<void> | void;
 }
 
 /**
@@ -29,18 +40,24 @@ export async function invalidateTags(
 ): Promise<InvalidationResult> {
   const now = options.now ?? Date.now;
   const client = withCommands(redis);
-  // Step 1: a new sequence and a version marker per tag, before anything is deleted: a fill
-  // that registers itself after our SMEMBERS sees the marker and refuses to cache.
+  // Step 1: a new sequence, then a version marker per tag, before anything is deleted: a
+  // fill that registers itself after our SMEMBERS sees the marker and refuses to cache.
   const seq = await client.incr(keys.seq);
+  await options.afterIncrement?.(seq);
   if (tags.length === 0) return { seq, keys: [] };
-  const markers = client.pipeline();
   const expiresAt = now() + timings.tagVersionWindowMs;
-  for (const tag of tags) {
-    markers.set(keys.tagVersion(tag), seq);
-    markers.zadd(keys.tagVersionExpiry, expiresAt, tag);
+  for (let i = 0; i < tags.length; i += MARKER_BATCH) {
+    const batch = tags.slice(i, i + MARKER_BATCH);
+    await client.walcacheBumpTagVersions(
+      batch.length + 1,
+      keys.tagVersionExpiry,
+      ...batch.map((t) => keys.tagVersion(t)),
+      seq,
+      expiresAt,
+      ...batch,
+    );
   }
-  await execPipeline(markers);
-  await options.afterVersions?.();
+  await options.afterVersions?.(seq);
 
   // Step 2: resolve tags to keys, delete values and their leases (an in-flight fill then
   // loses its compare-and-set), and remove exactly the members read: a fill that added
@@ -55,18 +72,18 @@ export async function invalidateTags(
     for (const k of list) valueKeys.add(k);
     cleanup.srem(keys.tagSet(tags[i]!), ...list);
   });
-  // Order matters: SREM, then the lease, then the value. A fill that registered itself
-  // between our SMEMBERS and SREM lost its registration; it either wrote before the value
-  // is deleted below, or finds its lease gone and cannot write at all.
+  // Order matters: every SREM, then the leases, then the values (one connection keeps this
+  // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
+  // lease UNLINK below reaches it: it either wrote before the value UNLINK, or cannot write.
   for (const valueKey of valueKeys) {
     const resourceKey = resourceKeyOf(keys, valueKey);
     if (resourceKey) cleanup.unlink(keys.lease(resourceKey));
-    cleanup.unlink(valueKey);
   }
+  for (const valueKey of valueKeys) cleanup.unlink(valueKey);
   if (valueKeys.size > 0) await execPipeline(cleanup);
 
   // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
-  await client.walcachePruneTagVersions(keys.tagVersionExpiry, now(), `${keys.prefix}:tagv:`, 1000);
+  await client.walcachePruneTagVersions(keys.tagVersionExpiry, now(), `${keys.prefix}:tagv:`, PRUNE_BATCH);
   return {
     seq,
     keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),

@@ -16,6 +16,17 @@ export const invalidationJobSchema = z.object({
   transactions: z.number().int().positive(),
   /** When the CDC stored the job; commit → enqueued → invalidated latency is measured from these. */
   enqueuedMs: z.number().int().nonnegative(),
+  /**
+   * Keys whose refresh failed in an earlier attempt of this job. Their tag-set entries were
+   * removed by that attempt, so a retry would not find them again: the worker records them
+   * here (job.updateData) before it throws.
+   */
+  refreshKeys: z.array(z.string().min(1).max(1024)).max(100_000).optional(),
+  /**
+   * Delete only, no refresh: set on the table-wide fallback job, which must succeed whenever
+   * Redis is up (a refresh could keep failing for the reason the original job did).
+   */
+  deleteOnly: z.boolean().optional(),
 });
 
 export type InvalidationJob = z.infer<typeof invalidationJobSchema>;

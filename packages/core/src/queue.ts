@@ -5,9 +5,9 @@
 export const QUEUE_PREFIX = '{walcache}'; // the hash tag keeps BullMQ's keys on one Cluster slot
 
 export const invalidationJobOptions = {
-  // Why 8 attempts with exponential backoff from 500 ms: about two minutes of retries
-  // covers a Redis failover or a Postgres restart (refresh loads); past that the job falls
-  // back to a table-wide invalidation rather than leave a stale key.
+  // Why 8 attempts with exponential backoff from 500 ms: the retries wait 0.5+1+…+32 s, about
+  // a minute, which covers a Redis failover or a Postgres restart (refresh loads); past that
+  // the job falls back to a table-wide invalidation rather than leave a stale key.
   attempts: 8,
   backoff: { type: 'exponential', delay: 500 },
   // Completed jobs are kept an hour (for the dashboard and the auditor), failed ones a week.

@@ -2,22 +2,47 @@ import type { Redis } from 'ioredis';
 
 /**
  * Step 5 of the fill protocol: write the value only while our lease still stands. An
- * invalidation that ran during the load deleted the lease, so a stale value loses here.
- * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms
+ * invalidation that found this key deleted the lease, and a refresh that started later took
+ * it over, so a stale or older value loses here. Second guard: a cached entry whose version
+ * (the sequence its fill started at, in the `wc1 <version> …` header) is newer than ours is
+ * never overwritten, whatever the lease says.
+ * Returns 1 written, 0 lease lost, 2 a newer entry is cached.
+ * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version
  */
 const fillCasLua = `
-if redis.call('GET', KEYS[2]) == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
-  redis.call('DEL', KEYS[2])
-  return 1
+if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
+redis.call('DEL', KEYS[2])
+local current = redis.call('GET', KEYS[1])
+if current then
+  local v = tonumber(string.match(current, '^wc1 (%d+) '))
+  if v and v > tonumber(ARGV[4]) then return 2 end
 end
-return 0`;
+redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
+return 1`;
 
 /**
- * Deletes version markers whose window has passed. Markers carry no TTL on purpose: with
- * the cache Redis on `volatile-lru`, only values (which have TTLs) can be evicted, never a
- * marker a running fill still has to see. The expiry index is what bounds their number.
- * KEYS[1]=expiry zset ARGV[1]=now ms ARGV[2]=marker key prefix ARGV[3]=max per call
+ * Step 1 of an invalidation: raise each tag's version marker to `seq`, never lower it.
+ * Invalidation jobs run concurrently (several workers, several processes): a plain SET from
+ * a slow job with seq 6 landing after a fast one with seq 7 would lower the marker, and a
+ * fill that started at seq 6 would then miss the newer invalidation (a stale fill).
+ * The expiry index entry is written in the same script, so a concurrent prune can never
+ * delete a marker between its write and its expiry update.
+ * Markers carry no TTL on purpose: with the cache Redis on `volatile-lru`, only values and
+ * leases (which have TTLs) can be evicted, never a marker a running fill still has to see.
+ * KEYS[1]=expiry zset, KEYS[2..]=markers; ARGV[1]=seq ARGV[2]=expires at ms ARGV[3..]=tags
+ */
+const bumpTagVersionsLua = `
+local seq = tonumber(ARGV[1])
+for i = 2, #KEYS do
+  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[i + 1])
+  local current = tonumber(redis.call('GET', KEYS[i]))
+  if current == nil or current < seq then redis.call('SET', KEYS[i], ARGV[1]) end
+end
+return #KEYS - 1`;
+
+/**
+ * Deletes version markers whose window has passed; the expiry index is what bounds their
+ * number. KEYS[1]=expiry zset ARGV[1]=now ms ARGV[2]=marker key prefix ARGV[3]=max per call
  */
 const pruneTagVersionsLua = `
 local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
@@ -34,7 +59,15 @@ return 0`;
 
 export interface WalcacheCommands {
   walcacheReleaseLease(lease: string, token: string): Promise<number>;
-  walcacheFillCas(value: string, lease: string, token: string, entry: Buffer, ttlMs: number): Promise<number>;
+  walcacheFillCas(
+    value: string,
+    lease: string,
+    token: string,
+    entry: Buffer,
+    ttlMs: number,
+    version: number,
+  ): Promise<number>;
+  walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(
     expiryKey: string,
     nowMs: number,
@@ -48,10 +81,12 @@ export type WalcacheRedis = Redis & WalcacheCommands;
 /** Registers walcache's Lua on a client (idempotent); ioredis sends EVALSHA with EVAL fallback. */
 export function withCommands(redis: Redis): WalcacheRedis {
   const r = redis as WalcacheRedis;
-  if (typeof r.walcacheFillCas !== 'function') {
+  if (typeof r.walcacheBumpTagVersions !== 'function') {
     redis.defineCommand('walcacheFillCas', { numberOfKeys: 2, lua: fillCasLua });
     redis.defineCommand('walcacheReleaseLease', { numberOfKeys: 1, lua: releaseLeaseLua });
     redis.defineCommand('walcachePruneTagVersions', { numberOfKeys: 1, lua: pruneTagVersionsLua });
+    // Variable key count: the caller passes numkeys first.
+    redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
   }
   return r;
 }
