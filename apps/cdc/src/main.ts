@@ -1,10 +1,18 @@
-import { type Batch, CdcStream, TagMapper } from '@walcache/cdc';
+import {
+  type Batch,
+  CdcStream,
+  parseCdcEnv,
+  type SlotSyncMarker,
+  type TagLimit,
+  TagMapper,
+} from '@walcache/cdc';
 import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
 import {
   flushNamespace,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
   invalidationJobOptions,
+  invalidationJobSchema,
   jobIdForLsn,
   keyspace,
   QUEUE_PREFIX,
@@ -20,12 +28,21 @@ import {
 import { sourceTables, watchedColumns } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
+import pg from 'pg';
+
 import { createCdcMetrics } from './metrics.ts';
 
 export interface CdcOptions {
   heartbeatIntervalMs?: number;
+  lagIntervalMs?: number;
   metricsPort?: number;
-  maxTagsPerTable?: number;
+  /** One number for every table, or a function of the table (CDC_MAX_TAGS_PER_TABLE). */
+  maxTagsPerTable?: TagLimit;
+  maxTagsPerJob?: number;
+  storeTimeoutMs?: number;
+  maxBackoffMs?: number;
+  /** Test seam: awaited before each store (hold a batch while a test inspects the slot). */
+  beforeStore?(batch: Batch): Promise<void> | void;
 }
 
 export interface RunningCdc {
@@ -35,6 +52,11 @@ export interface RunningCdc {
   /** Resolves when the stream loop ends (stop, or a setup error, which it rethrows). */
   done: Promise<void>;
   close(): Promise<void>;
+}
+
+/** Redis key recording that the cache is in sync with the slot (see SlotSyncMarker). */
+export function slotMarkerKey(env: Pick<Env, 'CACHE_PREFIX' | 'SLOT_NAME'>): string {
+  return `${env.CACHE_PREFIX}:cdc:in-sync:${env.SLOT_NAME}`;
 }
 
 export async function startCdc(
@@ -53,29 +75,60 @@ export async function startCdc(
   const cacheRedis =
     env.QUEUE_REDIS_URL === env.REDIS_URL
       ? queueRedis
-      : new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1, connectionName: 'walcache-cdc-flush' });
+      : new Redis(env.REDIS_URL, {
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          connectionName: 'walcache-cdc-flush',
+        });
   if (cacheRedis !== queueRedis) cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
+  // Bootstrap, heartbeats and lag reads. Why 2 connections: a heartbeat and a lag read may
+  // overlap; the replication stream has its own connection.
+  const db = new pg.Pool({
+    connectionString: env.DATABASE_URL,
+    max: 2,
+    // Why 5 s: a restarting Postgres answers within it; a dead one fails the attempt and
+    // the stream's backoff takes over.
+    connectionTimeoutMillis: 5_000,
+    // Why 30 s: bootstrap creates a slot, which waits for running transactions to finish.
+    statement_timeout: 30_000,
+    application_name: 'walcache-cdc-admin',
+  });
+  db.on('error', (err) => logger.warn({ err }, 'idle database connection lost'));
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.debug({ err }, 'queue error'));
   const registry = createRegistry('cdc');
   const metrics = createCdcMetrics(registry);
   const keys = keyspace(env.CACHE_PREFIX);
+  const markerKey = slotMarkerKey(env);
 
   const store = async (batch: Batch) => {
-    const job: InvalidationJob = { v: 1, ...batch, enqueuedMs: Date.now() };
-    // The job id derives from the batch's last LSN: a replay after a crash that forms the
-    // same batch is deduplicated by BullMQ instead of running twice.
+    const job = invalidationJobSchema.parse({ v: 1, ...batch, enqueuedMs: Date.now() });
+    // The job id derives from the batch's last LSN: a replay after a crash that forms a batch
+    // ending at the same commit is deduplicated by BullMQ (everything up to that commit is
+    // already in a stored job) instead of running twice.
     await queue.add(INVALIDATE_JOB_NAME, job, { ...invalidationJobOptions, jobId: jobIdForLsn(batch.lsnTo) });
+  };
+
+  const slotMarker: SlotSyncMarker = {
+    get: async () => (await cacheRedis.get(markerKey)) !== null,
+    set: async () => {
+      await cacheRedis.set(markerKey, new Date().toISOString());
+    },
+    clear: async () => {
+      await cacheRedis.del(markerKey);
+    },
   };
 
   const stream = new CdcStream({
     connectionString: env.DATABASE_URL,
+    db,
     slotName: env.SLOT_NAME,
     publicationName: env.PUBLICATION_NAME,
     tables: sourceTables,
     watched: watchedColumns,
     mapper: new TagMapper(watchedColumns, new Set(sourceTables)),
     store,
+    slotMarker,
     flushCache: async (reason) => {
       const deleted = await flushNamespace(cacheRedis, keys);
       logger.warn({ reason, deleted }, 'cache namespace flushed');
@@ -83,7 +136,12 @@ export async function startCdc(
     logger,
     events: metrics.events,
     heartbeatIntervalMs: options.heartbeatIntervalMs,
+    lagIntervalMs: options.lagIntervalMs,
     maxTagsPerTable: options.maxTagsPerTable,
+    maxTagsPerJob: options.maxTagsPerJob,
+    storeTimeoutMs: options.storeTimeoutMs,
+    maxBackoffMs: options.maxBackoffMs,
+    beforeStore: options.beforeStore,
   });
   const metricsServer = await startMetricsServer(
     registry,
@@ -92,6 +150,7 @@ export async function startCdc(
       status: 'ok',
       state: stream.state,
       lastStoredLsn: stream.lastStoredLsn,
+      lag: stream.lag,
     }),
   );
   logger.info(
@@ -99,19 +158,26 @@ export async function startCdc(
     'cdc starting',
   );
   const done = stream.run();
+  let closing: Promise<void> | undefined;
   return {
     stream,
     queue,
     metricsPort: metricsServer.port,
     done,
-    async close() {
-      await stream.stop();
-      await metricsServer.close();
-      await queue.close();
-      await Promise.allSettled([
-        queueRedis.quit(),
-        cacheRedis === queueRedis ? undefined : cacheRedis.quit(),
-      ]);
+    close() {
+      closing ??= (async () => {
+        // Order: the stream first (it finishes and acks the in-flight enqueue, which needs
+        // the queue and Postgres), then what it used.
+        await stream.stop();
+        await metricsServer.close();
+        await queue.close();
+        await Promise.allSettled([
+          db.end(),
+          queueRedis.quit(),
+          cacheRedis === queueRedis ? undefined : cacheRedis.quit(),
+        ]);
+      })();
+      return closing;
     },
   };
 }
@@ -119,7 +185,19 @@ export async function startCdc(
 if (isMain(import.meta.url)) {
   const env = loadEnvOrExit();
   const logger = createLogger('cdc', { level: env.LOG_LEVEL });
-  const cdc = await startCdc(env, logger);
+  let cdcEnv: ReturnType<typeof parseCdcEnv>;
+  try {
+    cdcEnv = parseCdcEnv(process.env);
+  } catch (error) {
+    process.stderr.write(`walcache: ${error instanceof Error ? error.message : String(error)}\n`);
+    process.exit(78); // EX_CONFIG
+  }
+  const limits = cdcEnv.CDC_MAX_TAGS_PER_TABLE;
+  const cdc = await startCdc(env, logger, {
+    maxTagsPerTable: limits.of,
+    heartbeatIntervalMs: cdcEnv.CDC_HEARTBEAT_INTERVAL_MS,
+    lagIntervalMs: cdcEnv.CDC_LAG_INTERVAL_MS,
+  });
   onShutdown(logger, () => cdc.close());
   cdc.done.catch((error: unknown) => {
     logger.fatal({ err: error }, error instanceof Error ? error.message : 'cdc failed');

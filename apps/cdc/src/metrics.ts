@@ -72,16 +72,40 @@ export function createCdcMetrics(registry: Registry) {
     help: 'Last LSN whose job is stored',
     registers: r,
   });
+  const slotLagBytes = new Gauge({
+    name: 'walcache_cdc_slot_lag_bytes',
+    help: 'WAL the replication slot still holds: pg_current_wal_lsn() - confirmed_flush_lsn',
+    registers: r,
+  });
+  const slotLagSeconds = new Gauge({
+    name: 'walcache_cdc_slot_lag_seconds',
+    help: 'Age of the oldest heartbeat written to the WAL whose LSN is not yet acknowledged (0 when caught up)',
+    registers: r,
+  });
+  const cacheFlushes = new Counter({
+    name: 'walcache_cdc_cache_flushes_total',
+    help: 'Whole cache namespace flushes before streaming, by reason (created, dropped, invalidated, unverified)',
+    labelNames: ['reason'] as const,
+    registers: r,
+  });
+  const collapsed = new Counter({
+    name: 'walcache_cdc_table_invalidations_total',
+    help: 'Transactions turned into a table-wide invalidation because they changed too many rows of a table',
+    labelNames: ['table'] as const,
+    registers: r,
+  });
+  const standby = new Gauge({
+    name: 'walcache_cdc_standby',
+    help: '1 while waiting as a standby because another CDC process holds the slot',
+    registers: r,
+  });
   const lsnNumber = (lsn: string) => {
     const [hi, lo] = lsn.split('/');
     return Number.parseInt(hi ?? '0', 16) * 2 ** 32 + Number.parseInt(lo ?? '0', 16);
   };
   const events: CdcEvents = {
     connected: () => connected.set(1),
-    disconnected: () => {
-      connected.set(0);
-      reconnects.inc();
-    },
+    disconnected: () => reconnects.inc(),
     transaction: (n, t) => {
       commits.inc();
       changes.inc(n);
@@ -97,6 +121,16 @@ export function createCdcMetrics(registry: Registry) {
     acknowledged: (lsn) => lastAckedLsn.set(lsnNumber(lsn)),
     heartbeat: (lagMs) => heartbeatLag.set(Math.max(0, lagMs) / 1000),
     slotRecreated: (reason) => slotRecreations.inc({ reason }),
+    cacheFlushed: (reason) => cacheFlushes.inc({ reason }),
+    tableCollapsed: (table) => collapsed.inc({ table }),
+    slotLag: (bytes, seconds) => {
+      slotLagBytes.set(bytes);
+      slotLagSeconds.set(seconds);
+    },
+    state: (state) => {
+      standby.set(state === 'standby' ? 1 : 0);
+      if (state !== 'streaming') connected.set(0);
+    },
   };
   return { events, slotRecreations, connected };
 }

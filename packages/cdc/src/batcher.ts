@@ -3,7 +3,7 @@ import { compareLsn, epochTag, tableOfTag, tableTag } from '@walcache/core';
 
 /** One committed transaction's tags, deduplicated. */
 export interface CommittedTx {
-  tags: Set<Tag>;
+  tags: ReadonlySet<Tag>;
   /** End LSN of the commit record: what we acknowledge once the job is stored. */
   endLsn: string;
   commitMs: number;
@@ -18,35 +18,127 @@ export interface Batch {
   transactions: number;
 }
 
+/** A table's limit of tags in one transaction or job, before it collapses to `table:` + `epoch:`. */
+export type TagLimit = number | ((table: string) => number);
+
+/**
+ * Why 10 000 row tags per table: a job of 10 000 tags runs in well under a second on the
+ * invalidator, while one `epoch:` tag costs a cold cache for that table. Above it, resolving
+ * the row tags (one SMEMBERS each) costs more than refilling the table's keys.
+ */
+export const DEFAULT_MAX_TAGS_PER_TABLE = 10_000;
+
+/**
+ * Why 50 000 tags per job: the job schema accepts 100 000 (packages/core/src/job.ts); half of
+ * it keeps a job's payload (a few MB) far from Redis' limits even when many tables are each
+ * just below their own threshold.
+ */
+export const DEFAULT_MAX_TAGS_PER_JOB = 50_000;
+
+/**
+ * The job schema's limit for one tag (packages/core/src/job.ts). A longer tag (a watched
+ * column holding a long text) cannot travel in a job: its table is invalidated as a whole.
+ */
+export const MAX_TAG_LENGTH = 1024;
+
+export function limitOf(limit: TagLimit | undefined, table: string): number {
+  if (limit === undefined) return DEFAULT_MAX_TAGS_PER_TABLE;
+  return typeof limit === 'function' ? limit(table) : limit;
+}
+
+/**
+ * The tags of one transaction while it is being decoded. Per table it counts tags; once a
+ * table passes its limit it collapses to `table:` + `epoch:` and further row tags of that table
+ * are dropped at once, so a 10-million-row UPDATE holds two tags in memory, not 20 million.
+ */
+export class TxTags {
+  private readonly tags = new Set<Tag>();
+  private readonly perTable = new Map<string, number>();
+  private readonly collapsed = new Set<string>();
+  changes = 0;
+
+  constructor(private readonly limit?: TagLimit) {}
+
+  add(tag: Tag): void {
+    const table = tableOfTag(tag);
+    if (table === undefined) {
+      this.tags.add(tag);
+      return;
+    }
+    if (this.collapsed.has(table)) return;
+    if (tag.length > MAX_TAG_LENGTH) {
+      this.collapse(table);
+      return;
+    }
+    if (this.tags.has(tag)) return;
+    this.tags.add(tag);
+    const count = (this.perTable.get(table) ?? 0) + 1;
+    this.perTable.set(table, count);
+    if (count > limitOf(this.limit, table)) this.collapse(table);
+  }
+
+  /** Marks the whole table changed (TRUNCATE, an unmappable row, a schema change). */
+  collapse(table: string): void {
+    for (const tag of [...this.tags]) if (tableOfTag(tag) === table) this.tags.delete(tag);
+    this.tags.add(tableTag(table));
+    this.tags.add(epochTag(table));
+    this.collapsed.add(table);
+    this.perTable.set(table, 2);
+  }
+
+  get collapsedTables(): ReadonlySet<string> {
+    return this.collapsed;
+  }
+
+  get size(): number {
+    return this.tags.size;
+  }
+
+  toSet(): ReadonlySet<Tag> {
+    return this.tags;
+  }
+}
+
 export interface BatcherOptions {
   /** Stores a batch (enqueues the job). Must throw if it is not stored. */
   store(batch: Batch): Promise<void>;
   /** Called with the batch's last LSN once it is stored: the only place that may ack. */
   stored(lsn: string, batch: Batch): void;
+  /** Called once when a store fails: the stream must stop and resume from the slot. */
+  failed?(error: unknown): void;
   /**
-   * A table with more row tags than this in one batch becomes `epoch:` + `table:` instead:
-   * one cheap table-wide invalidation rather than millions of keys. Per table, default 10 000.
+   * A table with more tags than this in one job becomes `epoch:` + `table:` instead: one
+   * cheap table-wide invalidation rather than millions of keys. Per table.
    */
-  maxTagsPerTable?: number | ((table: string) => number);
-  /** Back-pressure: commits waiting behind the in-flight enqueue before the stream is paused. */
+  maxTagsPerTable?: TagLimit;
+  /** Above this many tags in one job, the largest tables collapse until it fits. */
+  maxTagsPerJob?: number;
+  /**
+   * Back-pressure: commits waiting behind the in-flight enqueue before `add` waits (and with
+   * it the stream, through flowControl). Why 5 000: a few MB of tags at most, and at least
+   * one store round trip's worth of commits at any realistic commit rate.
+   */
   maxPendingTransactions?: number;
 }
 
 /**
  * Group commit. An isolated commit is stored at once; commits that arrive while a store
  * is in flight are merged into the next one, so under load the job rate stays far below
- * the commit rate. Stores run one at a time and in order, so LSNs are acknowledged in order.
+ * the commit rate. Stores run one at a time and in order, so LSNs are acknowledged in order:
+ * a later batch is never acked before an earlier one is stored.
  */
 export class Batcher {
   private pending: CommittedTx[] = [];
   private inflight: Promise<void> | undefined;
   private failure: unknown;
+  private closed = false;
 
   constructor(private readonly options: BatcherOptions) {}
 
   /** Resolves when the stream may continue (back-pressure); rejects if storing failed. */
   async add(tx: CommittedTx): Promise<void> {
     if (this.failure) throw this.failure;
+    if (this.closed) return;
     this.pending.push(tx);
     if (!this.inflight) this.inflight = this.drain();
     if (this.pending.length >= (this.options.maxPendingTransactions ?? 5_000)) await this.inflight;
@@ -59,45 +151,75 @@ export class Batcher {
     if (this.failure) throw this.failure;
   }
 
+  /**
+   * After close nothing more is stored or acknowledged: a store still in flight may land in
+   * Redis (harmless, it is replayed and deduplicated) but its LSN is never reported.
+   */
+  close(): void {
+    this.closed = true;
+    this.pending = [];
+  }
+
   get pendingCount(): number {
     return this.pending.length;
   }
 
+  get busy(): boolean {
+    return this.inflight !== undefined;
+  }
+
   private async drain(): Promise<void> {
     try {
-      while (this.pending.length > 0) {
+      while (this.pending.length > 0 && !this.closed) {
         const txs = this.pending;
         this.pending = [];
         const batch = this.merge(txs);
         await this.options.store(batch);
+        if (this.closed) return;
         this.options.stored(batch.lsnTo, batch);
       }
     } catch (error) {
       // Nothing after the failed batch may be acked; the stream restarts from the slot.
       this.failure = error;
+      this.pending = [];
+      this.options.failed?.(error);
     } finally {
       this.inflight = undefined;
     }
   }
 
-  merge(txs: CommittedTx[]): Batch {
+  /** Merges transactions (in commit order) into one batch, collapsing over-large tables. */
+  merge(txs: readonly CommittedTx[]): Batch {
+    if (txs.length === 0) throw new Error('cannot merge an empty list of transactions');
     const all = new Set<Tag>();
     for (const tx of txs) for (const tag of tx.tags) all.add(tag);
-    const limit = this.options.maxTagsPerTable ?? 10_000;
     const perTable = new Map<string, number>();
     for (const tag of all) {
       const table = tableOfTag(tag);
       if (table) perTable.set(table, (perTable.get(table) ?? 0) + 1);
     }
-    for (const [table, count] of perTable) {
-      const max = typeof limit === 'function' ? limit(table) : limit;
-      if (count <= max) continue;
+    const collapse = (table: string) => {
       for (const tag of [...all]) if (tableOfTag(tag) === table) all.delete(tag);
       all.add(tableTag(table));
       all.add(epochTag(table));
+      perTable.set(table, 2);
+    };
+    for (const [table, count] of perTable) {
+      if (count > limitOf(this.options.maxTagsPerTable, table)) collapse(table);
     }
-    const first = txs[0]!;
-    const last = txs.reduce((a, b) => (compareLsn(a.endLsn, b.endLsn) >= 0 ? a : b));
+    const maxPerJob = this.options.maxTagsPerJob ?? DEFAULT_MAX_TAGS_PER_JOB;
+    // Largest tables first: the fewest table-wide invalidations that make the job fit.
+    const bySize = [...perTable.entries()].sort((a, b) => b[1] - a[1]);
+    for (const [table] of bySize) {
+      if (all.size <= maxPerJob) break;
+      collapse(table);
+    }
+    let first = txs[0] as CommittedTx;
+    let last = first;
+    for (const tx of txs) {
+      if (compareLsn(tx.endLsn, first.endLsn) < 0) first = tx;
+      if (compareLsn(tx.endLsn, last.endLsn) > 0) last = tx;
+    }
     return {
       tags: [...all],
       lsnFrom: first.endLsn,

@@ -29,7 +29,15 @@ export interface BootstrapResult {
   primaryKeys: Map<string, string[]>;
 }
 
-type Queryable = Pick<pg.Client, 'query'>;
+/** The one method the CDC needs from pg's Client or Pool (a Pool reconnects by itself). */
+export interface SqlClient {
+  query<R extends pg.QueryResultRow = pg.QueryResultRow>(
+    text: string,
+    values?: unknown[],
+  ): Promise<pg.QueryResult<R>>;
+}
+
+type Queryable = SqlClient;
 
 /** Checks wal_level and replica identities; creates the publication and the slot if missing. */
 export async function bootstrapReplication(

@@ -7,10 +7,13 @@ import { z } from 'zod';
  * error to report, not something to guess about.
  */
 export interface RelationInfo {
+  /** pg_class oid: survives a rename, so a renamed table is still recognised. */
+  relationOid?: number;
   schema: string;
   name: string;
   keyColumns: string[];
   replicaIdentity: string;
+  columns?: readonly { name: string; typeOid: number }[];
 }
 
 const tagValue = z.union([
@@ -25,13 +28,23 @@ const rowSchema = z.record(z.string(), z.unknown()).nullable();
 
 export type ChangeKind = 'insert' | 'update' | 'delete';
 
+interface SeenRelation {
+  name: string;
+  schema: string;
+  signature: string;
+}
+
 export class TagMapper {
   private readonly watched = new Map<string, string[]>();
   private primaryKeys = new Map<string, string[]>();
+  /** Relations seen in the stream by oid, kept across reconnects to notice DDL. */
+  private readonly seen = new Map<number, SeenRelation>();
+  /** oid → the tracked name it had when first seen (a renamed table keeps it). */
+  private readonly trackedOids = new Map<number, string>();
 
   constructor(
     watched: readonly WatchedColumn[],
-    /** Tables outside the publication's resources are ignored (defence in depth). */
+    /** Tables whose changes can affect a cached value; other published tables are ignored. */
     private readonly tables: ReadonlySet<string>,
   ) {
     for (const w of watched) this.watched.set(w.table, [...(this.watched.get(w.table) ?? []), w.column]);
@@ -45,13 +58,51 @@ export class TagMapper {
     this.primaryKeys = new Map(keys);
   }
 
+  /** The tracked table name a relation's changes count for, or undefined to ignore it. */
+  trackedName(relation: RelationInfo): string | undefined {
+    if (relation.schema === 'public' && this.tables.has(relation.name)) return relation.name;
+    return relation.relationOid === undefined ? undefined : this.trackedOids.get(relation.relationOid);
+  }
+
   isTracked(relation: RelationInfo): boolean {
-    return relation.schema === 'public' && this.tables.has(relation.name);
+    return this.trackedName(relation) !== undefined;
+  }
+
+  /**
+   * Records a Relation message (sent before a relation's first change and again after DDL).
+   * Returns the tracked tables a schema change touched: a renamed table, or a tracked table
+   * whose columns changed, is invalidated table-wide, because cached values built from the
+   * old shape (or under the old name) may no longer be what a fresh load returns.
+   */
+  observeRelation(relation: RelationInfo): string[] {
+    const oid = relation.relationOid;
+    if (oid === undefined) return [];
+    const signature = (relation.columns ?? []).map((c) => `${c.name}:${c.typeOid}`).join(',');
+    const previous = this.seen.get(oid);
+    this.seen.set(oid, { name: relation.name, schema: relation.schema, signature });
+    if (relation.schema === 'public' && this.tables.has(relation.name) && !this.trackedOids.has(oid)) {
+      this.trackedOids.set(oid, relation.name);
+    }
+    if (!previous) return [];
+    const touched = new Set<string>();
+    const renamed = previous.name !== relation.name || previous.schema !== relation.schema;
+    if (renamed || previous.signature !== signature) {
+      const original = this.trackedOids.get(oid);
+      if (original) touched.add(original);
+      if (relation.schema === 'public' && this.tables.has(relation.name)) touched.add(relation.name);
+      if (previous.schema === 'public' && this.tables.has(previous.name)) touched.add(previous.name);
+    }
+    return [...touched];
   }
 
   /** Tags for one row change: row tags of the old and new key, watched columns old and new, the table. */
   tagsOf(kind: ChangeKind, relation: RelationInfo, oldRow: unknown, newRow: unknown): Tag[] {
-    const table = relation.name;
+    const table = this.trackedName(relation) ?? relation.name;
+    if (table !== relation.name) {
+      // A tracked table under another name (renamed): its row tags would name a table no
+      // cached value knows; only a table-wide invalidation under its tracked name is complete.
+      return this.tagsOfTable(table);
+    }
     const tags: Tag[] = [tableTag(table)];
     const rows = [rowSchema.parse(oldRow ?? null), rowSchema.parse(newRow ?? null)].filter(
       (r): r is Record<string, unknown> => r !== null,
@@ -61,20 +112,27 @@ export class TagMapper {
     const keyColumns =
       this.primaryKeys.get(table) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns);
     for (const row of rows) {
-      if (keyColumns.length > 0 && keyColumns.every((c) => c in row)) {
+      if (keyColumns.length > 0 && keyColumns.every((c) => row[c] !== undefined)) {
         tags.push(rowTag(table, keyColumns.map((c) => String(tagValue.parse(row[c]))).join(',')));
       } else if (keyColumns.length === 0) {
         // A table without a known key: only a table-wide invalidation is sure to be complete.
         tags.push(epochTag(table));
       }
       for (const column of columns) {
-        if (column in row) tags.push(colTag(table, column, tagValue.parse(row[column])));
+        // undefined: not in this tuple (a key-only old row, or an unchanged TOASTed value
+        // without REPLICA IDENTITY FULL). The other tuple of the change carries it.
+        if (row[column] !== undefined) tags.push(colTag(table, column, tagValue.parse(row[column])));
       }
     }
     return tags;
   }
 
+  /** A change of the whole table (TRUNCATE, an unmappable row). */
   tagsOfTruncate(relation: RelationInfo): Tag[] {
-    return [tableTag(relation.name), epochTag(relation.name)];
+    return this.tagsOfTable(this.trackedName(relation) ?? relation.name);
+  }
+
+  tagsOfTable(table: string): Tag[] {
+    return [tableTag(table), epochTag(table)];
   }
 }

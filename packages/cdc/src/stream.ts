@@ -1,42 +1,124 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bigIntToLsn, lsnToBigInt } from '@walcache/core';
+import { bigIntToLsn, compareLsn, lsnToBigInt } from '@walcache/core';
 import type { Logger } from '@walcache/observability';
-import pg from 'pg';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
-import { type Batch, Batcher } from './batcher.ts';
-import { type BootstrapOptions, bootstrapReplication, CdcSetupError } from './bootstrap.ts';
+import { type Batch, Batcher, type TagLimit, TxTags } from './batcher.ts';
+import { type BootstrapOptions, bootstrapReplication, CdcSetupError, type SqlClient } from './bootstrap.ts';
 import type { TagMapper } from './changes.ts';
 
 export const HEARTBEAT_PREFIX = 'walcache.heartbeat';
 
+/**
+ * Why the cache is flushed before streaming:
+ * - `created`: a new slot (first start, or nothing proved the cache was in sync with a slot),
+ * - `dropped`: the slot the cache was in sync with is gone (dropped by hand, a failover),
+ * - `invalidated`: Postgres removed WAL the slot still needed (`max_slot_wal_keep_size`),
+ * - `unverified`: the slot exists but the cache never recorded being in sync with it (a
+ *   crash between creating a slot and finishing its flush, or the marker was evicted).
+ */
+export type SlotResetReason = 'created' | 'dropped' | 'invalidated' | 'unverified';
+
 export interface CdcEvents {
   connected?(slot: string): void;
   disconnected?(reason: string): void;
+  state?(state: CdcState): void;
   transaction?(changes: number, tags: number): void;
   stored?(batch: Batch, ms: number): void;
   acknowledged?(lsn: string): void;
+  /** Decode lag of a heartbeat message: written to the WAL → decoded here. */
   heartbeat?(lagMs: number): void;
-  slotRecreated?(reason: string): void;
+  /** WAL the slot still holds (bytes) and the age of the oldest unacknowledged heartbeat (s). */
+  slotLag?(bytes: number, seconds: number): void;
+  slotRecreated?(reason: SlotResetReason): void;
+  cacheFlushed?(reason: SlotResetReason): void;
+  tableCollapsed?(table: string): void;
+}
+
+/**
+ * Remembers, next to the cache, that the cache is in sync with the current slot. Cleared
+ * before a slot is (re)created and set only after the flush that follows, so a crash in
+ * between makes the next start flush again instead of trusting a cache that missed changes.
+ */
+export interface SlotSyncMarker {
+  get(): Promise<boolean>;
+  set(): Promise<void>;
+  clear(): Promise<void>;
 }
 
 export interface CdcStreamOptions extends BootstrapOptions {
+  /** The replication connection (a dedicated `replication=database` connection is opened from it). */
   connectionString: string;
+  /**
+   * Ordinary queries: bootstrap, heartbeats, lag. A small pg.Pool built in main.ts: it
+   * reconnects by itself after a Postgres restart.
+   */
+  db: SqlClient;
   mapper: TagMapper;
   /** Stores one batch as a job; must throw unless the job is durably in Redis. */
   store(batch: Batch): Promise<void>;
   /** Deletes every cached value: run before streaming from a new slot (changes may be lost). */
-  flushCache(reason: string): Promise<void>;
+  flushCache(reason: SlotResetReason): Promise<void>;
+  slotMarker?: SlotSyncMarker;
   logger: Logger;
   events?: CdcEvents;
-  /** How often to write a heartbeat message into the WAL (lag measurement, WAL release). */
+  /** How often to write a heartbeat message into the WAL (lag measurement, WAL release); 0 = off. */
   heartbeatIntervalMs?: number;
-  maxTagsPerTable?: number | ((table: string) => number);
+  /** How often to read the slot's lag in bytes from Postgres; 0 = off. */
+  lagIntervalMs?: number;
+  maxTagsPerTable?: TagLimit;
+  maxTagsPerJob?: number;
+  /** A store that takes longer fails (not acked, replayed after a reconnect). */
+  storeTimeoutMs?: number;
+  /** No message at all (data or keepalive) for this long: the connection is presumed dead. */
+  idleTimeoutMs?: number;
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
+  /** Test seam: awaited before each store, to hold a batch while a test inspects the slot. */
+  beforeStore?(batch: Batch): Promise<void> | void;
 }
 
 export type CdcState = 'starting' | 'streaming' | 'standby' | 'reconnecting' | 'stopped';
+
+/** Named timings of the stream, each with the reason for its value. */
+export const streamTimings = {
+  /** 10 s: lag resolution an operator can alert on, one tiny WAL record per beat. */
+  heartbeatIntervalMs: 10_000,
+  /** 5 s: a Prometheus scrape interval; the query is a single catalog read. */
+  lagIntervalMs: 5_000,
+  /**
+   * 15 s: far above a healthy enqueue (a millisecond) and above ioredis' reconnect of a
+   * restarting Redis, yet a Redis that accepts the connection but never answers cannot hold
+   * the stream, or a shutdown, forever. A timed-out batch is not acked and is replayed.
+   */
+  storeTimeoutMs: 15_000,
+  /**
+   * 90 s: Postgres asks for a reply every wal_sender_timeout/2 (30 s by default) and our own
+   * heartbeat writes a message every 10 s, so silence this long means a dead connection
+   * without a TCP error (a network partition).
+   */
+  idleTimeoutMs: 90_000,
+  /** 200 ms first retry: a Postgres restart is usually back within a second. */
+  minBackoffMs: 200,
+  /** 5 s cap: a standby should take over within seconds of the active CDC dying. */
+  maxBackoffMs: 5_000,
+  /** A connection that streamed this long was healthy: the next failure starts backoff over. */
+  healthyAfterMs: 30_000,
+  /** Graceful stop: how long the in-flight enqueue may take before it is abandoned (not acked);
+   * with closeConnectionMs it stays inside onShutdown's 15 s deadline. */
+  stopFlushMs: 8_000,
+  /** Closing the replication connection; a dead socket must not hang the exit. */
+  closeConnectionMs: 5_000,
+  /** Heartbeats remembered for the lag-in-seconds gauge (the oldest are what matter). */
+  maxPendingBeats: 1_000,
+} as const;
+
+interface Session {
+  service: LogicalReplicationService;
+  batcher: Batcher;
+  tx: TxTags | undefined;
+  lastMessageMs: number;
+}
 
 /**
  * The WAL reader. Owns the reconnect loop: on any failure (Postgres restart, network drop,
@@ -46,15 +128,18 @@ export type CdcState = 'starting' | 'streaming' | 'standby' | 'reconnecting' | '
  */
 export class CdcStream {
   state: CdcState = 'starting';
+  /** Last LSN whose job is stored (and so acknowledged). */
   lastStoredLsn: string | null = null;
   lastReceivedLsn: string | null = null;
+  /** Last slot lag read from Postgres, for /healthz and /ops. */
+  lag: { bytes: number; seconds: number } | null = null;
   private stopping = false;
-  private service: LogicalReplicationService | undefined;
-  private batcher: Batcher | undefined;
-  private heartbeatTimer: NodeJS.Timeout | undefined;
+  private session: Session | undefined;
+  private timers: NodeJS.Timeout[] = [];
   private wake: (() => void) | undefined;
   private readonly done: Promise<void>;
   private resolveDone!: () => void;
+  private pendingBeats: { lsn: bigint; sentMs: number }[] = [];
 
   constructor(private readonly options: CdcStreamOptions) {
     this.done = new Promise((r) => {
@@ -64,8 +149,9 @@ export class CdcStream {
 
   /** Runs until stop(); never throws for a recoverable failure, only for a setup error. */
   async run(): Promise<void> {
-    let backoff = this.options.minBackoffMs ?? 200;
-    const log = this.options.logger;
+    const o = this.options;
+    const minBackoff = o.minBackoffMs ?? streamTimings.minBackoffMs;
+    let backoff = minBackoff;
     try {
       while (!this.stopping) {
         const startedAt = Date.now();
@@ -77,243 +163,405 @@ export class CdcStream {
           const message = error instanceof Error ? error.message : String(error);
           if (/replication slot .* is active/i.test(message)) {
             if (this.state !== 'standby')
-              log.info(
-                { slot: this.options.slotName },
+              o.logger.info(
+                { slot: o.slotName },
                 'slot is in use by another CDC process; waiting as standby',
               );
-            this.state = 'standby';
+            this.setState('standby');
           } else {
-            this.state = 'reconnecting';
-            log.warn({ err: error }, 'replication stream failed; reconnecting');
+            this.setState('reconnecting');
+            o.logger.warn({ err: error }, 'replication stream failed; reconnecting');
+            o.events?.disconnected?.(message);
           }
-          this.options.events?.disconnected?.(message);
         }
         if (this.stopping) break;
-        if (Date.now() - startedAt > 30_000) backoff = this.options.minBackoffMs ?? 200;
+        if (Date.now() - startedAt > streamTimings.healthyAfterMs) backoff = minBackoff;
         await this.sleep(backoff);
-        // Why capped at 5 s: a standby should take over within seconds of the active CDC dying.
-        backoff = Math.min(backoff * 2, this.options.maxBackoffMs ?? 5_000);
+        backoff = Math.min(backoff * 2, o.maxBackoffMs ?? streamTimings.maxBackoffMs);
       }
     } finally {
-      this.state = 'stopped';
+      this.clearTimers();
+      this.setState('stopped');
       this.resolveDone();
     }
   }
 
-  /** Stops reading, stores the in-flight batch, acknowledges it, and closes the stream. */
+  /**
+   * Stops reading, stores the in-flight batch and acknowledges it, closes the stream. A store
+   * that hangs is abandoned after `stopFlushMs` without an ack: it is replayed on the next start.
+   */
   async stop(): Promise<void> {
+    const log = this.options.logger;
     this.stopping = true;
     this.wake?.();
-    clearInterval(this.heartbeatTimer);
-    const service = this.service;
-    if (service) {
-      // Pause reading first, then let the batcher store and ack what was received.
-      (
-        service as unknown as { _connection?: { stream?: { pause?(): void } } }
-      )._connection?.stream?.pause?.();
-      await this.batcher
-        ?.flush()
-        .catch((error) =>
-          this.options.logger.warn({ err: error }, 'final store failed; it will be replayed'),
-        );
-      await service.stop().catch(() => {});
+    this.clearTimers();
+    const session = this.session;
+    if (session) {
+      // From here the data handler ignores messages: what was received but not committed
+      // to the batcher is replayed from the slot by the next start.
+      try {
+        await withTimeout(session.batcher.flush(), streamTimings.stopFlushMs, 'final store');
+      } catch (error) {
+        log.warn({ err: error }, 'final store did not finish; it will be replayed from the slot');
+      }
+      session.batcher.close();
+      await this.closeService(session.service);
     }
     await this.done;
   }
 
+  private setState(state: CdcState): void {
+    if (this.state === state) return;
+    this.state = state;
+    this.options.events?.state?.(state);
+  }
+
+  private clearTimers(): void {
+    for (const t of this.timers) clearInterval(t);
+    this.timers = [];
+  }
+
+  private async closeService(service: LogicalReplicationService): Promise<void> {
+    try {
+      await withTimeout(
+        service.stop(),
+        streamTimings.closeConnectionMs,
+        'closing the replication connection',
+      );
+    } catch (error) {
+      this.options.logger.warn({ err: error }, 'replication connection did not close cleanly');
+    }
+  }
+
   private async sleep(ms: number): Promise<void> {
-    await Promise.race([sleep(ms), new Promise<void>((r) => (this.wake = r))]);
+    const ac = new AbortController();
+    await Promise.race([
+      sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined),
+      new Promise<void>((r) => {
+        this.wake = r;
+      }),
+    ]);
+    ac.abort();
+  }
+
+  /**
+   * Acknowledges exactly `lsn` as flushed. pg-logical-replication reports `lsn + 1`; Postgres
+   * resumes decoding at the confirmed LSN and skips a transaction whose commit record starts
+   * before it, and the next commit record may start exactly at this commit's end. Reporting
+   * `end + 1` would let a crash lose that next transaction, so we pass `lsn - 1`.
+   */
+  private ack(service: LogicalReplicationService, lsn: string): void {
+    const exact = bigIntToLsn(lsnToBigInt(lsn) - 1n);
+    void service.acknowledge(exact).then(
+      (sent) => {
+        if (sent) this.options.events?.acknowledged?.(lsn);
+      },
+      (error: unknown) => this.options.logger.warn({ err: error, lsn }, 'acknowledgement not sent'),
+    );
   }
 
   private async streamOnce(): Promise<void> {
     const o = this.options;
-    const admin = new pg.Client({
-      connectionString: o.connectionString,
-      application_name: 'walcache-cdc-admin',
-    });
-    admin.on('error', () => {});
-    await admin.connect();
-    let confirmed: string | null;
-    try {
-      confirmed = await this.prepareSlot(admin);
-    } finally {
-      await admin.end().catch(() => {});
-    }
-    this.lastStoredLsn = confirmed;
+    const confirmed = await this.prepareSlot();
+    if (this.stopping) return;
+    if (confirmed && (!this.lastStoredLsn || compareLsn(confirmed, this.lastStoredLsn) > 0))
+      this.lastStoredLsn = confirmed;
+    // What this connection may acknowledge: the slot's own position, then stored batches.
+    let ackable: string | null = confirmed;
 
     let failure: unknown;
     const service = new LogicalReplicationService(
       { connectionString: o.connectionString, application_name: 'walcache-cdc' },
       // timeoutSeconds 0: the library's timer would ack the last *received* LSN (#174).
+      // flowControl: a slow handler pauses the socket instead of buffering without bound.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },
     );
+    const fail = (error: unknown) => {
+      if (this.stopping) return;
+      failure ??= error;
+      void this.closeService(service);
+    };
+    const storeTimeoutMs = o.storeTimeoutMs ?? streamTimings.storeTimeoutMs;
     const batcher = new Batcher({
       maxTagsPerTable: o.maxTagsPerTable,
+      maxTagsPerJob: o.maxTagsPerJob,
       store: async (batch) => {
+        await o.beforeStore?.(batch);
         if (batch.tags.length === 0) return;
         const started = performance.now();
-        await o.store(batch);
+        await withTimeout(o.store(batch), storeTimeoutMs, 'storing the invalidation job');
         o.events?.stored?.(batch, performance.now() - started);
       },
       stored: (lsn) => {
-        this.lastStoredLsn = lsn;
-        void service.acknowledge(lsn).then(() => o.events?.acknowledged?.(lsn));
+        if (!this.lastStoredLsn || compareLsn(lsn, this.lastStoredLsn) > 0) this.lastStoredLsn = lsn;
+        ackable = lsn;
+        this.ack(service, lsn);
       },
+      // A failed store stops this connection at once: its transactions are replayed from the
+      // slot, and nothing after them may be acked in the meantime.
+      failed: (error) => fail(error),
     });
-    this.service = service;
-    this.batcher = batcher;
+    const session: Session = { service, batcher, tx: undefined, lastMessageMs: Date.now() };
+    this.session = session;
 
-    let tx: { tags: Set<string>; changes: number } | undefined;
     service.on('data', async (lsn: string, message: Pgoutput.Message) => {
+      session.lastMessageMs = Date.now();
+      if (this.stopping || failure) return;
       this.lastReceivedLsn = lsn;
-      switch (message.tag) {
-        case 'begin':
-          tx = { tags: new Set(), changes: 0 };
-          return;
-        case 'insert':
-        case 'update':
-        case 'delete': {
-          if (!tx || !o.mapper.isTracked(message.relation)) return;
-          const oldRow = message.tag === 'insert' ? null : (message.old ?? message.key);
-          const newRow = message.tag === 'delete' ? null : message.new;
-          let tags: string[];
-          try {
-            tags = o.mapper.tagsOf(message.tag, message.relation, oldRow, newRow);
-          } catch (error) {
-            // A row we cannot map must still invalidate: fall back to the whole table.
-            o.logger.warn(
-              { err: error, table: message.relation.name },
-              'unmappable row change; invalidating the whole table',
-            );
-            tags = o.mapper.tagsOfTruncate(message.relation);
-          }
-          for (const tag of tags) tx.tags.add(tag);
-          tx.changes += 1;
-          return;
-        }
-        case 'truncate':
-          if (!tx) return;
-          for (const relation of message.relations) {
-            if (o.mapper.isTracked(relation))
-              for (const tag of o.mapper.tagsOfTruncate(relation)) tx.tags.add(tag);
-          }
-          tx.changes += 1;
-          return;
-        case 'commit': {
-          const current = tx ?? { tags: new Set<string>(), changes: 0 };
-          tx = undefined;
-          o.events?.transaction?.(current.changes, current.tags.size);
-          // Empty transactions go through the batcher too: their LSN is acked in order.
-          await batcher.add({
-            tags: current.tags,
-            endLsn: normalizeLsn(message.commitEndLsn ?? lsn),
-            // commitTime is a BigInt of microseconds since the Unix epoch.
-            commitMs: Number((message.commitTime as bigint) / 1000n),
-          });
-          return;
-        }
-        case 'message':
-          if (message.prefix === HEARTBEAT_PREFIX && !message.transactional) {
-            const sent = Number(Buffer.from(message.content).toString('utf8'));
-            if (Number.isFinite(sent)) o.events?.heartbeat?.(Date.now() - sent);
-            await batcher.add({
-              tags: new Set(),
-              endLsn: normalizeLsn(message.messageLsn ?? lsn),
-              commitMs: Date.now(),
-            });
-          }
-          return;
-        default:
-          return;
-      }
+      await this.handle(session, message, lsn);
     });
-    service.on('heartbeat', async (_lsn: string, _ts: number, shouldRespond: boolean) => {
+    service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
+      session.lastMessageMs = Date.now();
       // Answer keepalives with the last *stored* LSN, never the last received one.
-      if (shouldRespond && this.lastStoredLsn) await service.acknowledge(this.lastStoredLsn);
+      if (shouldRespond && ackable && !this.stopping) this.ack(service, ackable);
     });
-    service.on('error', (error: Error) => {
-      failure ??= error;
-      void service.stop();
-    });
+    service.on('error', (error: Error) => fail(error));
     service.on('start', () => {
-      this.state = 'streaming';
+      if (this.stopping) {
+        // stop() raced the connect: it found no connection to close, so close it here.
+        void this.closeService(service);
+        return;
+      }
+      this.setState('streaming');
       o.logger.info({ slot: o.slotName, lsn: confirmed }, 'streaming changes');
       o.events?.connected?.(o.slotName);
+      this.startTimers(session, fail);
     });
 
-    this.startHeartbeat();
     try {
       const plugin = new PgoutputPlugin({
         protoVersion: 1,
         publicationNames: [o.publicationName],
         messages: true,
       });
+      if (this.stopping) return;
       await service.subscribe(plugin, o.slotName);
+    } catch (error) {
+      failure ??= error;
     } finally {
-      clearInterval(this.heartbeatTimer);
-      this.service = undefined;
+      this.clearTimers();
+      // Let a store still in flight settle (bounded by its timeout) before the next
+      // connection starts, so two connections never ack concurrently.
+      if (!this.stopping) {
+        batcher.close();
+        await batcher.flush().catch(() => undefined);
+      }
+      if (this.session === session) this.session = undefined;
     }
     if (!this.stopping) throw failure ?? new Error('replication stream ended');
   }
 
-  /** Creates what is missing; a new or recreated slot means changes may have been missed. */
-  private async prepareSlot(admin: pg.Client): Promise<string | null> {
+  private async handle(session: Session, message: Pgoutput.Message, lsn: string): Promise<void> {
     const o = this.options;
-    const { rows } = await admin.query<{ wal_status: string | null; active_pid: number | null }>(
-      'select wal_status, active_pid from pg_replication_slots where slot_name = $1',
+    switch (message.tag) {
+      case 'begin':
+        session.tx = new TxTags(o.maxTagsPerTable);
+        return;
+      case 'relation': {
+        for (const table of o.mapper.observeRelation(message)) {
+          o.logger.warn(
+            { table, relation: message.name },
+            'schema change on a tracked table; invalidating it',
+          );
+          session.tx?.collapse(table);
+        }
+        return;
+      }
+      case 'insert':
+      case 'update':
+      case 'delete': {
+        const tx = session.tx;
+        if (!tx || !o.mapper.isTracked(message.relation)) return;
+        const oldRow = message.tag === 'insert' ? null : (message.old ?? message.key);
+        const newRow = message.tag === 'delete' ? null : message.new;
+        const table = o.mapper.trackedName(message.relation) ?? message.relation.name;
+        tx.changes += 1;
+        if (tx.collapsedTables.has(table)) return;
+        let tags: string[];
+        try {
+          tags = o.mapper.tagsOf(message.tag, message.relation, oldRow, newRow);
+        } catch (error) {
+          // A row we cannot map must still invalidate: fall back to the whole table.
+          o.logger.warn({ err: error, table }, 'unmappable row change; invalidating the whole table');
+          tx.collapse(table);
+          return;
+        }
+        for (const tag of tags) tx.add(tag);
+        if (tx.collapsedTables.has(table)) o.events?.tableCollapsed?.(table);
+        return;
+      }
+      case 'truncate': {
+        const tx = session.tx;
+        if (!tx) return;
+        for (const relation of message.relations) {
+          if (!relation || !o.mapper.isTracked(relation)) continue;
+          tx.collapse(o.mapper.trackedName(relation) ?? relation.name);
+        }
+        tx.changes += 1;
+        return;
+      }
+      case 'commit': {
+        const current = session.tx ?? new TxTags(o.maxTagsPerTable);
+        session.tx = undefined;
+        o.events?.transaction?.(current.changes, current.size);
+        // Empty transactions go through the batcher too: their LSN is acked in order.
+        await session.batcher.add({
+          tags: current.toSet(),
+          endLsn: normalizeLsn(message.commitEndLsn ?? lsn),
+          // commitTime is a BigInt of microseconds since the Unix epoch.
+          commitMs: Number((message.commitTime as bigint) / 1000n),
+        });
+        return;
+      }
+      case 'message':
+        if (message.prefix === HEARTBEAT_PREFIX && !message.transactional) {
+          const sent = Number(Buffer.from(message.content).toString('utf8'));
+          if (Number.isFinite(sent)) o.events?.heartbeat?.(Date.now() - sent);
+          // Acked in order like a commit: it lets the slot advance while our tables are idle.
+          await session.batcher.add({
+            tags: new Set(),
+            endLsn: normalizeLsn(message.messageLsn ?? lsn),
+            commitMs: Number.isFinite(sent) ? sent : Date.now(),
+          });
+        }
+        return;
+      default:
+        return;
+    }
+  }
+
+  /** Heartbeats, lag reads and the idle watchdog: only while this connection streams. */
+  private startTimers(session: Session, fail: (error: unknown) => void): void {
+    const o = this.options;
+    const heartbeatMs = o.heartbeatIntervalMs ?? streamTimings.heartbeatIntervalMs;
+    if (heartbeatMs > 0) {
+      const beat = async () => {
+        try {
+          const sentMs = Date.now();
+          const { rows } = await o.db.query<{ lsn: string }>(
+            'select pg_logical_emit_message(false, $1, $2)::text as lsn',
+            [HEARTBEAT_PREFIX, String(sentMs)],
+          );
+          const lsn = rows[0]?.lsn;
+          if (lsn && this.pendingBeats.length < streamTimings.maxPendingBeats)
+            this.pendingBeats.push({ lsn: lsnToBigInt(lsn), sentMs });
+        } catch (error) {
+          // Not fatal: a missed beat only delays lag data. The stream's own failure handling
+          // notices a dead Postgres.
+          o.logger.warn({ err: error }, 'heartbeat failed');
+        }
+      };
+      this.timers.push(setInterval(() => void beat(), heartbeatMs));
+      void beat();
+    }
+    const lagMs = o.lagIntervalMs ?? streamTimings.lagIntervalMs;
+    if (lagMs > 0) {
+      const read = async () => {
+        try {
+          const { rows } = await o.db.query<{ bytes: string | null }>(
+            `select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as bytes
+             from pg_replication_slots where slot_name = $1`,
+            [o.slotName],
+          );
+          const bytes = Math.max(0, Number(rows[0]?.bytes ?? 0));
+          const seconds = this.lagSeconds();
+          this.lag = { bytes, seconds };
+          o.events?.slotLag?.(bytes, seconds);
+        } catch (error) {
+          o.logger.warn({ err: error }, 'reading the slot lag failed');
+        }
+      };
+      this.timers.push(setInterval(() => void read(), lagMs));
+      void read();
+    }
+    const idleMs = o.idleTimeoutMs ?? streamTimings.idleTimeoutMs;
+    if (idleMs > 0) {
+      this.timers.push(
+        setInterval(
+          () => {
+            if (Date.now() - session.lastMessageMs > idleMs)
+              fail(new Error(`no message from Postgres for ${idleMs} ms; reconnecting`));
+          },
+          Math.min(idleMs, 5_000),
+        ),
+      );
+    }
+    for (const t of this.timers) t.unref();
+  }
+
+  /** Age of the oldest heartbeat written but not yet acknowledged: lag in seconds, end to end. */
+  private lagSeconds(): number {
+    const stored = this.lastStoredLsn ? lsnToBigInt(this.lastStoredLsn) : -1n;
+    this.pendingBeats = this.pendingBeats.filter((b) => b.lsn > stored);
+    const oldest = this.pendingBeats[0];
+    return oldest ? Math.max(0, Date.now() - oldest.sentMs) / 1000 : 0;
+  }
+
+  /** Creates what is missing; a new or recreated slot means changes may have been missed. */
+  private async prepareSlot(): Promise<string | null> {
+    const o = this.options;
+    const { rows } = await o.db.query<{ wal_status: string | null }>(
+      'select wal_status from pg_replication_slots where slot_name = $1',
       [o.slotName],
     );
-    if (rows[0]?.wal_status === 'lost') {
+    const existing = rows[0];
+    let inSync = o.slotMarker ? await o.slotMarker.get() : true;
+    let reason: SlotResetReason | undefined;
+    if (existing?.wal_status === 'lost') {
+      reason = 'invalidated';
+      await o.slotMarker?.clear();
       o.logger.error(
         { slot: o.slotName },
-        'replication slot was invalidated (WAL removed); recreating it and flushing the cache',
+        'replication slot was invalidated (WAL removed before it was read); recreating it and flushing the whole cache',
       );
-      await admin.query('select pg_drop_replication_slot($1)', [o.slotName]);
-      o.events?.slotRecreated?.('invalidated');
+      await o.db.query('select pg_drop_replication_slot($1)', [o.slotName]);
+    } else if (!existing) {
+      // Cleared before the slot exists: a crash before the flush below makes the next start flush.
+      await o.slotMarker?.clear();
     }
-    const result = await bootstrapReplication(admin, o);
+    const result = await bootstrapReplication(o.db, o);
     o.mapper.setPrimaryKeys(result.primaryKeys);
     if (result.slotCreated) {
-      const reason = rows[0] ? 'slot invalidated' : 'slot created';
-      if (rows[0])
-        o.logger.error(
-          { slot: o.slotName },
-          'replication slot recreated: flushing the whole cache before streaming',
-        );
-      else
+      reason ??= o.slotMarker && inSync ? 'dropped' : 'created';
+      inSync = false;
+      if (reason === 'created')
         o.logger.warn(
           { slot: o.slotName },
           'replication slot created: flushing the cache namespace before streaming',
         );
-      await o.flushCache(reason);
+      else
+        o.logger.error(
+          { slot: o.slotName, reason },
+          'replication slot was lost and is recreated: changes may have been missed, flushing the whole cache before streaming',
+        );
+      o.events?.slotRecreated?.(reason);
+    } else if (!inSync) {
+      reason = 'unverified';
+      o.logger.warn(
+        { slot: o.slotName },
+        'the cache never recorded being in sync with this slot: flushing it before streaming',
+      );
     }
-    return result.confirmedFlushLsn;
+    if (reason) {
+      await o.flushCache(reason);
+      o.events?.cacheFlushed?.(reason);
+      await o.slotMarker?.set();
+    }
+    return result.confirmedFlushLsn ? normalizeLsn(result.confirmedFlushLsn) : null;
   }
+}
 
-  private startHeartbeat(): void {
-    const interval = this.options.heartbeatIntervalMs ?? 10_000;
-    if (interval <= 0) return;
-    clearInterval(this.heartbeatTimer);
-    const beat = async () => {
-      const client = new pg.Client({
-        connectionString: this.options.connectionString,
-        application_name: 'walcache-heartbeat',
-      });
-      client.on('error', () => {});
-      try {
-        await client.connect();
-        await client.query('select pg_logical_emit_message(false, $1, $2)', [
-          HEARTBEAT_PREFIX,
-          String(Date.now()),
-        ]);
-      } catch (error) {
-        this.options.logger.debug({ err: error }, 'heartbeat failed');
-      } finally {
-        await client.end().catch(() => {});
-      }
-    };
-    this.heartbeatTimer = setInterval(() => void beat(), interval);
-    this.heartbeatTimer.unref();
+async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
   }
 }
 
