@@ -1,3 +1,4 @@
+import { Auditor, type AuditorOptions, registerOpsCollectors } from '@walcache/auditor';
 import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
 import {
   type AnyResource,
@@ -32,6 +33,8 @@ export interface RunningInvalidator {
 }
 
 export interface InvalidatorOptions {
+  /** The consistency auditor's pace; false turns it off (default: on, see @walcache/auditor). */
+  auditor?: AuditorOptions | false;
   metricsPort?: number;
   /** The deployment's resource registry; tests substitute resources (e.g. a failing load). */
   resourceForKey?: (key: string) => AnyResource<Db> | undefined;
@@ -67,6 +70,25 @@ export async function startInvalidator(
   const cache = new ReadThroughCache({ redis: cacheRedis, db, prefix: env.CACHE_PREFIX });
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: workerRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.warn({ err }, 'queue error'));
+  // Queue counts and the slot's Postgres-side state on /metrics, and the consistency auditor.
+  registerOpsCollectors(registry, { queue, db, slotName: env.SLOT_NAME, logger });
+  const auditor =
+    options.auditor === false
+      ? undefined
+      : new Auditor(
+          {
+            cacheRedis,
+            statsRedis: workerRedis,
+            db,
+            queue,
+            cachePrefix: env.CACHE_PREFIX,
+            slotName: env.SLOT_NAME,
+            logger,
+            registry,
+          },
+          options.auditor,
+        );
+  auditor?.start();
   const deps = {
     redis: cacheRedis,
     keys,
@@ -149,6 +171,7 @@ export async function startInvalidator(
     queue,
     metricsPort: metricsServer.port,
     async close() {
+      await auditor?.stop();
       // worker.close() waits for the jobs in progress to finish before resolving.
       await worker.close();
       await queue.close();

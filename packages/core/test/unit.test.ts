@@ -1,0 +1,94 @@
+/** Pure functions of the cache engine: codec, TTL jitter, breaker, tags. No servers needed. */
+import { describe, expect, it } from 'vitest';
+import {
+  CircuitBreaker,
+  CorruptEntryError,
+  decodeEntry,
+  encodeEntry,
+  epochTag,
+  etagOf,
+  isNullBody,
+  jitteredTtlMs,
+  NULL_BODY,
+  rowTag,
+  tableOfTag,
+  timings,
+  withEpochTags,
+} from '../src/index.ts';
+
+describe('codec', () => {
+  it('round-trips the header and keeps the body bytes exactly', () => {
+    const body = Buffer.from(JSON.stringify({ id: '1', title: 'héllo\nworld', tags: ['a b'] }));
+    const tags = ['row:articles:1', 'col:tags:name:a b', 'epoch:articles'];
+    const decoded = decodeEntry(encodeEntry({ version: 42, storedAtMs: 1700000000000, tags, body }));
+    expect(decoded.version).toBe(42);
+    expect(decoded.storedAtMs).toBe(1700000000000);
+    expect(decoded.tags).toEqual(tags);
+    expect(decoded.etag).toBe(etagOf(body));
+    expect(decoded.body.equals(body)).toBe(true);
+  });
+
+  it('marks a cached "not found" and rejects foreign entries', () => {
+    const entry = decodeEntry(encodeEntry({ version: 1, storedAtMs: 0, tags: [], body: NULL_BODY }));
+    expect(isNullBody(entry.body)).toBe(true);
+    expect(() => decodeEntry(Buffer.from('{"plain":"json"}'))).toThrow(CorruptEntryError);
+    expect(() => decodeEntry(Buffer.from('wc1 1 0 "e" 2\nonly-one-tag'))).toThrow(CorruptEntryError);
+  });
+});
+
+describe('TTL jitter', () => {
+  it('shortens a TTL by at most the jitter fraction and never below a second', () => {
+    expect(jitteredTtlMs(600, 0)).toBe(600_000);
+    expect(jitteredTtlMs(600, 0.999999)).toBeGreaterThanOrEqual(600_000 * (1 - timings.ttlJitter));
+    expect(jitteredTtlMs(600, 0.5)).toBeLessThan(600_000);
+    expect(jitteredTtlMs(1, 1)).toBe(1000);
+  });
+
+  it('spreads keys filled together over the jitter window', () => {
+    const ttls = new Set(Array.from({ length: 100 }, (_, i) => jitteredTtlMs(3600, i / 100)));
+    expect(ttls.size).toBe(100);
+  });
+});
+
+describe('circuit breaker', () => {
+  it('opens after the threshold, lets one probe through after the cooldown, closes on success', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ failureThreshold: 3, cooldownMs: 1000, now: () => now });
+    breaker.failure();
+    breaker.failure();
+    expect(breaker.allow()).toBe(true);
+    breaker.failure();
+    expect(breaker.state).toBe('open');
+    expect(breaker.allow()).toBe(false);
+    now = 1000;
+    expect(breaker.allow()).toBe(true); // the probe
+    expect(breaker.allow()).toBe(false); // only one at a time
+    breaker.success();
+    expect(breaker.state).toBe('closed');
+    expect(breaker.allow()).toBe(true);
+  });
+
+  it('a failed probe reopens it for another cooldown', () => {
+    let now = 0;
+    const breaker = new CircuitBreaker({ failureThreshold: 1, cooldownMs: 1000, now: () => now });
+    breaker.failure();
+    now = 1500;
+    expect(breaker.allow()).toBe(true);
+    breaker.failure();
+    expect(breaker.state).toBe('open');
+    now = 2000;
+    expect(breaker.allow()).toBe(false);
+    now = 2500;
+    expect(breaker.allow()).toBe(true);
+  });
+});
+
+describe('tags', () => {
+  it('adds the epoch tag of every table a value depends on', () => {
+    expect(
+      withEpochTags([rowTag('articles', 1), 'col:comments:article_id:1', rowTag('articles', 1)]),
+    ).toEqual(['row:articles:1', 'epoch:articles', 'col:comments:article_id:1', 'epoch:comments']);
+    expect(tableOfTag(epochTag('users'))).toBe('users');
+    expect(tableOfTag('nonsense')).toBeUndefined();
+  });
+});
