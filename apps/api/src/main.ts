@@ -6,6 +6,7 @@ import { createLogger, createRegistry, isMain, type Logger, onShutdown } from '@
 import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import { createApiMetrics } from './metrics.ts';
+import { createOps } from './ops/index.ts';
 
 export interface RunningApi {
   url: string;
@@ -53,7 +54,10 @@ export async function startApi(
     events: metrics.cacheEvents,
     breaker,
   });
-  const app = createApp({ cache, db, redis, registry, metrics, logger });
+  // Ops routes (/ops/status, /ops/queues) exist only when OPS_TOKEN is set.
+  const ops = env.OPS_TOKEN ? createOps({ ...env, OPS_TOKEN: env.OPS_TOKEN }, { db, registry, logger }) : undefined;
+  const app = createApp({
+    ops: ops?.app, cache, db, redis, registry, metrics, logger });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s));
@@ -72,6 +76,7 @@ export async function startApi(
     async close() {
       // Stop accepting, let in-flight requests finish, then close the clients they use.
       await new Promise<void>((resolve) => server.close(() => resolve()));
+      await ops?.close();
       await Promise.allSettled([pool.end(), redis.quit()]);
     },
   };

@@ -1,9 +1,11 @@
 /** The static side of the resource declarations: what the CDC is configured with, and the tags each value declares. */
+import type { AnyResource } from '@walcache/core';
 import { describe, expect, it } from 'vitest';
 import {
   type ArticleDetail,
   articleDetail,
   articleList,
+  type Db,
   resourceForKey,
   resources,
   sourceTables,
@@ -53,7 +55,7 @@ describe('resources', () => {
   it('every key maps back to its resource, and refresh-policy keys to their params', () => {
     const names = new Set(resources.map((r) => r.name));
     expect(names.size).toBe(resources.length);
-    for (const r of resources) {
+    for (const r of resources as readonly AnyResource<Db>[]) {
       const key = r.key(r.params.parse({ id: '5' }));
       expect(resourceForKey(key)).toBe(r);
       if (r.policy === 'refresh') expect(r.paramsFromKey?.(key)).toBeDefined();
