@@ -55,9 +55,18 @@ export async function startApi(
     breaker,
   });
   // Ops routes (/ops/status, /ops/queues) exist only when OPS_TOKEN is set.
-  const ops = env.OPS_TOKEN ? createOps({ ...env, OPS_TOKEN: env.OPS_TOKEN }, { db, registry, logger }) : undefined;
+  const ops = env.OPS_TOKEN
+    ? createOps({ ...env, OPS_TOKEN: env.OPS_TOKEN }, { db, registry, logger })
+    : undefined;
   const app = createApp({
-    ops: ops?.app, cache, db, redis, registry, metrics, logger });
+    ops: ops?.app,
+    cache,
+    db,
+    redis,
+    registry,
+    metrics,
+    logger,
+  });
 
   const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
     const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s));

@@ -1,0 +1,164 @@
+import { INVALIDATE_JOB_NAME, type InvalidationJob } from '@walcache/core';
+import { silentLogger } from '@walcache/observability';
+import { waitFor } from '@walcache/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { startApi } from '../../apps/api/src/main.ts';
+import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
+import { scrape, statusSchema, sum } from './helpers.ts';
+
+const TOKEN = 'ops-token-for-tests-1234';
+let servers: Servers;
+let stack: Stack;
+let writer: pg.Client;
+
+beforeAll(async () => {
+  servers = await startServers();
+  stack = await startStack(servers, { OPS_TOKEN: TOKEN });
+  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  writer = new pg.Client({ connectionString: servers.pg.url });
+  await writer.connect();
+});
+
+afterAll(async () => {
+  await writer?.end();
+  await stack?.stop();
+  await servers?.stop();
+});
+
+const ops = (path: string, headers: Record<string, string> = {}, init: RequestInit = {}) =>
+  fetch(`${stack.api.url}/ops${path}`, { ...init, headers });
+const bearer = { authorization: `Bearer ${TOKEN}` };
+const basic = (password: string) => ({
+  authorization: `Basic ${Buffer.from(`operator:${password}`).toString('base64')}`,
+});
+
+describe('ops auth', () => {
+  it.each(['/status', '/queues', '/queues/api/queues'])(
+    '%s answers 401 problem+json without a token',
+    async (path) => {
+      const res = await ops(path);
+      expect(res.status).toBe(401);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+      expect(((await res.json()) as { type: string }).type).toBe(
+        'https://walcache.dev/problems/unauthorized',
+      );
+    },
+  );
+
+  it('asks a browser for Basic auth on the dashboard and scripts for a bearer token on status', async () => {
+    expect((await ops('/queues')).headers.get('www-authenticate')).toMatch(/^Basic /);
+    expect((await ops('/status')).headers.get('www-authenticate')).toMatch(/^Bearer /);
+  });
+
+  it('answers 401 to a wrong token, as bearer or as a Basic password', async () => {
+    expect((await ops('/status', { authorization: 'Bearer wrong-token-123456' })).status).toBe(401);
+    expect((await ops('/status', { authorization: `Bearer ${TOKEN}x` })).status).toBe(401);
+    expect((await ops('/queues', basic('wrong-token-123456'))).status).toBe(401);
+    expect((await ops('/status', { authorization: TOKEN })).status).toBe(401);
+  });
+
+  it('lets the right token in, as bearer or as a Basic password', async () => {
+    expect((await ops('/status', bearer)).status).toBe(200);
+    expect((await ops('/status', basic(TOKEN))).status).toBe(200);
+    const page = await ops('/queues', basic(TOKEN));
+    expect(page.status).toBe(200);
+    expect(await page.text()).toContain('<div id="root">');
+  });
+
+  it('does not mount /ops at all when no OPS_TOKEN is configured', async () => {
+    const api = await startApi(testEnv(servers), silentLogger());
+    try {
+      for (const path of ['/ops/status', '/ops/queues']) {
+        const res = await fetch(`${api.url}${path}`, { headers: bearer });
+        expect(res.status).toBe(404);
+      }
+    } finally {
+      await api.close();
+    }
+  });
+});
+
+describe('GET /ops/status', () => {
+  it('reports the queue, the slot, the invalidation latency, the hit ratio and the auditor', async () => {
+    // A MISS then a HIT, then a write whose invalidation the latency window will contain.
+    await fetch(`${stack.api.url}/v1/articles/3`);
+    await fetch(`${stack.api.url}/v1/articles/3`);
+    await writer.query("update articles set title = 'status test' where id = 3");
+    await waitFor(
+      async () => {
+        const s = statusSchema.parse(await (await ops('/status', bearer)).json());
+        return s.invalidation.jobs >= 1;
+      },
+      { what: 'a completed invalidation in the status window', timeoutMs: 20_000 },
+    );
+    const status = statusSchema.parse(await (await ops('/status', bearer)).json());
+    expect(status.queue.name).toBe(stack.env.QUEUE_NAME);
+    expect(status.queue.counts.completed).toBeGreaterThanOrEqual(1);
+    expect(status.cdc).toMatchObject({
+      name: stack.env.SLOT_NAME,
+      exists: true,
+      active: true,
+      connected: true,
+    });
+    expect(status.cdc.lagBytes).toBeGreaterThanOrEqual(0);
+    expect(status.cdc.confirmedFlushLsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    expect(status.invalidation.p50Seconds).toBeGreaterThanOrEqual(0);
+    expect(status.invalidation.p99Seconds).toBeGreaterThanOrEqual(status.invalidation.p50Seconds ?? 0);
+    expect(status.cache.hits).toBeGreaterThanOrEqual(1);
+    expect(status.cache.misses).toBeGreaterThanOrEqual(1);
+    expect(status.cache.hitRatio).toBeGreaterThan(0);
+    expect(status.auditor.stale).toBe(0);
+  });
+
+  it('shows a failed job, which the dashboard can retry', async () => {
+    const failedBefore = sum(
+      await scrape(`http://127.0.0.1:${stack.invalidator.metricsPort}/metrics`),
+      'walcache_invalidator_jobs_total',
+      { outcome: 'failed' },
+    );
+    // A malformed payload fails at once (no retries): what an operator must see and act on.
+    await stack.invalidator.queue.add(
+      INVALIDATE_JOB_NAME,
+      { v: 1, tags: 'oops' } as unknown as InvalidationJob,
+      {
+        jobId: 'malformed-ops-test',
+        attempts: 1,
+      },
+    );
+    await waitFor(
+      async () => {
+        const s = statusSchema.parse(await (await ops('/status', bearer)).json());
+        return s.queue.failed.recent.some((j) => j.id === 'malformed-ops-test');
+      },
+      { what: 'the failed job in /ops/status' },
+    );
+    const status = statusSchema.parse(await (await ops('/status', bearer)).json());
+    expect(status.queue.failed.count).toBeGreaterThanOrEqual(1);
+    expect(status.queue.failed.recent.find((j) => j.id === 'malformed-ops-test')?.reason).toContain(
+      'invalid invalidation job',
+    );
+
+    // Inspect it through the dashboard's API, then retry it there: the worker runs it again.
+    const queueName = stack.env.QUEUE_NAME;
+    const job = await ops(`/queues/api/queues/${queueName}/malformed-ops-test`, bearer);
+    expect(job.status).toBe(200);
+    expect(JSON.stringify(await job.json())).toContain('invalid invalidation job');
+    const retry = await ops(`/queues/api/queues/${queueName}/malformed-ops-test/retry`, bearer, {
+      method: 'PUT',
+    });
+    expect(retry.status).toBe(204);
+    await waitFor(
+      async () =>
+        sum(
+          await scrape(`http://127.0.0.1:${stack.invalidator.metricsPort}/metrics`),
+          'walcache_invalidator_jobs_total',
+          {
+            outcome: 'failed',
+          },
+        ) >=
+        failedBefore + 2,
+      { what: 'the retried job to run (and fail) again' },
+    );
+  });
+});
