@@ -1,3 +1,4 @@
+import { OpenAPIHono } from '@hono/zod-openapi';
 import { type AnyResource, type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import {
@@ -5,15 +6,39 @@ import {
   articleDetail,
   articleList,
   type Db,
+  decodeCursor,
   tagList,
   userProfile,
 } from '@walcache/resources';
-import { type Context, Hono } from 'hono';
-import { requestId } from 'hono/request-id';
+import type { Context, Hono } from 'hono';
+import { bodyLimit } from 'hono/body-limit';
+import { HTTPException } from 'hono/http-exception';
+import { methodNotAllowed } from 'hono/method-not-allowed';
+import { type RequestIdVariables, requestId } from 'hono/request-id';
+import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
-import { sql } from 'kysely';
+import type { ZodError } from 'zod';
+import { isQueryTimeout, PoolSaturatedError } from './db.ts';
+import { createDocsApp } from './docs.ts';
+import { checkReadiness } from './health.ts';
+import {
+  CACHE_CONTROL,
+  gzip,
+  ifNoneMatchMatches,
+  shouldCompress,
+  variesByEncoding,
+  weakEtag,
+} from './http-cache.ts';
+import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
-import { problem, problemTypes } from './problem.ts';
+import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
+import {
+  articleCommentsRoute,
+  articleDetailRoute,
+  articleListRoute,
+  tagListRoute,
+  userProfileRoute,
+} from './routes.ts';
 
 export interface ApiDeps {
   cache: ReadThroughCache<Db>;
@@ -24,44 +49,112 @@ export interface ApiDeps {
   logger: Logger;
   /** Operator routes (status, queue dashboard), mounted at /ops only when OPS_TOKEN is set. */
   ops?: Hono;
+  /** The CDC's replication slot: /readyz reports its lag. */
+  slotName?: string;
+  /** True once shutdown began: /readyz answers 503 so load balancers stop sending requests. */
+  draining?: () => boolean;
 }
 
-type Env = { Variables: { cacheOutcome?: string } };
+export type ApiEnv = { Variables: RequestIdVariables & { cacheOutcome?: string } };
 
-/** Clients may keep a copy but must revalidate it (cheap: a 304 from the cache). */
-const CACHE_CONTROL = 'public, max-age=0, must-revalidate';
+export const OPENAPI_PATH = '/openapi.json';
 
-export function createApp(deps: ApiDeps): Hono<Env> {
-  const app = new Hono<Env>();
+export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
+  const app = new OpenAPIHono<ApiEnv>({
+    // Every validation failure of a route's params or query becomes one 400 naming them.
+    defaultHook: (result, c) => {
+      if (!result.success) {
+        return invalidParameters(
+          c,
+          parameterErrors(result.error, result.target === 'param' ? 'path' : 'query'),
+        );
+      }
+    },
+  });
+
   app.use(requestId());
   app.use(async (c, next) => {
     const started = performance.now();
+    // While shutting down, answer and close the connection so keep-alive sockets drain too.
+    if (deps.draining?.()) c.header('connection', 'close');
     await next();
-    const route = c.req.routePath || 'unmatched';
+    const seconds = (performance.now() - started) / 1000;
+    const status = c.res.status;
+    // routePath is always a registered pattern (never the raw path): bounded label values.
+    const route = status === 404 && c.req.routePath === '/*' ? 'unmatched' : c.req.routePath || 'unmatched';
+    const cache = c.get('cacheOutcome') ?? 'none';
     deps.metrics.requestDuration.observe(
-      { route, method: c.req.method, status: String(c.res.status), cache: c.get('cacheOutcome') ?? 'none' },
-      (performance.now() - started) / 1000,
+      { route, method: c.req.method, status: String(status), cache },
+      seconds,
     );
+    const line = {
+      reqId: c.get('requestId'),
+      method: c.req.method,
+      path: c.req.path,
+      status,
+      cache,
+      ms: seconds * 1000,
+    };
+    // Access lines at debug: at tens of thousands of hits a second an info line each would cost more than the hit.
+    if (status >= 500) deps.logger.warn(line, 'request failed');
+    else deps.logger.debug(line, 'request');
   });
+  app.use(
+    methodNotAllowed({
+      app,
+      onMethodNotAllowed: (c, methods) =>
+        problem(
+          c,
+          {
+            type: problemTypes.methodNotAllowed,
+            title: 'Method not allowed',
+            status: 405,
+            detail: `${c.req.method} is not allowed here; use ${methods.join(', ')}`,
+          },
+          { allow: methods.join(', ') },
+        ),
+    }),
+  );
+  app.use(
+    bodyLimit({
+      maxSize: limits.maxBodyBytes,
+      onError: (c) =>
+        problem(c, {
+          type: problemTypes.payloadTooLarge,
+          title: 'Payload too large',
+          status: 413,
+          detail: `request bodies are limited to ${limits.maxBodyBytes} bytes`,
+        }),
+    }),
+  );
 
-  const serve = async (c: Context<Env>, resource: AnyResource<Db>, raw: Record<string, unknown>) => {
-    const parsed = resource.params.safeParse(raw);
+  /**
+   * The cache-aside answer for one resource: validated params → canonical params (the only
+   * input a cache key is built from) → Redis or Postgres → the cached bytes as they are.
+   */
+  const serve = async (
+    c: Context<ApiEnv>,
+    resource: AnyResource<Db>,
+    raw: Record<string, string | undefined>,
+    places: Record<string, 'path' | 'query'>,
+  ): Promise<Response> => {
+    const parsed = resource.params.safeParse(withoutUndefined(raw));
     if (!parsed.success) {
-      const errors = parsed.error.issues.map((i) => ({
-        parameter: String(i.path[0] ?? 'params'),
-        message: i.message,
-      }));
-      return problem(c, {
-        type: problemTypes.invalidParameter,
-        title: 'Invalid parameter',
-        status: 400,
-        detail: errors.map((e) => `${e.parameter} ${e.message}`).join('; '),
-        errors,
-      });
+      return invalidParameters(
+        c,
+        parsed.error.issues.map((issue) => {
+          const parameter = String(issue.path[0] ?? 'params');
+          return { parameter, in: places[parameter] ?? 'query', message: issue.message };
+        }),
+      );
     }
+    const cursor = (parsed.data as { cursor?: unknown }).cursor;
+    if (typeof cursor === 'string' && !cursorIsRealTime(cursor)) {
+      return invalidParameters(c, [{ parameter: 'cursor', in: 'query', message: 'is not a valid cursor' }]);
+    }
+
     const result = await deps.cache.get(resource, parsed.data);
     c.set('cacheOutcome', result.status);
-    const headers = { 'x-cache': result.status, etag: result.etag, 'cache-control': CACHE_CONTROL };
     if (!result.found) {
       return problem(
         c,
@@ -71,42 +164,79 @@ export function createApp(deps: ApiDeps): Hono<Env> {
           status: 404,
           detail: `${resource.name} not found`,
         },
-        headers,
+        { 'x-cache': result.status },
       );
     }
-    if (c.req.header('if-none-match') === result.etag) return c.body(null, 304, headers);
-    // Redis and JSON.stringify buffers are never shared memory; the cast only narrows the type.
-    return c.body(result.body as Uint8Array<ArrayBuffer>, 200, {
-      ...headers,
-      'content-type': 'application/json',
-    });
+    const size = result.body.length;
+    const compress = shouldCompress(size, c.req.header('accept-encoding'));
+    const headers: Record<string, string> = {
+      'x-cache': result.status,
+      'cache-control': CACHE_CONTROL,
+      // The ETag a 200 in the client's encoding carries; a 304 names the same one.
+      etag: compress ? weakEtag(result.etag) : result.etag,
+    };
+    if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';
+    if (ifNoneMatchMatches(c.req.header('if-none-match'), result.etag)) return c.body(null, 304, headers);
+    headers['content-type'] = 'application/json';
+    if (compress) headers['content-encoding'] = 'gzip';
+    // The body is the cached bytes (or their gzip): never parsed, never re-serialised.
+    const body = compress ? gzip(result.body) : result.body;
+    return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
   };
 
-  app.get('/v1/articles', (c) => serve(c, articleList, c.req.query()));
-  app.get('/v1/articles/:id', (c) => serve(c, articleDetail, { id: c.req.param('id') }));
-  app.get('/v1/articles/:id/comments', (c) =>
-    serve(c, articleComments, { ...c.req.query(), id: c.req.param('id') }),
+  app.openapi(articleListRoute, (c) =>
+    serve(c, articleList, c.req.valid('query'), { limit: 'query', cursor: 'query' }),
   );
-  app.get('/v1/users/:id', (c) => serve(c, userProfile, { id: c.req.param('id') }));
-  app.get('/v1/tags', (c) => serve(c, tagList, {}));
+  app.openapi(articleDetailRoute, (c) => serve(c, articleDetail, c.req.valid('param'), { id: 'path' }));
+  app.openapi(articleCommentsRoute, (c) =>
+    serve(
+      c,
+      articleComments,
+      { ...c.req.valid('query'), ...c.req.valid('param') },
+      {
+        id: 'path',
+        limit: 'query',
+        cursor: 'query',
+      },
+    ),
+  );
+  app.openapi(userProfileRoute, (c) => serve(c, userProfile, c.req.valid('param'), { id: 'path' }));
+  app.openapi(tagListRoute, (c) => serve(c, tagList, {}, {}));
+
+  // An empty id never reaches a `{id}` route (the router needs a non-empty segment): answer
+  // these spellings with the same 400 a bad id gets, not a confusing "no such route".
+  const emptyId = (c: Context<ApiEnv>) =>
+    invalidParameters(c, [{ parameter: 'id', in: 'path', message: 'must not be empty' }]);
+  app.get('/v1/articles/', emptyId);
+  app.get('/v1/users/', emptyId);
+  app.get('/v1/articles//comments', emptyId);
+
+  // The OpenAPI document is built once, on first request, and served as bytes with an ETag.
+  let document: { body: string; etag: string } | undefined;
+  app.get(OPENAPI_PATH, (c) => {
+    document ??= renderDocument(app);
+    if (ifNoneMatchMatches(c.req.header('if-none-match'), document.etag)) {
+      return c.body(null, 304, { etag: document.etag, 'cache-control': CACHE_CONTROL });
+    }
+    return c.body(document.body, 200, {
+      'content-type': 'application/json',
+      etag: document.etag,
+      'cache-control': CACHE_CONTROL,
+    });
+  });
+  app.route('/docs', createDocsApp(OPENAPI_PATH));
 
   app.get('/healthz', (c) => c.json({ status: 'ok' }));
   app.get('/readyz', async (c) => {
-    const [postgres, redis] = await Promise.all([
-      withTimeout(sql`select 1`.execute(deps.db), 1000).then(
-        () => 'ok',
-        (e: unknown) => errorText(e),
-      ),
-      withTimeout(deps.redis.ping(), 1000).then(
-        () => 'ok',
-        (e: unknown) => errorText(e),
-      ),
-    ]);
-    const ready = postgres === 'ok' && redis === 'ok';
-    return c.json(
-      { status: ready ? 'ready' : 'unavailable', checks: { postgres, redis } },
-      ready ? 200 : 503,
-    );
+    const readiness = await checkReadiness({
+      db: deps.db,
+      redis: deps.redis,
+      slotName: deps.slotName,
+      draining: deps.draining?.() ?? false,
+    });
+    return c.json({ status: readiness.status, checks: readiness.checks }, readiness.ready ? 200 : 503, {
+      'cache-control': 'no-store',
+    });
   });
   app.get('/metrics', async (c) =>
     c.body(await deps.registry.metrics(), 200, { 'content-type': deps.registry.contentType }),
@@ -116,49 +246,132 @@ export function createApp(deps: ApiDeps): Hono<Env> {
 
   app.notFound((c) =>
     problem(c, {
-      type: problemTypes.notFound,
-      title: 'Not found',
+      type: problemTypes.routeNotFound,
+      title: 'Route not found',
       status: 404,
       detail: `no route for ${c.req.method} ${c.req.path}`,
     }),
   );
   app.onError((error, c) => {
     if (error instanceof SourceUnavailableError) {
-      deps.logger.warn({ err: error.cause, path: c.req.path }, 'database unavailable for a cache miss');
+      if (error.cause instanceof PoolSaturatedError) {
+        deps.logger.warn(
+          { reqId: c.get('requestId'), waiting: error.cause.waiting },
+          'database pool saturated',
+        );
+        return problem(
+          c,
+          {
+            type: problemTypes.overloaded,
+            title: 'Overloaded',
+            status: 503,
+            detail: 'too many requests wait for the database; retry shortly',
+          },
+          { 'retry-after': '1' },
+        );
+      }
+      deps.logger.warn(
+        { err: error.cause, reqId: c.get('requestId'), path: c.req.path },
+        'database unavailable for a cache miss',
+      );
       return problem(
         c,
         {
           type: problemTypes.unavailable,
           title: 'Service unavailable',
           status: 503,
-          detail: 'the database is unavailable',
+          detail: isQueryTimeout(error.cause)
+            ? 'the database did not answer in time'
+            : 'the database is unavailable',
         },
         { 'retry-after': '1' },
       );
     }
-    deps.logger.error(
-      { err: error, path: c.req.path, reqId: c.get('requestId' as never) },
-      'unhandled error',
-    );
+    if (error instanceof HTTPException && error.status < 500) {
+      return problem(c, {
+        type: problemTypes.invalidParameter,
+        title: error.message || 'Bad request',
+        status: error.status as ContentfulStatusCode,
+      });
+    }
+    deps.logger.error({ err: error, path: c.req.path, reqId: c.get('requestId') }, 'unhandled error');
     return problem(c, { type: problemTypes.internal, title: 'Internal error', status: 500 });
   });
   return app;
 }
 
-function errorText(error: unknown): string {
-  return error instanceof Error ? error.message : String(error);
+function renderDocument(app: OpenAPIHono<ApiEnv>): { body: string; etag: string } {
+  const doc = app.getOpenAPI31Document({
+    openapi: '3.1.0',
+    info: {
+      title: 'walcache read API',
+      version: '1.0.0',
+      description:
+        "Read API of the sample blog, answered from a Redis cache that Postgres' WAL keeps correct. " +
+        'Every `/v1` answer carries `X-Cache` and an `ETag`; send it back in `If-None-Match` for a 304. ' +
+        'Errors are `application/problem+json` with a stable `type` URI.',
+    },
+    tags: [
+      { name: 'articles', description: 'Articles and their comments' },
+      { name: 'users', description: 'User profiles' },
+      { name: 'tags', description: 'Tags' },
+    ],
+  });
+  const body = JSON.stringify(doc);
+  return { body, etag: `"${Buffer.from(String(hash(body))).toString('base64url')}"` };
 }
 
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
+/** FNV-1a: the document's ETag only has to change when the document does. */
+function hash(text: string): number {
+  let h = 0x811c9dc5;
+  for (let i = 0; i < text.length; i++) {
+    h ^= text.charCodeAt(i);
+    h = Math.imul(h, 0x01000193) >>> 0;
   }
+  return h;
+}
+
+/** One entry per parameter (its first problem): "id must not be empty", not three lines about one id. */
+function parameterErrors(error: ZodError, place: 'path' | 'query'): ParameterError[] {
+  const seen = new Map<string, ParameterError>();
+  for (const issue of error.issues) {
+    const parameter = String(issue.path[0] ?? (place === 'path' ? 'id' : 'query'));
+    if (!seen.has(parameter)) seen.set(parameter, { parameter, in: place, message: issue.message });
+  }
+  return [...seen.values()];
+}
+
+function withoutUndefined(raw: Record<string, string | undefined>): Record<string, string> {
+  const out: Record<string, string> = {};
+  for (const [k, v] of Object.entries(raw)) if (v !== undefined) out[k] = v;
+  return out;
+}
+
+/**
+ * The cursor's timestamp must be a real instant. The resource's cursor schema checks its
+ * shape only, so "2025-02-30" or year 0 would reach Postgres and fail the query (a 503 for
+ * what is bad input). Only forged cursors can fail this: ours come from Postgres' to_char.
+ */
+function cursorIsRealTime(canonical: string): boolean {
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})/.exec(decodeCursor(canonical).at);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (year < 1) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second));
+  date.setUTCFullYear(year);
+  return (
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    date.getUTCHours() === hour &&
+    date.getUTCMinutes() === minute &&
+    date.getUTCSeconds() === second
+  );
 }

@@ -1,10 +1,12 @@
+import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
 import { CircuitBreaker, ReadThroughCache } from '@walcache/core';
-import { createDb, createPool } from '@walcache/db';
 import { createLogger, createRegistry, isMain, type Logger, onShutdown } from '@walcache/observability';
 import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
+import { createApiDb, createApiPool } from './db.ts';
+import { limits } from './limits.ts';
 import { createApiMetrics } from './metrics.ts';
 import { createOps } from './ops/index.ts';
 
@@ -17,7 +19,7 @@ export interface RunningApi {
 /** Creates the clients, the app and the HTTP server. The only place the API connects. */
 export interface ApiOptions {
   /** Lets a test observe the pool (e.g. count checkouts to prove a hit issues no SQL). */
-  onPool?: (pool: ReturnType<typeof createPool>) => void;
+  onPool?: (pool: ReturnType<typeof createApiPool>) => void;
 }
 
 export async function startApi(
@@ -25,13 +27,12 @@ export async function startApi(
   logger: Logger = createLogger('api', { level: env.LOG_LEVEL }),
   options: ApiOptions = {},
 ): Promise<RunningApi> {
-  const pool = createPool({
+  const pool = createApiPool({
     connectionString: env.DATABASE_URL,
-    applicationName: 'walcache-api',
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
   });
   options.onPool?.(pool);
-  const db = createDb(pool);
+  const db = createApiDb(pool);
   const redis = new Redis(env.REDIS_URL, {
     // Fail fast instead of queueing while Redis is down: the breaker turns failures into
     // BYPASS answers, which is only useful if a failure arrives in milliseconds.
@@ -58,6 +59,7 @@ export async function startApi(
   const ops = env.OPS_TOKEN
     ? createOps({ ...env, OPS_TOKEN: env.OPS_TOKEN }, { db, registry, logger })
     : undefined;
+  let draining = false;
   const app = createApp({
     ops: ops?.app,
     cache,
@@ -66,11 +68,16 @@ export async function startApi(
     registry,
     metrics,
     logger,
+    slotName: env.SLOT_NAME,
+    draining: () => draining,
   });
 
-  const server = await new Promise<ReturnType<typeof serve>>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s));
+  const server = await new Promise<Server>((resolve) => {
+    const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s as Server));
   });
+  server.headersTimeout = limits.headersTimeoutMs;
+  server.requestTimeout = limits.requestTimeoutMs;
+  server.keepAliveTimeout = limits.keepAliveTimeoutMs;
   const address = server.address();
   const port = typeof address === 'object' && address ? address.port : env.PORT;
   const url = `http://${env.HOST === '0.0.0.0' ? '127.0.0.1' : env.HOST}:${port}`;
@@ -83,8 +90,24 @@ export async function startApi(
     url,
     port,
     async close() {
-      // Stop accepting, let in-flight requests finish, then close the clients they use.
-      await new Promise<void>((resolve) => server.close(() => resolve()));
+      // Stop accepting and close idle keep-alive sockets; in-flight requests finish (their
+      // connections close after the answer), bounded by limits.drainMs; then the clients go.
+      draining = true;
+      const closed = new Promise<void>((resolve) => server.close(() => resolve()));
+      server.closeIdleConnections();
+      let timer: NodeJS.Timeout | undefined;
+      const deadline = new Promise<'timeout'>((resolve) => {
+        timer = setTimeout(() => resolve('timeout'), limits.drainMs);
+      });
+      if ((await Promise.race([closed, deadline])) === 'timeout') {
+        logger.warn(
+          { drainMs: limits.drainMs },
+          'in-flight requests did not finish in time; closing their sockets',
+        );
+        server.closeAllConnections();
+        await closed;
+      }
+      clearTimeout(timer);
       await ops?.close();
       await Promise.allSettled([pool.end(), redis.quit()]);
     },

@@ -1,0 +1,64 @@
+import type { Database } from '@walcache/db';
+import type { Db } from '@walcache/resources';
+import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
+import pg from 'pg';
+import { limits } from './limits.ts';
+
+/** Every miss would wait in line for a connection: answered 503 `overloaded` instead. */
+export class PoolSaturatedError extends Error {
+  readonly code = 'WALCACHE_POOL_SATURATED';
+  constructor(readonly waiting: number) {
+    super(`${waiting} requests already wait for a database connection`);
+    this.name = 'PoolSaturatedError';
+  }
+}
+
+export interface ApiPoolOptions {
+  connectionString: string;
+  max?: number;
+  maxWaiting?: number;
+  waitMs?: number;
+  statementTimeoutMs?: number;
+  onIdleError?: (error: Error) => void;
+}
+
+/**
+ * The API's Postgres pool: only cache misses and bypasses use it, and each use is bounded
+ * three ways (limits.ts has the why of each number): a statement timeout, a bounded wait for
+ * a connection, and a bounded number of waiters.
+ */
+export function createApiPool(options: ApiPoolOptions): pg.Pool {
+  const pool = new pg.Pool({
+    connectionString: options.connectionString,
+    max: options.max ?? limits.poolMax,
+    connectionTimeoutMillis: options.waitMs ?? limits.poolWaitMs,
+    idleTimeoutMillis: 30_000,
+    statement_timeout: options.statementTimeoutMs ?? limits.statementTimeoutMs,
+    application_name: 'walcache-api',
+  });
+  // An idle client losing its connection must not crash the process: report it and go on.
+  pool.on('error', (error) => options.onIdleError?.(error));
+  return pool;
+}
+
+/**
+ * Kysely over the pool, through the smallest pool interface Kysely needs: a checkout first
+ * looks at the queue and refuses at once when `maxWaiting` requests already wait.
+ */
+export function createApiDb(pool: pg.Pool, maxWaiting: number = limits.poolMaxWaiting): Db {
+  const gated: PostgresPool = {
+    async connect(): Promise<PostgresPoolClient> {
+      if (pool.idleCount === 0 && pool.totalCount >= pool.options.max && pool.waitingCount >= maxWaiting) {
+        throw new PoolSaturatedError(pool.waitingCount);
+      }
+      return pool.connect();
+    },
+    end: () => pool.end(),
+  };
+  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: gated }) });
+}
+
+/** SQLSTATE 57014: the statement timeout (or a cancel) ended the query. */
+export function isQueryTimeout(error: unknown): boolean {
+  return typeof error === 'object' && error !== null && (error as { code?: unknown }).code === '57014';
+}

@@ -1,0 +1,73 @@
+import { readFile } from 'node:fs/promises';
+import { createRequire } from 'node:module';
+import { dirname, join } from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { Scalar } from '@scalar/hono-api-reference';
+import { Hono } from 'hono';
+import { acceptsGzip, ifNoneMatchMatches } from './http-cache.ts';
+
+/**
+ * `/docs`: the Scalar API reference, with its script served from node_modules
+ * (`@scalar/api-reference`'s standalone bundle) rather than a CDN, so the page works on a
+ * machine without internet access. Default web fonts are off for the same reason (the
+ * bundle would fetch them from Scalar's font host); the page uses system fonts.
+ */
+export function createDocsApp(openApiPath: string): Hono {
+  const app = new Hono();
+  const bundle = lazyBundle();
+
+  app.get(
+    '/',
+    Scalar({
+      url: openApiPath,
+      cdn: '/docs/scalar.js',
+      pageTitle: 'walcache read API',
+      withDefaultFonts: false,
+      hideClientButton: false,
+    }),
+  );
+  app.get('/scalar.js', async (c) => {
+    const { raw, gzip, etag } = await bundle();
+    const headers: Record<string, string> = {
+      'content-type': 'text/javascript; charset=utf-8',
+      etag,
+      // The bundle changes only with the package version (in the ETag): a day, then revalidate.
+      'cache-control': 'public, max-age=86400',
+      vary: 'Accept-Encoding',
+    };
+    if (ifNoneMatchMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+    if (acceptsGzip(c.req.header('accept-encoding'))) {
+      return c.body(gzip as Uint8Array<ArrayBuffer>, 200, { ...headers, 'content-encoding': 'gzip' });
+    }
+    return c.body(raw as Uint8Array<ArrayBuffer>, 200, headers);
+  });
+  return app;
+}
+
+interface Bundle {
+  raw: Buffer;
+  gzip: Buffer;
+  etag: string;
+}
+
+/** Reads (and compresses) the 4 MB bundle once, on the first request for it, not at startup. */
+function lazyBundle(): () => Promise<Bundle> {
+  let loading: Promise<Bundle> | undefined;
+  return () => {
+    loading ??= (async () => {
+      const entry = createRequire(import.meta.url).resolve('@scalar/api-reference');
+      // entry is <pkg>/dist/index.js; the browser bundle sits beside it.
+      const dist = dirname(entry);
+      const raw = await readFile(join(dist, 'browser', 'standalone.js'));
+      const pkg = JSON.parse(await readFile(join(dist, '..', 'package.json'), 'utf8')) as {
+        version?: string;
+      };
+      return { raw, gzip: gzipSync(raw), etag: `"scalar-${pkg.version ?? 'unknown'}"` };
+    })();
+    // A failed read must not stick: the next request tries again (and fails loudly in onError).
+    loading.catch(() => {
+      loading = undefined;
+    });
+    return loading;
+  };
+}

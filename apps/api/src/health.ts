@@ -1,0 +1,81 @@
+import type { Db } from '@walcache/resources';
+import type { Redis } from 'ioredis';
+import { sql } from 'kysely';
+import { limits } from './limits.ts';
+
+export type CdcLag =
+  | { status: 'ok' | 'lagging'; lagBytes: number; active: boolean; thresholdBytes: number }
+  | { status: 'no-slot' }
+  | { status: 'unknown'; error: string };
+
+export interface Readiness {
+  ready: boolean;
+  status: 'ready' | 'unavailable' | 'draining';
+  checks: { postgres: string; redis: string; cdc: CdcLag };
+}
+
+/**
+ * /readyz: ready when Postgres and Redis answer. The CDC slot's lag is reported (`lagging`
+ * above `limits.cdcLagWarnBytes`) but never fails readiness: the API still answers
+ * correctly, invalidations are only late, and taking every API instance out of rotation
+ * for a slow CDC would turn late invalidation into an outage.
+ */
+export async function checkReadiness(deps: {
+  db: Db;
+  redis: Redis;
+  slotName?: string;
+  draining: boolean;
+}): Promise<Readiness> {
+  const [postgres, redis, cdc] = await Promise.all([
+    withTimeout(sql`select 1`.execute(deps.db), limits.readinessCheckMs).then(() => 'ok', errorText),
+    withTimeout(deps.redis.ping(), limits.readinessCheckMs).then(() => 'ok', errorText),
+    deps.slotName
+      ? withTimeout(slotLag(deps.db, deps.slotName), limits.readinessCheckMs).catch(
+          (error: unknown): CdcLag => ({ status: 'unknown', error: errorText(error) }),
+        )
+      : Promise.resolve<CdcLag>({ status: 'no-slot' }),
+  ]);
+  const reachable = postgres === 'ok' && redis === 'ok';
+  return {
+    ready: reachable && !deps.draining,
+    status: deps.draining ? 'draining' : reachable ? 'ready' : 'unavailable',
+    checks: { postgres, redis, cdc },
+  };
+}
+
+/**
+ * WAL bytes between the server's current position and what the CDC acknowledged: one row
+ * of pg_replication_slots, no scan of the WAL.
+ */
+async function slotLag(db: Db, slotName: string): Promise<CdcLag> {
+  const { rows } = await sql<{ lag_bytes: string | null; active: boolean }>`
+    select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag_bytes, active
+    from pg_replication_slots where slot_name = ${slotName}`.execute(db);
+  const row = rows[0];
+  if (!row || row.lag_bytes === null) return { status: 'no-slot' };
+  const lagBytes = Number(row.lag_bytes);
+  return {
+    status: lagBytes > limits.cdcLagWarnBytes ? 'lagging' : 'ok',
+    lagBytes,
+    active: row.active,
+    thresholdBytes: limits.cdcLagWarnBytes,
+  };
+}
+
+function errorText(error: unknown): string {
+  return error instanceof Error ? error.message : String(error);
+}
+
+async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
+  let timer: NodeJS.Timeout | undefined;
+  try {
+    return await Promise.race([
+      promise,
+      new Promise<never>((_, reject) => {
+        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
+      }),
+    ]);
+  } finally {
+    clearTimeout(timer);
+  }
+}
