@@ -1,0 +1,281 @@
+import type { Env } from '@walcache/config';
+import {
+  decodeEntry,
+  type InvalidationJob,
+  NULL_BODY,
+  QUEUE_PREFIX,
+  ReadThroughCache,
+  type Resource,
+} from '@walcache/core';
+import { createDb, createPool } from '@walcache/db';
+import { HEARTBEAT_PREFIX } from '@walcache/cdc';
+import { articleComments, articleDetail, type Db, userProfile } from '@walcache/resources';
+import { waitFor } from '@walcache/testkit';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+/** Deterministic pseudo-random numbers: a failing storm can be replayed with its seed. */
+export function rng(seed: number): () => number {
+  let s = seed >>> 0 || 1;
+  return () => {
+    s ^= s << 13;
+    s ^= s >>> 17;
+    s ^= s << 5;
+    return (s >>> 0) / 4294967296;
+  };
+}
+
+export const ARTICLES = 200;
+export const USERS = 50;
+
+/**
+ * A writer that knows nothing about walcache: a plain pg client committing random changes
+ * (titles, new comments, comments moved between articles, user names, multi-row
+ * transactions) until stopped. It reconnects by itself across a Postgres restart.
+ */
+export class StormWriter {
+  commits = 0;
+  errors = 0;
+  lastError: unknown;
+  private client: pg.Client | undefined;
+  private running = true;
+  private readonly loop: Promise<void>;
+  private readonly random: () => number;
+
+  constructor(
+    private readonly url: string,
+    seed: number,
+  ) {
+    this.random = rng(seed);
+    this.loop = this.run();
+  }
+
+  private pick(n: number): number {
+    return 1 + Math.floor(this.random() * n);
+  }
+
+  private async connect(): Promise<pg.Client> {
+    if (this.client) return this.client;
+    const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 2_000 });
+    client.on('error', () => {
+      // The query that was running reports the same failure; the loop reconnects.
+      this.client = undefined;
+    });
+    await client.connect();
+    this.client = client;
+    return client;
+  }
+
+  private async run(): Promise<void> {
+    while (this.running) {
+      try {
+        const c = await this.connect();
+        const r = this.random();
+        const n = this.commits;
+        if (r < 0.5) {
+          await c.query('update articles set title = $1, updated_at = now() where id = $2', [
+            `storm ${n}`,
+            this.pick(ARTICLES),
+          ]);
+        } else if (r < 0.7) {
+          await c.query('insert into comments (article_id, author_id, body) values ($1, $2, $3)', [
+            this.pick(ARTICLES),
+            this.pick(USERS),
+            `comment ${n}`,
+          ]);
+        } else if (r < 0.8) {
+          // Moves a comment to another article: a watched column changes.
+          await c.query(
+            'update comments set article_id = $1 where id = (select id from comments where article_id = $2 limit 1)',
+            [this.pick(ARTICLES), this.pick(ARTICLES)],
+          );
+        } else if (r < 0.9) {
+          await c.query('update users set name = $1, updated_at = now() where id = $2', [
+            `user ${n}`,
+            this.pick(USERS),
+          ]);
+        } else {
+          await c.query('begin');
+          for (let i = 0; i < 5; i++)
+            await c.query('update articles set body = $1 where id = $2', [`body ${n}.${i}`, this.pick(ARTICLES)]);
+          await c.query('update articles set author_id = $1 where id = $2', [this.pick(USERS), this.pick(ARTICLES)]);
+          await c.query('commit');
+        }
+        this.commits += 1;
+      } catch (error) {
+        this.errors += 1;
+        const client = this.client;
+        this.client = undefined;
+        await client?.end().catch(() => undefined);
+        if (!this.running) break;
+        // Postgres is restarting: try again shortly (not a test timing, a retry pace).
+        await new Promise((r) => setTimeout(r, 100));
+        this.lastError = error;
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await this.loop;
+    await this.client?.end().catch(() => undefined);
+  }
+}
+
+/** Readers filling the cache through the real fill protocol, concurrently with the storm. */
+export class CacheReaders {
+  reads = 0;
+  failures = 0;
+  private running = true;
+  private readonly loops: Promise<void>[];
+  private readonly random: () => number;
+
+  constructor(
+    private readonly fixture: CacheFixture,
+    seed: number,
+    concurrency = 3,
+  ) {
+    this.random = rng(seed);
+    this.loops = Array.from({ length: concurrency }, () => this.run());
+  }
+
+  private async run(): Promise<void> {
+    const { cache } = this.fixture;
+    while (this.running) {
+      const article = String(1 + Math.floor(this.random() * ARTICLES));
+      const user = String(1 + Math.floor(this.random() * USERS));
+      try {
+        await cache.get(articleDetail, { id: article });
+        await cache.get(articleComments, { id: article, limit: 20 });
+        await cache.get(userProfile, { id: user });
+        this.reads += 3;
+        // Pace the readers (mostly cache hits): enough to keep values cached during the
+        // storm without eating the CPU the CDC and Postgres need.
+        await new Promise((r) => setTimeout(r, 5));
+      } catch {
+        // Postgres down: a miss answers 503 in the API. Counted; the storm goes on.
+        this.failures += 1;
+        await new Promise((r) => setTimeout(r, 50));
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    this.running = false;
+    await Promise.all(this.loops);
+  }
+}
+
+export interface CacheFixture {
+  cache: ReadThroughCache<Db>;
+  db: Db;
+  redis: Redis;
+  close(): Promise<void>;
+}
+
+export function cacheFixture(env: Env): CacheFixture {
+  const pool = createPool({ connectionString: env.DATABASE_URL, max: 4 });
+  const db = createDb(pool);
+  const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1 });
+  redis.on('error', () => {
+    // Redis restarts during the storm; the cache reports BYPASS and counts it.
+  });
+  const cache = new ReadThroughCache({ redis, db, prefix: env.CACHE_PREFIX });
+  return {
+    cache,
+    db,
+    redis,
+    async close() {
+      await db.destroy();
+      redis.disconnect();
+    },
+  };
+}
+
+/**
+ * Every cached value of the storm's resources is either gone or equal to what a fresh load
+ * returns now. Returns how many cached values were checked (a check of nothing proves nothing).
+ */
+export async function assertNoStaleValues(f: CacheFixture): Promise<{ checked: number; stale: string[] }> {
+  const stale: string[] = [];
+  let checked = 0;
+  const check = async <P, V>(resource: Resource<Db, P, V>, params: P) => {
+    const raw = await f.redis.getBuffer(f.cache.keys.value(resource.key(params)));
+    if (!raw) return;
+    checked += 1;
+    const value = await resource.load(f.db, params);
+    const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+    const cached = decodeEntry(raw).body;
+    if (!cached.equals(fresh))
+      stale.push(`${resource.key(params)}: cached ${cached.toString()} but the database says ${fresh.toString()}`);
+  };
+  for (let id = 1; id <= ARTICLES; id++) {
+    await check(articleDetail, { id: String(id) });
+    await check(articleComments, { id: String(id), limit: 20 });
+  }
+  for (let id = 1; id <= USERS; id++) await check(userProfile, { id: String(id) });
+  return { checked, stale };
+}
+
+/** The slot's confirmed position, or null when the slot does not exist. */
+export async function confirmedFlush(db: pg.Pool | pg.Client, slot: string): Promise<string | null> {
+  const { rows } = await db.query<{ lsn: string | null }>(
+    'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+    [slot],
+  );
+  return rows[0]?.lsn ?? null;
+}
+
+export function lsnValue(lsn: string): bigint {
+  const [hi, lo] = lsn.split('/');
+  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
+}
+
+/**
+ * Waits until the CDC has stored (and acked) everything committed so far: writes a heartbeat
+ * message, which the CDC acks in order after every earlier commit's job is stored, and waits
+ * for the slot to confirm it; then waits for the queue to drain.
+ */
+export async function waitCaughtUp(
+  db: pg.Pool,
+  env: Env,
+  queue: Queue,
+  timeoutMs = 60_000,
+): Promise<void> {
+  const { rows } = await db.query<{ lsn: string }>(
+    'select pg_logical_emit_message(false, $1, $2)::text as lsn',
+    [HEARTBEAT_PREFIX, String(Date.now())],
+  );
+  const mark = lsnValue(rows[0]?.lsn ?? '0/0');
+  await waitFor(
+    async () => {
+      const c = await confirmedFlush(db, env.SLOT_NAME);
+      return c !== null && lsnValue(c) >= mark;
+    },
+    { timeoutMs, intervalMs: 100, what: 'the slot to confirm everything written' },
+  );
+  await waitFor(
+    async () => {
+      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused');
+      return Object.values(counts).every((n) => n === 0);
+    },
+    { timeoutMs, intervalMs: 100, what: 'the invalidation queue to drain' },
+  );
+}
+
+export function testQueue(env: Env): Queue<InvalidationJob> {
+  const connection = new Redis(env.QUEUE_REDIS_URL, { maxRetriesPerRequest: null });
+  connection.on('error', () => {
+    // Redis restarts in some tests; BullMQ reconnects.
+  });
+  return new Queue<InvalidationJob>(env.QUEUE_NAME, { connection, prefix: QUEUE_PREFIX });
+}
+
+/** Every tag of every job still stored in the queue (waiting, active, delayed, paused). */
+export async function storedTags(queue: Queue<InvalidationJob>): Promise<Set<string>> {
+  const jobs = await queue.getJobs(['waiting', 'active', 'delayed', 'paused', 'prioritized', 'completed']);
+  const tags = new Set<string>();
+  for (const job of jobs) for (const t of job?.data.tags ?? []) tags.add(t);
+  return tags;
+}
