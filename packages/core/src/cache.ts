@@ -3,7 +3,7 @@ import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
 import { CorruptEntryError, decodeEntry, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
 import { timings } from './constants.ts';
-import { SourceUnavailableError } from './errors.ts';
+import { isSourceUnavailable, SourceUnavailableError } from './errors.ts';
 import { type Keyspace, keyspace } from './keys.ts';
 import type { AnyResource, Resource } from './resource.ts';
 import { type WalcacheRedis, withCommands } from './scripts.ts';
@@ -271,7 +271,8 @@ export class ReadThroughCache<Db> {
     try {
       return await resource.load(this.options.db, params);
     } catch (error) {
-      throw error instanceof SourceUnavailableError ? error : new SourceUnavailableError(error);
+      // Unavailable → SourceUnavailableError (the API's 503); anything else is a bug: rethrown as is.
+      throw isSourceUnavailable(error) ? new SourceUnavailableError(error) : error;
     } finally {
       this.options.events?.load?.(resource.name, performance.now() - started);
     }

@@ -23,3 +23,37 @@ export class InvalidJobError extends WalcacheError {
     super('WALCACHE_INVALID_JOB', message, { cause });
   }
 }
+
+/** Node socket errors that mean "cannot reach the database", not "the query is wrong". */
+const UNREACHABLE_CODES = new Set([
+  'ECONNREFUSED',
+  'ECONNRESET',
+  'ETIMEDOUT',
+  'EPIPE',
+  'EHOSTUNREACH',
+  'ENOTFOUND',
+]);
+
+/**
+ * Whether a load failed because the database is unavailable (down, restarting, overloaded,
+ * too slow) rather than because of a bug in the query. Only the former is a 503: a broken
+ * query answered as "unavailable" would hide the bug behind retries.
+ * SQLSTATE classes: 08 connection exception, 53 insufficient resources, 57P operator
+ * intervention (shutdown, crash recovery, "cannot connect now"), 57014 statement timeout.
+ */
+export function isSourceUnavailable(error: unknown): boolean {
+  if (!(error instanceof Error)) return false;
+  const code = (error as { code?: unknown }).code;
+  if (typeof code === 'string') {
+    if (UNREACHABLE_CODES.has(code)) return true;
+    if (/^(08|53|57P)/.test(code) || code === '57014') return true;
+  }
+  // pg and pg-pool report these without a code.
+  if (
+    /Connection terminated|timeout exceeded when trying to connect|Client has encountered a connection error/i.test(
+      error.message,
+    )
+  )
+    return true;
+  return error.cause !== undefined && error.cause !== error && isSourceUnavailable(error.cause);
+}

@@ -21,7 +21,7 @@ export {
   NULL_BODY,
 } from './codec.ts';
 export { timings } from './constants.ts';
-export { InvalidJobError, SourceUnavailableError, WalcacheError } from './errors.ts';
+export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheError } from './errors.ts';
 export { flushNamespace } from './flush.ts';
 export { type InvalidateOptions, type InvalidationResult, invalidateTags } from './invalidate.ts';
 export { INVALIDATE_JOB_NAME, type InvalidationJob, invalidationJobSchema, jobIdForLsn } from './job.ts';

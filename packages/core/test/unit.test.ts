@@ -8,6 +8,7 @@ import {
   epochTag,
   etagOf,
   isNullBody,
+  isSourceUnavailable,
   jitteredTtlMs,
   NULL_BODY,
   rowTag,
@@ -90,5 +91,20 @@ describe('tags', () => {
     ).toEqual(['row:articles:1', 'epoch:articles', 'col:comments:article_id:1', 'epoch:comments']);
     expect(tableOfTag(epochTag('users'))).toBe('users');
     expect(tableOfTag('nonsense')).toBeUndefined();
+  });
+});
+
+describe('isSourceUnavailable', () => {
+  const withCode = (code: string, message = 'x') => Object.assign(new Error(message), { code });
+  it('is true for an unreachable or overloaded database, false for a broken query', () => {
+    expect(isSourceUnavailable(withCode('ECONNREFUSED'))).toBe(true);
+    expect(
+      isSourceUnavailable(withCode('57P01', 'terminating connection due to administrator command')),
+    ).toBe(true);
+    expect(isSourceUnavailable(withCode('57014', 'canceling statement due to statement timeout'))).toBe(true);
+    expect(isSourceUnavailable(new Error('Connection terminated unexpectedly'))).toBe(true);
+    expect(isSourceUnavailable(new Error('wrapped', { cause: withCode('08006') }))).toBe(true);
+    expect(isSourceUnavailable(withCode('42702', 'column reference "created_at" is ambiguous'))).toBe(false);
+    expect(isSourceUnavailable(new TypeError('undefined is not a function'))).toBe(false);
   });
 });

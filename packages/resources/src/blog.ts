@@ -7,8 +7,12 @@ import { ttl } from './ttl.ts';
 
 export type Db = Kysely<Database>;
 
-/** created_at as UTC text with microseconds: a JS Date would drop them and break keyset paging. */
-const createdKey = sql<string>`to_char(created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`;
+/**
+ * created_at as UTC text with microseconds: a JS Date would drop them and break keyset paging.
+ * Qualified by the table alias: `users` has a created_at column too, and the queries join it.
+ */
+const createdKey = (alias: 'a' | 'c') =>
+  sql<string>`to_char(${sql.ref(`${alias}.created_at`)} at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`;
 
 // ───────────────────────── article detail ─────────────────────────
 
@@ -114,9 +118,7 @@ export const articleList = defineResource({
         'a.title',
         'u.id as author_id',
         'u.name as author_name',
-        sql<string>`to_char(a.created_at at time zone 'UTC', 'YYYY-MM-DD HH24:MI:SS.US') || '+00'`.as(
-          'created_key',
-        ),
+        createdKey('a').as('created_key'),
         sql<string>`(select count(*) from comments c where c.article_id = a.id)`.as('comment_count'),
         sql<
           string[]
@@ -193,7 +195,7 @@ export const articleComments = defineResource({
         'c.created_at',
         'u.id as author_id',
         'u.name as author_name',
-        createdKey.as('created_key'),
+        createdKey('c').as('created_key'),
       ])
       .where('c.article_id', '=', id)
       .orderBy('c.created_at', 'desc')
