@@ -1,0 +1,117 @@
+import type { SeedSize } from '@walcache/db';
+
+/**
+ * Every duration, rate and size of the benchmark, with the reason for its value. The two
+ * profiles differ only in how long they measure and how far they ramp, never in what.
+ */
+export interface BenchProfile {
+  name: 'quick' | 'full';
+  /**
+   * The sample blog, larger than the default seed: the hit scenarios spread over thousands
+   * of ids and the fan-out needs thousands of articles to move under one author.
+   */
+  seed: SeedSize;
+  /** Discarded load before each measured run: JIT tiers, pools and sockets warm up in it. */
+  warmupS: number;
+  /** Measured load per HTTP run. */
+  runS: number;
+  /**
+   * Concurrent HTTP connections of the load generator. Enough to keep one Node event loop
+   * busy without pipelining, few enough that p99 is not only queueing behind 100s of sockets.
+   */
+  connections: number;
+  /** How many article ids the hit scenarios spread over (all of them cached first). */
+  hitIds: number;
+  /** How many list pages (limit 20, walked with real cursors) the list scenarios spread over. */
+  listPages: number;
+  /** Measured length of the mixed read/write run. */
+  mixedS: number;
+  /** Share of writes in the mixed scenario (the issue asks for 95 % reads / 5 % writes). */
+  writeShare: number;
+  /**
+   * A read of a written row this long after its commit must see the new value. One second:
+   * far above the invalidation latency measured below at the same load, so a stale answer
+   * after it is a consistency bug, not slowness.
+   */
+  staleBoundMs: number;
+  invalidation: {
+    /** Measured length of one rate step. */
+    stepS: number;
+    /** Commit rates (single-row transactions) tried in order; the ramp stops at the first one not sustained. */
+    commitRates: number[];
+    /** Rows updated per transaction when ramping the change rate (the CDC decodes each row). */
+    rowsPerCommit: number;
+    /** Commit rates of `rowsPerCommit`-row transactions tried in order for the change-rate ramp. */
+    changeCommitRates: number[];
+    /**
+     * Commits per second that probe a cached key (GET through the API, then UPDATE): enough
+     * samples for a p99 per step while their cache misses stay a small load on the API.
+     */
+    probeRate: number;
+  };
+  /** Articles moved under one author, cached, then invalidated by one rename. */
+  fanout: number;
+  /** Length of the profiled hit run (`--cpu-prof`); long enough for ~10k samples. */
+  profileS: number;
+}
+
+const seed: SeedSize = { users: 1000, articles: 10_000, tags: 40, commentsPerArticle: 3 };
+
+export const profiles: Record<'quick' | 'full', BenchProfile> = {
+  // Quick: a smoke run that shows every scenario in under two minutes; figures are indicative.
+  quick: {
+    name: 'quick',
+    seed,
+    warmupS: 1,
+    runS: 3,
+    connections: 32,
+    hitIds: 2000,
+    listPages: 50,
+    mixedS: 4,
+    writeShare: 0.05,
+    staleBoundMs: 1000,
+    invalidation: {
+      stepS: 3,
+      commitRates: [100, 1000, 2500],
+      rowsPerCommit: 10,
+      changeCommitRates: [300, 800],
+      probeRate: 25,
+    },
+    fanout: 2000,
+    profileS: 3,
+  },
+  // Full: runs long enough that a p99 rests on thousands of samples (≥10 s per run).
+  full: {
+    name: 'full',
+    seed,
+    warmupS: 3,
+    runS: 10,
+    connections: 32,
+    hitIds: 9000,
+    listPages: 400,
+    mixedS: 15,
+    writeShare: 0.05,
+    staleBoundMs: 1000,
+    invalidation: {
+      stepS: 10,
+      commitRates: [100, 1000, 2000, 3000, 4500, 6000, 8000],
+      rowsPerCommit: 10,
+      changeCommitRates: [200, 400, 700, 1000, 1500, 2000, 3000],
+      probeRate: 25,
+    },
+    fanout: 9000,
+    profileS: 10,
+  },
+};
+
+/** Replication lag (WAL written → CDC stored the job and acknowledged) a rate must stay under. */
+export const LAG_LIMIT_MS = 1000;
+/** A step is sustained only if the writer reached this share of the target rate. */
+export const ACHIEVED_SHARE = 0.95;
+/**
+ * How often the lag probe writes a marker into the WAL: 5 per second gives a max-lag figure
+ * to ±200 ms, at a WAL cost nobody notices.
+ */
+export const LAG_PROBE_INTERVAL_MS = 200;
+/** After a step, how long the pipeline may take to drain before the ramp gives up on it. */
+export const DRAIN_TIMEOUT_MS = 30_000;

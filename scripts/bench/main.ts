@@ -1,0 +1,168 @@
+/**
+ * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]`
+ *
+ * Starts a private Postgres and Redis, the three walcache processes and a comparison server
+ * (each its own process), runs every scenario after a warm-up, prints a table and writes
+ * BENCHMARKS.md + bench-results/latest.json (full run) or bench-results/quick.json +
+ * bench-output/BENCHMARKS.quick.md (quick or partial run: the committed figures stay those of
+ * a full run). Not part of `npm test`: nothing here asserts a timing.
+ */
+import { mkdirSync, writeFileSync } from 'node:fs';
+import { join } from 'node:path';
+import { parseArgs } from 'node:util';
+import { Redis } from 'ioredis';
+import { type BenchProfile, profiles } from './config.ts';
+import { type Ctx, warmCaches } from './context.ts';
+import { autocannonGenerator, type LoadGenerator, wrkGenerator } from './load.ts';
+import { type Child, Children, progress, root } from './procs.ts';
+import { consoleTable, markdown } from './report.ts';
+import type { BenchResults } from './results.ts';
+import { profileHitPath } from './scenarios/cpuprofile.ts';
+import { fanoutScenario } from './scenarios/fanout.ts';
+import { invalidationScenario } from './scenarios/invalidation.ts';
+import { mixedScenario } from './scenarios/mixed.ts';
+import { readScenarios } from './scenarios/reads.ts';
+import { type Apps, childGroup, type Servers, startApps, startServers } from './stack.ts';
+import { groupMemoryMiB, machineInfo } from './sys.ts';
+
+const ALL = ['reads', 'mixed', 'invalidation', 'fanout', 'profile'] as const;
+type Part = (typeof ALL)[number];
+
+const { values } = parseArgs({
+  options: {
+    quick: { type: 'boolean', default: false },
+    only: { type: 'string' },
+    help: { type: 'boolean', default: false },
+  },
+});
+if (values.help) {
+  process.stdout.write(
+    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]\n' +
+      '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
+      '  --only   run only these parts (development); writes bench-results/quick.json\n',
+  );
+  process.exit(0);
+}
+const parts = new Set<Part>(
+  values.only
+    ? values.only.split(',').map((p) => {
+        if (!(ALL as readonly string[]).includes(p))
+          throw new Error(`unknown part "${p}" (one of ${ALL.join(', ')})`);
+        return p as Part;
+      })
+    : ALL,
+);
+const profile: BenchProfile = profiles[values.quick ? 'quick' : 'full'];
+const complete = profile.name === 'full' && parts.size === ALL.length;
+const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
+
+const children = new Children();
+let servers: Servers | undefined;
+let redis: Redis | undefined;
+let cleaning: Promise<void> | undefined;
+
+/** Stops only what this run started: its children by PID, then its private servers. */
+async function cleanup(): Promise<void> {
+  cleaning ??= (async () => {
+    await children.stopAll();
+    redis?.disconnect();
+    await servers?.stop();
+  })();
+  return cleaning;
+}
+for (const signal of ['SIGINT', 'SIGTERM'] as const) {
+  process.once(signal, () => {
+    progress(`${signal}: stopping every process the bench started`);
+    void cleanup().finally(() => process.exit(130));
+  });
+}
+// Last resort if the bench dies without cleanup: no orphaned app or load generator.
+process.on('exit', () => children.killAllNow());
+
+async function main(): Promise<void> {
+  const started = performance.now();
+  progress(`profile ${profile.name}; parts: ${[...parts].join(', ')}`);
+  const load: LoadGenerator =
+    wrkGenerator(children) ??
+    autocannonGenerator(
+      children,
+      (await import('autocannon/package.json', { with: { type: 'json' } })).default.version,
+    );
+  progress(`load generator: ${load.name}`);
+  servers = await startServers(profile.seed);
+  const apps: Apps = await startApps(children, servers);
+  redis = new Redis(servers.redis.url, { connectionName: 'walcache-bench' });
+  let api: Child = apps.api;
+  const groups: Ctx['groups'] = {
+    api: childGroup('api', () => api),
+    cdc: childGroup('cdc', () => apps.cdc),
+    invalidator: childGroup('invalidator', () => apps.invalidator),
+    baseline: childGroup('baseline', () => apps.baseline),
+    postgres: servers.postgresGroup,
+    redis: servers.redisGroup,
+  };
+  const memoryGroups = [groups.api, groups.cdc, groups.invalidator, groups.postgres, groups.redis];
+  const atRest = Object.fromEntries(memoryGroups.map((g) => [g.name, Math.round(groupMemoryMiB(g))]));
+  progress(`memory at rest (MiB): ${JSON.stringify(atRest)}`);
+
+  const warmed = await warmCaches({ profile, children, servers, apps, redis, load, groups });
+  const ctx: Ctx = { profile, children, servers, apps, redis, load, groups, ...warmed };
+  const results: BenchResults = {
+    date: new Date().toISOString(),
+    command,
+    profile: profile.name,
+    machine: machineInfo(servers.postgresVersion, servers.redisVersion, load.name),
+    notes: [],
+    durationS: 0,
+    http: [],
+    mixed: [],
+    memory: { atRest, underMixedLoad: {} },
+  };
+  if (process.env.BENCH_NOTE) results.notes.push(process.env.BENCH_NOTE);
+
+  if (parts.has('reads')) await readScenarios(ctx, results.http);
+  if (parts.has('mixed')) {
+    const mixed = await mixedScenario(ctx, results.http, memoryGroups);
+    results.mixed.push(...mixed.results);
+    results.memory.underMixedLoad = mixed.memory;
+  }
+  if (parts.has('invalidation')) results.invalidation = await invalidationScenario(ctx);
+  if (parts.has('profile')) {
+    results.cpuProfile = await profileHitPath(ctx, (child) => {
+      api = child;
+    });
+  }
+  // Last: it moves thousands of articles under one author.
+  if (parts.has('fanout')) results.fanout = await fanoutScenario(ctx);
+
+  results.durationS = (performance.now() - started) / 1000;
+  process.stdout.write(`\n${consoleTable(results)}\n\n`);
+  const resultsDir = join(root, 'bench-results');
+  mkdirSync(resultsDir, { recursive: true });
+  mkdirSync(join(root, 'bench-output'), { recursive: true });
+  if (complete) {
+    writeFileSync(join(resultsDir, 'latest.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(root, 'BENCHMARKS.md'), markdown(results));
+    progress('wrote BENCHMARKS.md and bench-results/latest.json');
+  } else {
+    writeFileSync(join(resultsDir, 'quick.json'), `${JSON.stringify(results, null, 2)}\n`);
+    writeFileSync(join(root, 'bench-output', 'BENCHMARKS.quick.md'), markdown(results));
+    progress(
+      'wrote bench-results/quick.json and bench-output/BENCHMARKS.quick.md (BENCHMARKS.md is kept for full runs)',
+    );
+  }
+}
+
+try {
+  await main();
+  await cleanup();
+  progress(`done`);
+} catch (error) {
+  process.stderr.write(
+    `bench failed: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}\n`,
+  );
+  if (error instanceof Error && error.cause) process.stderr.write(`cause: ${String(error.cause)}\n`);
+  process.stderr.write(`last output of the running children:\n${children.tails()}\n`);
+  await cleanup();
+  process.exit(1);
+}

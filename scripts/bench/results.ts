@@ -1,0 +1,103 @@
+import type { MachineInfo } from './sys.ts';
+
+/** One closed-loop HTTP run, and its ratio to the ceiling measured in the same bench run. */
+export interface HttpRow {
+  id: string;
+  scenario: string;
+  label: string;
+  route: string;
+  requests: number;
+  rps: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+  errors: number;
+  /** The row this one is compared with (same run, same machine). */
+  ceilingId?: string;
+  ratio?: number;
+  /** CPU per process during the measured run, % of one core. */
+  cpu: Record<string, number>;
+  /** Cache hit share seen by the API during the run (walcache rows only). */
+  hitRatio?: number;
+}
+
+export interface Quantiles {
+  count: number;
+  p50Ms: number;
+  p99Ms: number;
+  maxMs: number;
+}
+
+export interface MixedResult {
+  target: string;
+  reads: HttpRow;
+  writes: number;
+  writeRate: number;
+  writeShare: number;
+  hitRatio?: number;
+  staleChecks: number;
+  staleReads: number;
+  staleBoundMs: number;
+  staleExamples: string[];
+}
+
+export interface RateStep {
+  targetCommitsPerS: number;
+  rowsPerCommit: number;
+  achievedCommitsPerS: number;
+  achievedChangesPerS: number;
+  /** Replication lag (marker written to the WAL → its LSN acknowledged by the CDC). */
+  lag: Quantiles & { unresolved: number };
+  /** Commit → the cached key deleted, from probe writes to cached articles. */
+  invalidation: Quantiles & { skipped: number };
+  sustained: boolean;
+  why?: string;
+  cpu: Record<string, number>;
+}
+
+export interface InvalidationResult {
+  commitSteps: RateStep[];
+  changeSteps: RateStep[];
+  maxSustainedCommitsPerS?: number;
+  maxSustainedChangesPerS?: number;
+}
+
+export interface FanoutResult {
+  keys: number;
+  cachedBefore: number;
+  /** Commit of the rename → first / last of its keys deleted. */
+  firstMs: number;
+  lastMs: number;
+  remainingAfter: number;
+}
+
+export interface ProfileEntry {
+  name: string;
+  where: string;
+  selfMs: number;
+  share: number;
+}
+
+export interface ProfileSummary {
+  file: string;
+  rps: number;
+  totalMs: number;
+  idleShare: number;
+  top: ProfileEntry[];
+  byArea: { area: string; share: number }[];
+}
+
+export interface BenchResults {
+  date: string;
+  command: string;
+  profile: 'quick' | 'full';
+  machine: MachineInfo;
+  notes: string[];
+  durationS: number;
+  http: HttpRow[];
+  mixed: MixedResult[];
+  invalidation?: InvalidationResult;
+  fanout?: FanoutResult;
+  memory: { atRest: Record<string, number>; underMixedLoad: Record<string, number> };
+  cpuProfile?: ProfileSummary;
+}
