@@ -2,13 +2,14 @@ import type { Env } from '@walcache/config';
 import { silentLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
 import type { Queue } from 'bullmq';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import {
+  adminPool,
   assertNoStaleValues,
-  CacheReaders,
   type CacheFixture,
+  CacheReaders,
   cacheFixture,
   rng,
   StormWriter,
@@ -37,7 +38,7 @@ const children: CdcProcess[] = [];
 beforeAll(async () => {
   servers = await startServers();
   env = testEnv(servers);
-  admin = new pg.Pool({ connectionString: servers.pg.url, max: 2 });
+  admin = adminPool(servers.pg.url);
   queue = testQueue(env);
   fixture = cacheFixture(env);
   invalidator = await startInvalidator(env, silentLogger());
@@ -99,7 +100,9 @@ describe('SIGKILL of the CDC during a write storm', () => {
       .flatMap((c) => c.output().split('\n'))
       .filter((l) => l.includes('flush'))
       .join('\n');
-    expect(checked, `reads ${readers.reads}, read failures ${readers.failures}\n${flushes}`).toBeGreaterThan(20);
+    expect(checked, `reads ${readers.reads}, read failures ${readers.failures}\n${flushes}`).toBeGreaterThan(
+      20,
+    );
     expect(killedWhileStreaming).toBeGreaterThanOrEqual(5);
     expect(readers.reads).toBeGreaterThan(100);
   }, 180_000);

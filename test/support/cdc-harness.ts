@@ -1,3 +1,4 @@
+import { HEARTBEAT_PREFIX } from '@walcache/cdc';
 import type { Env } from '@walcache/config';
 import {
   decodeEntry,
@@ -8,7 +9,6 @@ import {
   type Resource,
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { HEARTBEAT_PREFIX } from '@walcache/cdc';
 import { articleComments, articleDetail, type Db, userProfile } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { Queue } from 'bullmq';
@@ -98,8 +98,14 @@ export class StormWriter {
         } else {
           await c.query('begin');
           for (let i = 0; i < 5; i++)
-            await c.query('update articles set body = $1 where id = $2', [`body ${n}.${i}`, this.pick(ARTICLES)]);
-          await c.query('update articles set author_id = $1 where id = $2', [this.pick(USERS), this.pick(ARTICLES)]);
+            await c.query('update articles set body = $1 where id = $2', [
+              `body ${n}.${i}`,
+              this.pick(ARTICLES),
+            ]);
+          await c.query('update articles set author_id = $1 where id = $2', [
+            this.pick(USERS),
+            this.pick(ARTICLES),
+          ]);
           await c.query('commit');
         }
         this.commits += 1;
@@ -208,7 +214,9 @@ export async function assertNoStaleValues(f: CacheFixture): Promise<{ checked: n
     const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
     const cached = decodeEntry(raw).body;
     if (!cached.equals(fresh))
-      stale.push(`${resource.key(params)}: cached ${cached.toString()} but the database says ${fresh.toString()}`);
+      stale.push(
+        `${resource.key(params)}: cached ${cached.toString()} but the database says ${fresh.toString()}`,
+      );
   };
   for (let id = 1; id <= ARTICLES; id++) {
     await check(articleDetail, { id: String(id) });
@@ -237,12 +245,7 @@ export function lsnValue(lsn: string): bigint {
  * message, which the CDC acks in order after every earlier commit's job is stored, and waits
  * for the slot to confirm it; then waits for the queue to drain.
  */
-export async function waitCaughtUp(
-  db: pg.Pool,
-  env: Env,
-  queue: Queue,
-  timeoutMs = 60_000,
-): Promise<void> {
+export async function waitCaughtUp(db: pg.Pool, env: Env, queue: Queue, timeoutMs = 60_000): Promise<void> {
   const { rows } = await db.query<{ lsn: string }>(
     'select pg_logical_emit_message(false, $1, $2)::text as lsn',
     [HEARTBEAT_PREFIX, String(Date.now())],
@@ -278,4 +281,13 @@ export async function storedTags(queue: Queue<InvalidationJob>): Promise<Set<str
   const tags = new Set<string>();
   for (const job of jobs) for (const t of job?.data.tags ?? []) tags.add(t);
   return tags;
+}
+
+/** The test's own connections for reading the slot; an idle one dropped by a restart is replaced. */
+export function adminPool(url: string): pg.Pool {
+  const pool = new pg.Pool({ connectionString: url, max: 2 });
+  pool.on('error', () => {
+    // Postgres restarts in some tests; the pool replaces the dropped idle client.
+  });
+  return pool;
 }

@@ -1,0 +1,167 @@
+import type { Batch } from '@walcache/cdc';
+import type { Env } from '@walcache/config';
+import type { InvalidationJob } from '@walcache/core';
+import { silentLogger } from '@walcache/observability';
+import { waitFor } from '@walcache/testkit';
+import type { Queue } from 'bullmq';
+import pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type RunningCdc, startCdc } from '../../apps/cdc/src/main.ts';
+import {
+  ARTICLES,
+  adminPool,
+  confirmedFlush,
+  lsnValue,
+  storedTags,
+  testQueue,
+  USERS,
+} from '../support/cdc-harness.ts';
+import { type Servers, startServers, testEnv } from '../support/stack.ts';
+
+// The ack rule, observed from Postgres' side: the slot's confirmed_flush_lsn never passes a
+// commit whose invalidation job is not stored in Redis. No invalidator runs here, so every
+// stored job stays in BullMQ's waiting list where the test can see it.
+
+let servers: Servers;
+let env: Env;
+let admin: pg.Pool;
+let writer: pg.Client;
+let queue: Queue<InvalidationJob>;
+let cdc: RunningCdc;
+/** A store parks here while `hold` is set: the forced race "received, not yet stored". */
+let hold: { tag: string; entered: boolean; release: () => void; released: Promise<void> } | undefined;
+
+beforeAll(async () => {
+  servers = await startServers(undefined, { appendonly: true });
+  env = testEnv(servers);
+  admin = adminPool(servers.pg.url);
+  writer = new pg.Client({ connectionString: servers.pg.url });
+  await writer.connect();
+  queue = testQueue(env);
+  cdc = await startCdc(env, silentLogger(), {
+    heartbeatIntervalMs: 200,
+    lagIntervalMs: 200,
+    maxBackoffMs: 500,
+    beforeStore: async (batch: Batch) => {
+      if (hold && batch.tags.includes(hold.tag)) {
+        hold.entered = true;
+        await hold.released;
+      }
+    },
+  });
+  await waitFor(() => cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+});
+
+afterAll(async () => {
+  hold?.release();
+  await cdc?.close();
+  await queue?.close();
+  await writer?.end();
+  await admin?.end();
+  await servers?.stop();
+});
+
+/** Inserts a comment; returns its row tag and an LSN at or after its commit's end. */
+async function commitComment(client: pg.Client, body: string): Promise<{ tag: string; after: bigint }> {
+  const article = 1 + Math.floor(Math.random() * ARTICLES);
+  const author = 1 + Math.floor(Math.random() * USERS);
+  const { rows } = await client.query<{ id: string }>(
+    'insert into comments (article_id, author_id, body) values ($1, $2, $3) returning id',
+    [article, author, body],
+  );
+  const { rows: lsn } = await client.query<{ lsn: string }>(
+    'select pg_current_wal_insert_lsn()::text as lsn',
+  );
+  return { tag: `row:comments:${rows[0]?.id}`, after: lsnValue(lsn[0]?.lsn ?? '0/0') };
+}
+
+const confirmed = async () => lsnValue((await confirmedFlush(admin, env.SLOT_NAME)) ?? '0/0');
+const metric = async (name: string) => {
+  const text = await (await fetch(`http://127.0.0.1:${cdc.metricsPort}/metrics`)).text();
+  const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
+  return line ? Number(line.split(' ').at(-1)) : undefined;
+};
+
+describe('the slot is acknowledged only up to stored jobs', () => {
+  it('a commit whose store is held is not confirmed, while later commits and keepalives flow', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    const before = await confirmed();
+    const { tag, after } = await commitComment(writer, 'held');
+    hold = { tag, entered: false, release, released };
+    await waitFor(() => hold?.entered === true, { what: 'the store of the held commit to start' });
+    // Later commits and heartbeats arrive and queue behind the held store.
+    for (let i = 0; i < 5; i++) await commitComment(writer, `behind ${i}`);
+    await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') > after, {
+      what: 'the CDC to receive past the held commit',
+    });
+    // Lag is visible while the store is held.
+    await waitFor(async () => ((await metric('walcache_cdc_slot_lag_seconds')) ?? 0) > 0, {
+      what: 'slot lag in seconds to show the held commit',
+    });
+    expect(await metric('walcache_cdc_slot_lag_bytes')).toBeGreaterThan(0);
+
+    const whileHeld = await confirmed();
+    expect(whileHeld).toBeLessThan(after);
+    expect(whileHeld).toBeGreaterThanOrEqual(before);
+    expect((await storedTags(queue)).has(tag)).toBe(false);
+
+    release();
+    hold = undefined;
+    await waitFor(async () => (await confirmed()) >= after, { what: 'the slot to pass the released commit' });
+    expect((await storedTags(queue)).has(tag)).toBe(true);
+  });
+
+  it('during a storm, every commit the slot has confirmed is in a stored job', async () => {
+    const writes: { tag: string; after: bigint }[] = [];
+    let violations: string[] = [];
+    let checks = 0;
+    let done = false;
+    const storm = (async () => {
+      for (let i = 0; i < 300; i++) writes.push(await commitComment(writer, `storm ${i}`));
+      done = true;
+    })();
+    // Checker: read the confirmed position first, then the stored jobs. Everything confirmed
+    // before the read must already be in Redis.
+    while (!done || checks === 0) {
+      const c = await confirmed();
+      const tags = await storedTags(queue);
+      checks += 1;
+      violations = violations.concat(
+        writes.filter((w) => w.after <= c && !tags.has(w.tag)).map((w) => `${w.tag} confirmed, not stored`),
+      );
+    }
+    await storm;
+    const last = writes.at(-1)?.after ?? 0n;
+    await waitFor(async () => (await confirmed()) >= last, { what: 'the slot to confirm the storm' });
+    const tags = await storedTags(queue);
+    expect(violations).toEqual([]);
+    expect(writes.filter((w) => !tags.has(w.tag))).toEqual([]);
+    expect(checks).toBeGreaterThan(3);
+  });
+
+  it('with Redis down nothing is confirmed; after it returns the commit is stored and confirmed', async () => {
+    const reconnectsBefore = (await metric('walcache_cdc_reconnects_total')) ?? 0;
+    await servers.redis.kill();
+    const { tag, after } = await commitComment(writer, 'while redis is down');
+    // The CDC tries to store, fails, and retries (reconnects) at least twice.
+    await waitFor(
+      async () => ((await metric('walcache_cdc_reconnects_total')) ?? 0) >= reconnectsBefore + 2,
+      {
+        timeoutMs: 20_000,
+        what: 'the CDC to fail and retry while Redis is down',
+      },
+    );
+    await commitComment(writer, 'still down');
+    expect(await confirmed()).toBeLessThan(after);
+
+    await servers.redis.startServer();
+    await waitFor(async () => (await confirmed()) >= after, {
+      timeoutMs: 30_000,
+      what: 'the slot to pass the commit once Redis is back',
+    });
+    expect((await storedTags(queue)).has(tag)).toBe(true);
+  });
+});
