@@ -27,6 +27,8 @@ export interface BootstrapResult {
   confirmedFlushLsn: string | null;
   /** Primary key columns of every published table. */
   primaryKeys: Map<string, string[]>;
+  /** pg_class oid of every published table: a table renamed later is still recognised. */
+  relationOids: Map<string, number>;
 }
 
 /** The one method the CDC needs from pg's Client or Pool (a Pool reconnects by itself). */
@@ -130,7 +132,13 @@ export async function bootstrapReplication(
   }
   const primaryKeys = new Map<string, string[]>();
   for (const table of options.tables) primaryKeys.set(table, await primaryKeyColumns(db, table));
-  return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys };
+  const { rows: oids } = await db.query<{ relname: string; oid: string }>(
+    `select c.relname, c.oid::int8::text as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where n.nspname = 'public' and c.relname = any($1::text[])`,
+    [[...options.tables]],
+  );
+  const relationOids = new Map(oids.map((r) => [r.relname, Number(r.oid)]));
+  return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys, relationOids };
 }
 
 async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]> {

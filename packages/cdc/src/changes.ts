@@ -58,10 +58,16 @@ export class TagMapper {
     this.primaryKeys = new Map(keys);
   }
 
+  /** The oids of the tracked tables, read from the catalog at connect. */
+  setRelationOids(oids: ReadonlyMap<string, number>): void {
+    for (const [name, oid] of oids) if (this.tables.has(name)) this.trackedOids.set(oid >>> 0, name);
+  }
+
   /** The tracked table name a relation's changes count for, or undefined to ignore it. */
   trackedName(relation: RelationInfo): string | undefined {
     if (relation.schema === 'public' && this.tables.has(relation.name)) return relation.name;
-    return relation.relationOid === undefined ? undefined : this.trackedOids.get(relation.relationOid);
+    // pgoutput's reader returns the oid as a signed int32; the catalog's is unsigned.
+    return relation.relationOid === undefined ? undefined : this.trackedOids.get(relation.relationOid >>> 0);
   }
 
   isTracked(relation: RelationInfo): boolean {
@@ -75,8 +81,8 @@ export class TagMapper {
    * old shape (or under the old name) may no longer be what a fresh load returns.
    */
   observeRelation(relation: RelationInfo): string[] {
-    const oid = relation.relationOid;
-    if (oid === undefined) return [];
+    if (relation.relationOid === undefined) return [];
+    const oid = relation.relationOid >>> 0;
     const signature = (relation.columns ?? []).map((c) => `${c.name}:${c.typeOid}`).join(',');
     const previous = this.seen.get(oid);
     this.seen.set(oid, { name: relation.name, schema: relation.schema, signature });

@@ -521,6 +521,7 @@ export class CdcStream {
     }
     const result = await bootstrapReplication(o.db, o);
     o.mapper.setPrimaryKeys(result.primaryKeys);
+    o.mapper.setRelationOids(result.relationOids);
     if (result.slotCreated) {
       reason ??= o.slotMarker && inSync ? 'dropped' : 'created';
       inSync = false;
