@@ -61,7 +61,10 @@ function prng(seed: number): () => number {
 type Target = { resource: AnyResource<Db>; params: Record<string, unknown> };
 
 const targets: Target[] = [
-  ...Array.from({ length: ARTICLES + 2 }, (_, i) => ({ resource: articleDetail, params: { id: String(i + 1) } })),
+  ...Array.from({ length: ARTICLES + 2 }, (_, i) => ({
+    resource: articleDetail,
+    params: { id: String(i + 1) },
+  })),
   ...Array.from({ length: USERS }, (_, i) => ({ resource: userProfile, params: { id: String(i + 1) } })),
   ...Array.from({ length: 10 }, (_, i) => ({
     resource: articleComments,
@@ -88,23 +91,29 @@ it('after the writers stop and the queue drains, every cached value equals a fre
     }),
   );
   const operations: [string, (c: pg.Client, n: number) => Promise<unknown>][] = [
-    ['update title', (c, n) => c.query('update articles set title = $1 where id = $2', [`title ${n}`, pick(ARTICLES)])],
-    ['rename user', (c, n) => c.query('update users set name = $1 where id = $2', [`user ${n}`, userToWrite()])],
+    [
+      'update title',
+      (c, n) => c.query('update articles set title = $1 where id = $2', [`title ${n}`, pick(ARTICLES)]),
+    ],
+    [
+      'rename user',
+      (c, n) => c.query('update users set name = $1 where id = $2', [`user ${n}`, userToWrite()]),
+    ],
     [
       'insert comment',
       (c, n) =>
-        c.query('insert into comments (article_id, author_id, body) select $1, $2, $3 where exists (select 1 from articles where id = $1)', [
-          pick(ARTICLES),
-          userToWrite(),
-          `comment ${n}`,
-        ]),
+        c.query(
+          'insert into comments (article_id, author_id, body) select $1, $2, $3 where exists (select 1 from articles where id = $1)',
+          [pick(ARTICLES), userToWrite(), `comment ${n}`],
+        ),
     ],
     [
       'delete comment',
       (c) =>
-        c.query('delete from comments where id = (select id from comments where article_id = $1 order by id limit 1)', [
-          pick(ARTICLES),
-        ]),
+        c.query(
+          'delete from comments where id = (select id from comments where article_id = $1 order by id limit 1)',
+          [pick(ARTICLES)],
+        ),
     ],
     [
       'tag an article',
@@ -116,10 +125,14 @@ it('after the writers stop and the queue drains, every cached value equals a fre
     ],
     [
       'untag an article',
-      (c) => c.query('delete from article_tags where article_id = $1 and tag_id = $2', [pick(ARTICLES), pick(6)]),
+      (c) =>
+        c.query('delete from article_tags where article_id = $1 and tag_id = $2', [pick(ARTICLES), pick(6)]),
     ],
     ['rename tag', (c, n) => c.query('update tags set name = $1 where id = $2', [`tag-${n}`, pick(6)])],
-    ['toggle published', (c) => c.query('update articles set published = not published where id = $1', [pick(ARTICLES)])],
+    [
+      'toggle published',
+      (c) => c.query('update articles set published = not published where id = $1', [pick(ARTICLES)]),
+    ],
     [
       'move article to another author',
       (c) => c.query('update articles set author_id = $1 where id = $2', [userToWrite(), pick(ARTICLES)]),
@@ -127,7 +140,11 @@ it('after the writers stop and the queue drains, every cached value equals a fre
     [
       'insert article',
       (c, n) =>
-        c.query('insert into articles (author_id, title, body) values ($1, $2, $3)', [userToWrite(), `new ${n}`, 'x']),
+        c.query('insert into articles (author_id, title, body) values ($1, $2, $3)', [
+          userToWrite(),
+          `new ${n}`,
+          'x',
+        ]),
     ],
     ['delete article', (c) => c.query('delete from articles where id = $1', [pick(ARTICLES)])],
     [
