@@ -253,23 +253,22 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     }),
   );
   app.onError((error, c) => {
+    // The pool refuses before any query runs; core may pass that refusal through as it is or wrapped.
+    const saturated = error instanceof SourceUnavailableError ? error.cause : error;
+    if (saturated instanceof PoolSaturatedError) {
+      deps.logger.warn({ reqId: c.get('requestId'), waiting: saturated.waiting }, 'database pool saturated');
+      return problem(
+        c,
+        {
+          type: problemTypes.overloaded,
+          title: 'Overloaded',
+          status: 503,
+          detail: 'too many requests wait for the database; retry shortly',
+        },
+        { 'retry-after': '1' },
+      );
+    }
     if (error instanceof SourceUnavailableError) {
-      if (error.cause instanceof PoolSaturatedError) {
-        deps.logger.warn(
-          { reqId: c.get('requestId'), waiting: error.cause.waiting },
-          'database pool saturated',
-        );
-        return problem(
-          c,
-          {
-            type: problemTypes.overloaded,
-            title: 'Overloaded',
-            status: 503,
-            detail: 'too many requests wait for the database; retry shortly',
-          },
-          { 'retry-after': '1' },
-        );
-      }
       deps.logger.warn(
         { err: error.cause, reqId: c.get('requestId'), path: c.req.path },
         'database unavailable for a cache miss',
