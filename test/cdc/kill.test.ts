@@ -15,6 +15,7 @@ import {
   StormWriter,
   testQueue,
   waitCaughtUp,
+  warmCache,
 } from '../support/cdc-harness.ts';
 import { type CdcProcess, spawnCdc } from '../support/cdc-process.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
@@ -64,6 +65,7 @@ describe('SIGKILL of the CDC during a write storm', () => {
     // First start creates the slot (and flushes the empty namespace) before the storm.
     const first = await spawnOne();
     await first.waitForState('streaming');
+    await warmCache(fixture);
     const writer = new StormWriter(servers.pg.url, SEED);
     const readers = new CacheReaders(fixture, SEED + 1);
     let current: CdcProcess = first;
