@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
-import { CorruptEntryError, decodeEntry, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
+import { CorruptEntryError, decodeEntryHead, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
 import { timings } from './constants.ts';
 import { isSourceUnavailable, SourceUnavailableError } from './errors.ts';
 import { type Keyspace, keyspace } from './keys.ts';
@@ -209,7 +209,7 @@ export class ReadThroughCache<Db> {
 
   private decodeHit(raw: Buffer): CacheResult | undefined {
     try {
-      const entry = decodeEntry(raw);
+      const entry = decodeEntryHead(raw);
       return { status: 'HIT', body: entry.body, etag: entry.etag, found: !isNullBody(entry.body) };
     } catch (error) {
       // An entry we cannot read (a newer or older codec during a rolling deploy): treat it

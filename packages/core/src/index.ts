@@ -14,7 +14,10 @@ export {
 export {
   CorruptEntryError,
   decodeEntry,
+  decodeEntryHead,
+  ENTRY_MAGIC,
   type Entry,
+  type EntryHead,
   encodeEntry,
   etagOf,
   isNullBody,

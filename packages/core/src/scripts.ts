@@ -1,10 +1,11 @@
 import type { Redis } from 'ioredis';
+import { ENTRY_MAGIC } from './codec.ts';
 
 /**
  * Step 5 of the fill protocol: write the value only while our lease still stands. An
  * invalidation that found this key deleted the lease, and a refresh that started later took
  * it over, so a stale or older value loses here. Second guard: a cached entry whose version
- * (the sequence its fill started at, in the `wc1 <version> …` header) is newer than ours is
+ * (the sequence its fill started at, in the `wc2 <version> …` header) is newer than ours is
  * never overwritten, whatever the lease says.
  * Returns 1 written, 0 lease lost, 2 a newer entry is cached.
  * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version
@@ -14,7 +15,7 @@ if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 local current = redis.call('GET', KEYS[1])
 if current then
-  local v = tonumber(string.match(current, '^wc1 (%d+) '))
+  local v = tonumber(string.match(current, '^${ENTRY_MAGIC} (%d+) '))
   if v and v > tonumber(ARGV[4]) then return 2 end
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])

@@ -4,6 +4,7 @@ import {
   CircuitBreaker,
   CorruptEntryError,
   decodeEntry,
+  decodeEntryHead,
   encodeEntry,
   epochTag,
   etagOf,
@@ -20,20 +21,23 @@ import {
 describe('codec', () => {
   it('round-trips the header and keeps the body bytes exactly', () => {
     const body = Buffer.from(JSON.stringify({ id: '1', title: 'héllo\nworld', tags: ['a b'] }));
-    const tags = ['row:articles:1', 'col:tags:name:a b', 'epoch:articles'];
+    const tags = ['row:articles:1', 'col:tags:name:a b\nwith a newline', 'epoch:articles'];
     const decoded = decodeEntry(encodeEntry({ version: 42, storedAtMs: 1700000000000, tags, body }));
     expect(decoded.version).toBe(42);
     expect(decoded.storedAtMs).toBe(1700000000000);
     expect(decoded.tags).toEqual(tags);
     expect(decoded.etag).toBe(etagOf(body));
     expect(decoded.body.equals(body)).toBe(true);
+    expect(decodeEntryHead(encodeEntry({ version: 42, storedAtMs: 1, tags, body })).body.equals(body)).toBe(
+      true,
+    );
   });
 
   it('marks a cached "not found" and rejects foreign entries', () => {
     const entry = decodeEntry(encodeEntry({ version: 1, storedAtMs: 0, tags: [], body: NULL_BODY }));
     expect(isNullBody(entry.body)).toBe(true);
     expect(() => decodeEntry(Buffer.from('{"plain":"json"}'))).toThrow(CorruptEntryError);
-    expect(() => decodeEntry(Buffer.from('wc1 1 0 "e" 2\nonly-one-tag'))).toThrow(CorruptEntryError);
+    expect(() => decodeEntry(Buffer.from('wc2 1 0 "e" 99\n["short"]'))).toThrow(CorruptEntryError);
   });
 });
 
