@@ -53,6 +53,8 @@ export interface ApiDeps {
   slotName?: string;
   /** True once shutdown began: /readyz answers 503 so load balancers stop sending requests. */
   draining?: () => boolean;
+  /** Slot lag /readyz reports as `lagging` (default limits.cdcLagWarnBytes). */
+  cdcLagWarnBytes?: number;
 }
 
 export type ApiEnv = { Variables: RequestIdVariables & { cacheOutcome?: string } };
@@ -75,9 +77,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.use(requestId());
   app.use(async (c, next) => {
     const started = performance.now();
-    // While shutting down, answer and close the connection so keep-alive sockets drain too.
-    if (deps.draining?.()) c.header('connection', 'close');
     await next();
+    // While shutting down, answer and close the connection so keep-alive sockets drain too
+    // (checked after the handler: a request that began before shutdown ends its socket as well).
+    if (deps.draining?.()) c.res.headers.set('connection', 'close');
     const seconds = (performance.now() - started) / 1000;
     const status = c.res.status;
     // routePath is always a registered pattern (never the raw path): bounded label values.
@@ -233,6 +236,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       redis: deps.redis,
       slotName: deps.slotName,
       draining: deps.draining?.() ?? false,
+      lagWarnBytes: deps.cdcLagWarnBytes,
     });
     return c.json({ status: readiness.status, checks: readiness.checks }, readiness.ready ? 200 : 503, {
       'cache-control': 'no-store',

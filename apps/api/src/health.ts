@@ -25,12 +25,14 @@ export async function checkReadiness(deps: {
   redis: Redis;
   slotName?: string;
   draining: boolean;
+  lagWarnBytes?: number;
 }): Promise<Readiness> {
+  const lagWarnBytes = deps.lagWarnBytes ?? limits.cdcLagWarnBytes;
   const [postgres, redis, cdc] = await Promise.all([
     withTimeout(sql`select 1`.execute(deps.db), limits.readinessCheckMs).then(() => 'ok', errorText),
     withTimeout(deps.redis.ping(), limits.readinessCheckMs).then(() => 'ok', errorText),
     deps.slotName
-      ? withTimeout(slotLag(deps.db, deps.slotName), limits.readinessCheckMs).catch(
+      ? withTimeout(slotLag(deps.db, deps.slotName, lagWarnBytes), limits.readinessCheckMs).catch(
           (error: unknown): CdcLag => ({ status: 'unknown', error: errorText(error) }),
         )
       : Promise.resolve<CdcLag>({ status: 'no-slot' }),
@@ -47,7 +49,7 @@ export async function checkReadiness(deps: {
  * WAL bytes between the server's current position and what the CDC acknowledged: one row
  * of pg_replication_slots, no scan of the WAL.
  */
-async function slotLag(db: Db, slotName: string): Promise<CdcLag> {
+async function slotLag(db: Db, slotName: string, warnBytes: number): Promise<CdcLag> {
   const { rows } = await sql<{ lag_bytes: string | null; active: boolean }>`
     select (pg_current_wal_lsn() - confirmed_flush_lsn)::text as lag_bytes, active
     from pg_replication_slots where slot_name = ${slotName}`.execute(db);
@@ -55,10 +57,10 @@ async function slotLag(db: Db, slotName: string): Promise<CdcLag> {
   if (!row || row.lag_bytes === null) return { status: 'no-slot' };
   const lagBytes = Number(row.lag_bytes);
   return {
-    status: lagBytes > limits.cdcLagWarnBytes ? 'lagging' : 'ok',
+    status: lagBytes > warnBytes ? 'lagging' : 'ok',
     lagBytes,
     active: row.active,
-    thresholdBytes: limits.cdcLagWarnBytes,
+    thresholdBytes: warnBytes,
   };
 }
 
