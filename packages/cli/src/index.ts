@@ -1,1 +1,2 @@
-export {};
+export { type ExitCode, exitCodes } from './errors.ts';
+export { run, USAGE, VERSION } from './main.ts';

@@ -1,0 +1,58 @@
+import { flushNamespace, keyspace } from '@walcache/core';
+import { resources } from '@walcache/resources';
+import type { Clients } from '../context.ts';
+import { usageError } from '../errors.ts';
+import { confirm, type Io } from '../io.ts';
+
+/** Keys per SCAN step of a resource flush (an admin walk, never on a request path). */
+const SCAN_COUNT = 1000;
+
+export async function flushCommand(
+  clients: Clients,
+  io: Io,
+  args: string[],
+  options: { all: boolean; yes: boolean; json: boolean },
+): Promise<void> {
+  const keys = keyspace(clients.env.CACHE_PREFIX);
+  const [name, ...extra] = args;
+  if (extra.length > 0 || (options.all && name) || (!options.all && !name))
+    throw usageError(`flush takes one resource (${resources.map((r) => r.name).join(', ')}) or --all`);
+  const resource = name ? resources.find((r) => r.name === name) : undefined;
+  if (name && !resource)
+    throw usageError(`unknown resource "${name}"; resources: ${resources.map((r) => r.name).join(', ')}`);
+  const what = resource
+    ? `delete every cached "${resource.name}" value under prefix "${keys.prefix}"`
+    : `delete EVERY walcache key under prefix "${keys.prefix}" (values, tag sets, markers)`;
+  await confirm(io, what, options.yes);
+  const redis = await clients.cache();
+  const progress = (deleted: number) => io.err(`  … ${deleted} keys deleted`);
+  let deleted: number;
+  if (resource) {
+    // Values and their leases (`wc:{article:42}`, `wc:{article:42}:lease`). A fill in flight
+    // loses its lease and cannot write; tag set entries pointing at deleted values are
+    // harmless (the next invalidation removes them).
+    deleted = 0;
+    let cursor = '0';
+    do {
+      const [next, batch] = await redis.scan(
+        cursor,
+        'MATCH',
+        `${keys.prefix}:{${resource.name}:*`,
+        'COUNT',
+        SCAN_COUNT,
+      );
+      cursor = next;
+      if (batch.length > 0) {
+        deleted += await redis.unlink(...batch);
+        progress(deleted);
+      }
+    } while (cursor !== '0');
+  } else {
+    deleted = await flushNamespace(redis, keys, progress);
+  }
+  io.out(
+    options.json
+      ? JSON.stringify({ flushed: resource?.name ?? 'all', prefix: keys.prefix, deleted })
+      : `flushed ${resource ? `"${resource.name}"` : 'the whole namespace'}: ${deleted} keys deleted`,
+  );
+}

@@ -1,0 +1,114 @@
+import type { Env } from '@walcache/config';
+import { QUEUE_PREFIX } from '@walcache/core';
+import { createDb, createPool } from '@walcache/db';
+import type { Db } from '@walcache/resources';
+import { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
+import { CliError, exitCodes } from './errors.ts';
+
+/**
+ * The clients a command needs, created on first use (a `flush` never opens a Postgres
+ * connection) and closed once by main. The only place the CLI connects.
+ */
+export class Clients {
+  // Promises, not clients: two commands steps asking at once must share one connection.
+  private cacheClient: Promise<Redis> | undefined;
+  private queueClient: Promise<Redis> | undefined;
+  private queueInstance: Promise<Queue> | undefined;
+  private pool: ReturnType<typeof createPool> | undefined;
+  private dbInstance: Promise<Db> | undefined;
+
+  constructor(readonly env: Env) {}
+
+  cache(): Promise<Redis> {
+    this.cacheClient ??= connectRedis(this.env.REDIS_URL, 'REDIS_URL', 'walcache-cli');
+    return this.cacheClient;
+  }
+
+  queueRedis(): Promise<Redis> {
+    if (this.env.QUEUE_REDIS_URL === this.env.REDIS_URL) return this.cache();
+    this.queueClient ??= connectRedis(this.env.QUEUE_REDIS_URL, 'QUEUE_REDIS_URL', 'walcache-cli-queue');
+    return this.queueClient;
+  }
+
+  queue(): Promise<Queue> {
+    this.queueInstance ??= this.queueRedis().then(
+      (connection) => new Queue(this.env.QUEUE_NAME, { connection, prefix: QUEUE_PREFIX }),
+    );
+    return this.queueInstance;
+  }
+
+  db(): Promise<Db> {
+    this.dbInstance ??= this.connectDb();
+    return this.dbInstance;
+  }
+
+  private async connectDb(): Promise<Db> {
+    const pool = createPool({
+      connectionString: this.env.DATABASE_URL,
+      max: 2,
+      applicationName: 'walcache-cli',
+    });
+    this.pool = pool;
+    pool.on('error', () => undefined); // an idle client dropping is harmless for a one-shot command
+    const client = await pool.connect().catch((error: unknown) => {
+      throw new CliError(
+        `cannot reach PostgreSQL (DATABASE_URL): ${message(error)}. Is it running, and is DATABASE_URL right?`,
+        exitCodes.unavailable,
+        { cause: error },
+      );
+    });
+    client.release();
+    return createDb(pool);
+  }
+
+  /** Closes whatever was opened; a client that failed to connect has nothing to close. */
+  async close(): Promise<void> {
+    const opened = <T>(p: Promise<T> | undefined): Promise<T | undefined> =>
+      p ? p.catch(() => undefined) : Promise.resolve(undefined);
+    await (await opened(this.queueInstance))?.close();
+    const [cache, queueRedis] = await Promise.all([opened(this.cacheClient), opened(this.queueClient)]);
+    await Promise.allSettled([cache?.quit(), queueRedis?.quit(), this.pool?.end()]);
+  }
+}
+
+async function connectRedis(url: string, variable: string, name: string): Promise<Redis> {
+  const redis = new Redis(url, {
+    lazyConnect: true,
+    // A one-shot command fails at once rather than retrying in the background: the operator
+    // gets the reason in seconds. 3 s covers a slow network, not a dead server.
+    connectTimeout: 3_000,
+    maxRetriesPerRequest: null,
+    retryStrategy: () => null,
+    connectionName: name,
+  });
+  let lastError: unknown;
+  redis.on('error', (error) => {
+    lastError = error;
+  });
+  try {
+    await redis.connect();
+  } catch (error) {
+    redis.disconnect();
+    throw new CliError(
+      `cannot reach Redis at ${redactedHost(url)} (${variable}): ${message(lastError ?? error)}. Is it running, and is ${variable} right?`,
+      exitCodes.unavailable,
+      { cause: error },
+    );
+  }
+  return redis;
+}
+
+function redactedHost(url: string): string {
+  try {
+    const u = new URL(url);
+    return `${u.protocol}//${u.host}`;
+  } catch {
+    return '(unparsable URL)';
+  }
+}
+
+function message(error: unknown): string {
+  if (error instanceof AggregateError && error.errors.length > 0) return message(error.errors[0]);
+  return error instanceof Error ? error.message || error.name : String(error);
+}

@@ -1,0 +1,168 @@
+import { parseArgs } from 'node:util';
+import { ConfigError, parseEnv } from '@walcache/config';
+import { isMain } from '@walcache/observability';
+import { z } from 'zod';
+import { flushCommand } from './commands/flush.ts';
+import { inspectCommand } from './commands/inspect.ts';
+import { replayFailedCommand } from './commands/replay.ts';
+import { slotCommand } from './commands/slot.ts';
+import { statusCommand } from './commands/status.ts';
+import { Clients } from './context.ts';
+import { CliError, type ExitCode, exitCodes, usageError } from './errors.ts';
+import { type Io, processIo } from './io.ts';
+
+export const VERSION = '0.1.0';
+
+export const USAGE = `walcache ${VERSION}: operate a walcache deployment (reads the same environment as the apps)
+
+usage: walcache <command> [options]
+
+commands:
+  status                        queue, replication slot, invalidation latency, hit ratio, consistency
+  inspect <key>                 a cached value with its TTL, age and tags (key: article:42)
+  inspect <resource> k=v …      the same, by resource params (inspect article id=42)
+  flush <resource>              delete every cached value of one resource (asks first)
+  flush --all                   delete the whole cache namespace (asks first)
+  replay-failed                 move every failed invalidation job back to the queue (asks first)
+  slot [show]                   the replication slot: streaming?, lag, WAL retained
+  slot drop | slot recreate     drop (or drop, create and flush) the slot; the CDC must be stopped
+
+options:
+  --json                        machine-readable output
+  --yes, -y                     do not ask for confirmation (scripts)
+  --api-url <url>               the API whose /metrics gives the hit ratio (default http://127.0.0.1:$PORT)
+  --env-file <path>             load variables from a file first (e.g. .env)
+  --help, -h    --version
+
+environment: DATABASE_URL, REDIS_URL (required), QUEUE_REDIS_URL, CACHE_PREFIX, QUEUE_NAME,
+SLOT_NAME, PORT — see .env.example.
+
+exit codes: 0 ok · 1 failed · 2 usage · 3 refused/aborted · 4 not found · 69 Redis/Postgres
+unreachable · 78 bad environment`;
+
+const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot'], {
+  error: (issue) => `unknown command ${JSON.stringify(issue.input)}`,
+});
+
+const optionsSchema = z.object({
+  json: z.boolean().default(false),
+  yes: z.boolean().default(false),
+  all: z.boolean().default(false),
+  help: z.boolean().default(false),
+  version: z.boolean().default(false),
+  'api-url': z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }).optional(),
+  'env-file': z.string().min(1).optional(),
+});
+
+/** Runs one command; returns the exit code (never calls process.exit: tests call this too). */
+export async function run(argv: string[], io: Io = processIo(), source = process.env): Promise<ExitCode> {
+  let clients: Clients | undefined;
+  try {
+    let parsed: ReturnType<typeof parseCli>;
+    try {
+      parsed = parseCli(argv);
+    } catch (error) {
+      if (error instanceof CliError) throw error;
+      throw usageError(error instanceof Error ? error.message : String(error));
+    }
+    const { values, positionals } = parsed;
+    const options = optionsSchema.safeParse(values);
+    if (!options.success)
+      throw usageError(options.error.issues.map((i) => `--${i.path.join('.')}: ${i.message}`).join('; '));
+    const o = options.data;
+    if (o.version) {
+      io.out(VERSION);
+      return exitCodes.ok;
+    }
+    const [name, ...args] = positionals;
+    if (o.help || !name) {
+      io.out(USAGE);
+      return o.help ? exitCodes.ok : exitCodes.usage;
+    }
+    const command = commandSchema.safeParse(name);
+    if (!command.success) throw usageError(`${command.error.issues[0]?.message}; see walcache --help`);
+    if (o.all && command.data !== 'flush') throw usageError('--all only applies to flush');
+
+    const env = loadEnv(source, o['env-file']);
+    clients = new Clients(env);
+    switch (command.data) {
+      case 'status':
+        if (args.length > 0) throw usageError('status takes no arguments');
+        await statusCommand(clients, io, {
+          json: o.json,
+          apiUrl: o['api-url'] ?? `http://127.0.0.1:${env.PORT}`,
+        });
+        break;
+      case 'inspect':
+        await inspectCommand(clients, io, args, o);
+        break;
+      case 'flush':
+        await flushCommand(clients, io, args, o);
+        break;
+      case 'replay-failed':
+        if (args.length > 0) throw usageError('replay-failed takes no arguments');
+        await replayFailedCommand(clients, io, o);
+        break;
+      case 'slot':
+        await slotCommand(clients, io, args, o);
+        break;
+    }
+    return exitCodes.ok;
+  } catch (error) {
+    if (error instanceof CliError) {
+      if (error.message) io.err(`walcache: ${error.message}`);
+      return error.exitCode;
+    }
+    io.err(`walcache: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    return exitCodes.failed;
+  } finally {
+    await clients?.close();
+  }
+}
+
+function parseCli(argv: string[]) {
+  return parseArgs({
+    args: argv,
+    allowPositionals: true,
+    strict: true,
+    options: {
+      json: { type: 'boolean' },
+      yes: { type: 'boolean', short: 'y' },
+      all: { type: 'boolean' },
+      help: { type: 'boolean', short: 'h' },
+      version: { type: 'boolean' },
+      'api-url': { type: 'string' },
+      'env-file': { type: 'string' },
+    },
+  });
+}
+
+function loadEnv(source: Record<string, string | undefined>, envFile: string | undefined) {
+  let merged = source;
+  if (envFile) {
+    const before = { ...process.env };
+    try {
+      process.loadEnvFile(envFile);
+    } catch (error) {
+      throw usageError(
+        `cannot read --env-file ${envFile}: ${error instanceof Error ? error.message : String(error)}`,
+      );
+    }
+    // Values already in the environment win over the file, like the apps' .env handling.
+    merged = { ...process.env, ...before, ...source };
+  }
+  try {
+    return parseEnv(merged);
+  } catch (error) {
+    if (error instanceof ConfigError)
+      throw new CliError(
+        `${error.message}\nSet them in the environment or pass --env-file .env (see .env.example).`,
+        exitCodes.config,
+      );
+    throw error;
+  }
+}
+
+if (isMain(import.meta.url)) {
+  process.exitCode = await run(process.argv.slice(2));
+}

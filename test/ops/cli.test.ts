@@ -1,0 +1,225 @@
+import { execFile, spawn } from 'node:child_process';
+import { existsSync } from 'node:fs';
+import { join } from 'node:path';
+import { promisify } from 'node:util';
+import { INVALIDATE_JOB_NAME, type InvalidationJob, keyspace } from '@walcache/core';
+import { waitFor } from '@walcache/testkit';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
+
+const root = join(import.meta.dirname, '..', '..');
+const bin = join(root, 'packages/cli/bin/walcache.mjs');
+const bundle = join(root, 'packages/cli/dist/walcache.mjs');
+
+let servers: Servers;
+let stack: Stack;
+let redis: Redis;
+
+beforeAll(async () => {
+  // The binary under test is the bundle the build step produces (bin/ prefers it).
+  await promisify(execFile)(process.execPath, [join(root, 'packages/cli/scripts/build.mjs')], { cwd: root });
+  servers = await startServers();
+  stack = await startStack(servers);
+  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  redis = new Redis(servers.redis.url);
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await stack?.stop();
+  await servers?.stop();
+});
+
+interface Run {
+  code: number | null;
+  stdout: string;
+  stderr: string;
+}
+
+/** Runs the built binary as an operator would, with only the walcache variables set. */
+function walcache(args: string[], env: Record<string, string> = stackEnv()): Promise<Run> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(process.execPath, [bin, ...args], {
+      cwd: root,
+      env: { PATH: process.env.PATH ?? '', ...env },
+      stdio: ['ignore', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    child.stdout.on('data', (d) => {
+      stdout += d;
+    });
+    child.stderr.on('data', (d) => {
+      stderr += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code) => resolve({ code, stdout, stderr }));
+  });
+}
+
+function stackEnv(): Record<string, string> {
+  const e = stack.env;
+  return {
+    DATABASE_URL: e.DATABASE_URL,
+    REDIS_URL: e.REDIS_URL,
+    CACHE_PREFIX: e.CACHE_PREFIX,
+    QUEUE_NAME: e.QUEUE_NAME,
+    SLOT_NAME: e.SLOT_NAME,
+    PUBLICATION_NAME: e.PUBLICATION_NAME,
+    PORT: String(stack.api.port),
+  };
+}
+
+const api = (path: string) => fetch(`${stack.api.url}${path}`);
+const cached = async (key: string) => (await redis.exists(keyspace(stack.env.CACHE_PREFIX).value(key))) === 1;
+
+describe('the built walcache binary', () => {
+  it('is the bundle, and prints usage with exit code 2 when no command is given', async () => {
+    expect(existsSync(bundle)).toBe(true);
+    const run = await walcache([]);
+    expect(run.code).toBe(2);
+    expect(run.stdout).toContain('usage: walcache <command>');
+  });
+
+  it('names the missing variable and how to fix it (exit 78)', async () => {
+    const run = await walcache(['status'], {});
+    expect(run.code).toBe(78);
+    expect(run.stderr).toContain('DATABASE_URL');
+    expect(run.stderr).toContain('--env-file');
+  });
+
+  it('says which server it cannot reach (exit 69), without the password', async () => {
+    const run = await walcache(['inspect', 'article:1'], {
+      ...stackEnv(),
+      REDIS_URL: 'redis://:hunter2secret@127.0.0.1:1',
+    });
+    expect(run.code).toBe(69);
+    expect(run.stderr).toContain('REDIS_URL');
+    expect(run.stderr).not.toContain('hunter2secret');
+  });
+
+  it('rejects an unknown command or option with exit code 2', async () => {
+    expect((await walcache(['frobnicate'])).code).toBe(2);
+    expect((await walcache(['status', '--colour'])).code).toBe(2);
+  });
+
+  it('status: the same document as /ops/status as JSON, and readable in a terminal', async () => {
+    await api('/v1/articles/2');
+    await api('/v1/articles/2');
+    const json = await walcache(['status', '--json']);
+    expect(json.code).toBe(0);
+    const doc = JSON.parse(json.stdout) as {
+      queue: { name: string };
+      cdc: { active: boolean; name: string };
+      cache: { hits: number; hitRatio: number };
+      auditor: { stale: number };
+    };
+    expect(doc.queue.name).toBe(stack.env.QUEUE_NAME);
+    expect(doc.cdc).toMatchObject({ name: stack.env.SLOT_NAME, active: true });
+    expect(doc.cache.hits).toBeGreaterThanOrEqual(1);
+    const text = await walcache(['status']);
+    expect(text.code).toBe(0);
+    expect(text.stdout).toMatch(/Queue\s+invalidate-/);
+    expect(text.stdout).toContain('streaming (walsender pid');
+    expect(text.stdout).toMatch(/hit ratio \d+\.\d %/);
+  });
+
+  it('inspect: value, TTL, age and tags of a cached key, by key or by resource params', async () => {
+    await api('/v1/articles/9');
+    const byParams = await walcache(['inspect', 'article', 'id=9', '--json']);
+    expect(byParams.code).toBe(0);
+    const entry = JSON.parse(byParams.stdout) as {
+      key: string;
+      cached: boolean;
+      ttlSeconds: number;
+      ageSeconds: number;
+      tags: string[];
+      value: { id: string };
+    };
+    expect(entry).toMatchObject({ key: 'article:9', cached: true, value: { id: '9' } });
+    expect(entry.ttlSeconds).toBeGreaterThan(0);
+    expect(entry.ageSeconds).toBeGreaterThanOrEqual(0);
+    expect(entry.tags).toContain('row:articles:9');
+    const byKey = await walcache(['inspect', 'article:9']);
+    expect(byKey.code).toBe(0);
+    expect(byKey.stdout).toContain('row:articles:9');
+    expect(byKey.stdout).toMatch(/ttl\s+\d/);
+  });
+
+  it('inspect: exit 4 for a key that is not cached, 2 for bad params', async () => {
+    const missing = await walcache(['inspect', 'article:987654']);
+    expect(missing.code).toBe(4);
+    expect(missing.stdout).toContain('not cached');
+    const bad = await walcache(['inspect', 'article', 'id=abc']);
+    expect(bad.code).toBe(2);
+    expect(bad.stderr).toContain('bad params for article');
+  });
+
+  it('flush: refuses without confirmation, then deletes one resource or everything', async () => {
+    await api('/v1/articles/10');
+    await api('/v1/users/1');
+    expect(await cached('article:10')).toBe(true);
+    const refused = await walcache(['flush', 'article']);
+    expect(refused.code).toBe(3);
+    expect(refused.stderr).toContain('--yes');
+    expect(await cached('article:10')).toBe(true);
+
+    const one = await walcache(['flush', 'article', '--yes']);
+    expect(one.code).toBe(0);
+    expect(one.stdout).toMatch(/flushed "article": [1-9]\d* keys deleted/);
+    expect(await cached('article:10')).toBe(false);
+    expect(await cached('user:1')).toBe(true);
+
+    const all = await walcache(['flush', '--all', '--yes', '--json']);
+    expect(all.code).toBe(0);
+    expect((JSON.parse(all.stdout) as { deleted: number }).deleted).toBeGreaterThan(0);
+    expect(all.stderr).toContain('keys deleted');
+    expect(await cached('user:1')).toBe(false);
+    // The API still works after a flush: a MISS refills.
+    expect((await api('/v1/users/1')).headers.get('x-cache')).toBe('MISS');
+  });
+
+  it('replay-failed: moves failed jobs back to the queue', async () => {
+    await stack.invalidator.queue.add(INVALIDATE_JOB_NAME, { v: 1 } as unknown as InvalidationJob, {
+      jobId: 'cli-malformed',
+      attempts: 1,
+    });
+    await waitFor(async () => (await stack.invalidator.queue.getJobState('cli-malformed')) === 'failed', {
+      what: 'the malformed job to fail',
+    });
+    const run = await walcache(['replay-failed', '--yes', '--json']);
+    expect(run.code).toBe(0);
+    expect((JSON.parse(run.stdout) as { requeued: number }).requeued).toBeGreaterThanOrEqual(1);
+    const job = await stack.invalidator.queue.getJob('cli-malformed');
+    await waitFor(async () => (await job?.getState()) === 'failed' && (job?.attemptsStarted ?? 0) >= 1, {
+      what: 'the replayed job to run again',
+    });
+  });
+
+  it('slot: shows it, refuses to drop it while the CDC streams, recreates it (and flushes) once stopped', async () => {
+    const show = await walcache(['slot']);
+    expect(show.code).toBe(0);
+    expect(show.stdout).toContain('streaming       yes');
+    const busy = await walcache(['slot', 'drop', '--yes']);
+    expect(busy.code).toBe(3);
+    expect(busy.stderr).toContain('stop the CDC first');
+
+    await stack.cdc.close();
+    await api('/v1/articles/11');
+    expect(await cached('article:11')).toBe(true);
+    const recreate = await walcache(['slot', 'recreate', '--yes']);
+    expect(recreate.code).toBe(0);
+    expect(recreate.stderr).toContain('WARNING');
+    expect(recreate.stdout).toMatch(
+      /recreated slot \S+ at [0-9A-F]+\/[0-9A-F]+ and flushed [1-9]\d* cached keys/,
+    );
+    expect(await cached('article:11')).toBe(false);
+
+    const dropped = await walcache(['slot', 'drop', '--yes', '--json']);
+    expect(dropped.code).toBe(0);
+    const gone = await walcache(['slot', '--json']);
+    expect(gone.code).toBe(4);
+    expect((JSON.parse(gone.stdout) as { exists: boolean }).exists).toBe(false);
+  });
+});
