@@ -165,3 +165,64 @@ describe('the slot is acknowledged only up to stored jobs', () => {
     expect((await storedTags(queue)).has(tag)).toBe(true);
   });
 });
+
+describe('graceful shutdown', () => {
+  /** Parks the store of the batch carrying `tag` until the returned release is called. */
+  function holdStoreOf(tag: string): () => void {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    hold = { tag, entered: false, release, released };
+    return release;
+  }
+
+  it('finishes the in-flight enqueue and acknowledges it before exiting', async () => {
+    const { tag, after } = await commitCommentHeld();
+    const release = holdStoreOf(tag);
+    await waitFor(() => hold?.entered === true, { what: 'the store to start' });
+    let closed = false;
+    const closing = cdc.close().then(() => {
+      closed = true;
+    });
+    // close() waits for the enqueue in flight: it cannot resolve while the store is held.
+    await new Promise((r) => setImmediate(r));
+    expect(closed).toBe(false);
+    release();
+    hold = undefined;
+    await closing;
+    expect((await storedTags(queue)).has(tag)).toBe(true);
+    expect(await confirmed()).toBeGreaterThanOrEqual(after);
+  });
+
+  it('a store that hangs does not hold the exit, and is not acknowledged; the next start replays it', async () => {
+    // A CDC whose store never returns for this commit (a Redis that accepts and never answers).
+    const hung = await startCdc(env, silentLogger(), {
+      heartbeatIntervalMs: 200,
+      stopFlushMs: 300,
+      beforeStore: async (batch: Batch) => {
+        if (hold && batch.tags.includes(hold.tag)) {
+          hold.entered = true;
+          await hold.released;
+        }
+      },
+    });
+    cdc = hung;
+    await waitFor(() => hung.stream.state === 'streaming', { what: 'the CDC to stream' });
+    const { tag, after } = await commitCommentHeld();
+    holdStoreOf(tag); // never released
+    await waitFor(() => hold?.entered === true, { what: 'the store to hang' });
+    await hung.close(); // resolves although the store never does
+    expect(await confirmed()).toBeLessThan(after);
+    expect((await storedTags(queue)).has(tag)).toBe(false);
+
+    hold = undefined;
+    cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 200 });
+    await waitFor(async () => (await confirmed()) >= after, { what: 'the replayed commit to be confirmed' });
+    expect((await storedTags(queue)).has(tag)).toBe(true);
+  });
+});
+
+async function commitCommentHeld(): Promise<{ tag: string; after: bigint }> {
+  return commitComment(writer, 'shutdown');
+}

@@ -40,6 +40,7 @@ export interface CdcOptions {
   maxTagsPerTable?: TagLimit;
   maxTagsPerJob?: number;
   storeTimeoutMs?: number;
+  stopFlushMs?: number;
   maxBackoffMs?: number;
   /** Test seam: awaited before each store (hold a batch while a test inspects the slot). */
   beforeStore?(batch: Batch): Promise<void> | void;
@@ -140,6 +141,7 @@ export async function startCdc(
     maxTagsPerTable: options.maxTagsPerTable,
     maxTagsPerJob: options.maxTagsPerJob,
     storeTimeoutMs: options.storeTimeoutMs,
+    stopFlushMs: options.stopFlushMs,
     maxBackoffMs: options.maxBackoffMs,
     beforeStore: options.beforeStore,
   });

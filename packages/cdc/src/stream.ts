@@ -71,6 +71,8 @@ export interface CdcStreamOptions extends BootstrapOptions {
   storeTimeoutMs?: number;
   /** No message at all (data or keepalive) for this long: the connection is presumed dead. */
   idleTimeoutMs?: number;
+  /** Graceful stop: how long the in-flight enqueue may take before it is abandoned (not acked). */
+  stopFlushMs?: number;
   /** Reconnect backoff bounds. */
   minBackoffMs?: number;
   maxBackoffMs?: number;
@@ -191,7 +193,8 @@ export class CdcStream {
    * that hangs is abandoned after `stopFlushMs` without an ack: it is replayed on the next start.
    */
   async stop(): Promise<void> {
-    const log = this.options.logger;
+    const o = this.options;
+    const log = o.logger;
     this.stopping = true;
     this.wake?.();
     this.clearTimers();
@@ -200,14 +203,19 @@ export class CdcStream {
       // From here the data handler ignores messages: what was received but not committed
       // to the batcher is replayed from the slot by the next start.
       try {
-        await withTimeout(session.batcher.flush(), streamTimings.stopFlushMs, 'final store');
+        await withTimeout(session.batcher.flush(), o.stopFlushMs ?? streamTimings.stopFlushMs, 'final store');
       } catch (error) {
         log.warn({ err: error }, 'final store did not finish; it will be replayed from the slot');
       }
       session.batcher.close();
       await this.closeService(session.service);
     }
-    await this.done;
+    try {
+      // The loop ends once the connection is closed; bounded so a wedged socket cannot hold the exit.
+      await withTimeout(this.done, streamTimings.closeConnectionMs, 'the stream loop to end');
+    } catch (error) {
+      log.warn({ err: error }, 'the replication loop did not end; exiting anyway');
+    }
   }
 
   private setState(state: CdcState): void {
