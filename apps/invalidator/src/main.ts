@@ -67,7 +67,12 @@ export async function startInvalidator(
   const registry = createRegistry('invalidator');
   const metrics = createInvalidatorMetrics(registry);
   const keys = keyspace(env.CACHE_PREFIX);
-  const cache = new ReadThroughCache({ redis: cacheRedis, db, prefix: env.CACHE_PREFIX });
+  const cache = new ReadThroughCache({
+    redis: cacheRedis,
+    db,
+    prefix: env.CACHE_PREFIX,
+    events: { fillRefused: (_resource, reason) => metrics.refreshRefused.inc({ reason }) },
+  });
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: workerRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.warn({ err }, 'queue error'));
   // Queue counts and the slot's Postgres-side state on /metrics, and the consistency auditor.
@@ -115,8 +120,13 @@ export async function startInvalidator(
       return result;
     } catch (error) {
       if (error instanceof RefreshFailedError) {
-        // The failed keys' tag entries are gone; the next attempt must know them.
-        await job.updateData({ ...payload, refreshKeys: error.keys });
+        // The failed keys' tag entries are gone; the next attempt must know them. If even
+        // this write fails, the keys stay deleted (cold, not stale): log it and go on failing.
+        await job
+          .updateData({ ...payload, refreshKeys: error.keys })
+          .catch((err: unknown) =>
+            logger.warn({ err, jobId: job.id }, 'could not record the keys to refresh'),
+          );
       }
       const lastAttempt = job.attemptsMade + 1 >= (job.opts.attempts ?? 1);
       if (!lastAttempt) {

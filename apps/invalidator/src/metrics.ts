@@ -22,7 +22,13 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     keysRefreshed: new Counter({
       name: 'walcache_invalidator_keys_refreshed_total',
-      help: 'Cached values reloaded (refresh policy)',
+      help: 'Cached values reloaded and written (refresh policy)',
+      registers: r,
+    }),
+    refreshRefused: new Counter({
+      name: 'walcache_invalidator_refresh_refused_total',
+      help: 'Refreshes that did not write (a newer invalidation or refresh won; the key stays deleted)',
+      labelNames: ['reason'] as const,
       registers: r,
     }),
     retries: new Counter({

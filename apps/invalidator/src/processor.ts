@@ -71,8 +71,7 @@ export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Pro
       try {
         // Sequential on purpose: a job's refreshes must not burst the database pool; jobs
         // themselves already run `INVALIDATOR_CONCURRENCY` at a time.
-        await deps.cache.refresh(resource, params);
-        refreshed += 1;
+        if ((await deps.cache.refresh(resource, params)).cached) refreshed += 1;
       } catch (error) {
         failed.push(key);
         firstError ??= error;

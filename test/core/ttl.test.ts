@@ -1,0 +1,57 @@
+/**
+ * TTLs as Redis applies them: values get their resource's TTL shortened by up to the jitter
+ * fraction (keys filled together do not expire together), a cached "not found" gets the short
+ * negative TTL, and the protocol's own keys (sequence, tag sets, markers) get none, which is
+ * what keeps them out of `volatile-lru` eviction.
+ */
+import { invalidateTags, ReadThroughCache, timings } from '@walcache/core';
+import { createDb, createPool } from '@walcache/db';
+import { articleDetail, type Db, ttl } from '@walcache/resources';
+import { Redis } from 'ioredis';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { type Servers, startServers } from '../support/stack.ts';
+
+let servers: Servers;
+let db: Db;
+let redis: Redis;
+let cache: ReadThroughCache<Db>;
+
+beforeAll(async () => {
+  servers = await startServers({ users: 10, articles: 60, tags: 3, commentsPerArticle: 1 });
+  db = createDb(createPool({ connectionString: servers.pg.url, max: 4 }));
+  redis = new Redis(servers.redis.url);
+  cache = new ReadThroughCache({ redis, db, prefix: 'ttl' });
+});
+
+afterAll(async () => {
+  redis?.disconnect();
+  await db?.destroy();
+  await servers?.stop();
+});
+
+it('values get a jittered TTL, "not found" the negative TTL, protocol keys none', async () => {
+  const ttls: number[] = [];
+  for (let id = 1; id <= 50; id++) {
+    await cache.get(articleDetail, { id: String(id) });
+    ttls.push(await redis.pttl(cache.keys.value(`article:${id}`)));
+  }
+  for (const t of ttls) {
+    expect(t).toBeLessThanOrEqual(ttl.entity * 1000);
+    expect(t).toBeGreaterThan(ttl.entity * 1000 * (1 - timings.ttlJitter) - 5_000);
+  }
+  // Spread, not one expiry instant: 50 fills within a second land on many distinct seconds.
+  expect(new Set(ttls.map((t) => Math.round(t / 1000))).size).toBeGreaterThan(25);
+
+  const missing = await cache.get(articleDetail, { id: '999999' });
+  expect(missing.found).toBe(false);
+  const negative = await redis.pttl(cache.keys.value('article:999999'));
+  expect(negative).toBeGreaterThan(0);
+  expect(negative).toBeLessThanOrEqual(ttl.negative * 1000);
+  expect((await cache.get(articleDetail, { id: '999999' })).status).toBe('HIT');
+
+  await invalidateTags(redis, cache.keys, ['row:users:1']);
+  expect(await redis.pttl(cache.keys.seq)).toBe(-1);
+  expect(await redis.pttl(cache.keys.tagSet('row:articles:1'))).toBe(-1);
+  expect(await redis.pttl(cache.keys.tagVersion('row:users:1'))).toBe(-1);
+  expect(await redis.pttl(cache.keys.tagVersionExpiry)).toBe(-1);
+});
