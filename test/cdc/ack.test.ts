@@ -61,18 +61,29 @@ afterAll(async () => {
   await servers?.stop();
 });
 
-/** Inserts a comment; returns its row tag and an LSN at or after its commit's end. */
-async function commitComment(client: pg.Client, body: string): Promise<{ tag: string; after: bigint }> {
+/**
+ * Inserts a comment; returns its row tag and an LSN at or after its commit's end.
+ * `beforeCommit` runs with the tag before COMMIT: the CDC cannot have seen the change yet.
+ */
+async function commitComment(
+  client: pg.Client,
+  body: string,
+  beforeCommit?: (tag: string) => void,
+): Promise<{ tag: string; after: bigint }> {
   const article = 1 + Math.floor(Math.random() * ARTICLES);
   const author = 1 + Math.floor(Math.random() * USERS);
+  await client.query('begin');
   const { rows } = await client.query<{ id: string }>(
     'insert into comments (article_id, author_id, body) values ($1, $2, $3) returning id',
     [article, author, body],
   );
+  const tag = `row:comments:${rows[0]?.id}`;
+  beforeCommit?.(tag);
+  await client.query('commit');
   const { rows: lsn } = await client.query<{ lsn: string }>(
     'select pg_current_wal_insert_lsn()::text as lsn',
   );
-  return { tag: `row:comments:${rows[0]?.id}`, after: lsnValue(lsn[0]?.lsn ?? '0/0') };
+  return { tag, after: lsnValue(lsn[0]?.lsn ?? '0/0') };
 }
 
 const confirmed = async () => lsnValue((await confirmedFlush(admin, env.SLOT_NAME)) ?? '0/0');
@@ -89,8 +100,9 @@ describe('the slot is acknowledged only up to stored jobs', () => {
       release = r;
     });
     const before = await confirmed();
-    const { tag, after } = await commitComment(writer, 'held');
-    hold = { tag, entered: false, release, released };
+    const { tag, after } = await commitComment(writer, 'held', (t) => {
+      hold = { tag: t, entered: false, release, released };
+    });
     await waitFor(() => hold?.entered === true, { what: 'the store of the held commit to start' });
     // Later commits and heartbeats arrive and queue behind the held store.
     for (let i = 0; i < 5; i++) await commitComment(writer, `behind ${i}`);
@@ -178,8 +190,10 @@ describe('graceful shutdown', () => {
   }
 
   it('finishes the in-flight enqueue and acknowledges it before exiting', async () => {
-    const { tag, after } = await commitCommentHeld();
-    const release = holdStoreOf(tag);
+    let release!: () => void;
+    const { tag, after } = await commitComment(writer, 'shutdown', (t) => {
+      release = holdStoreOf(t);
+    });
     await waitFor(() => hold?.entered === true, { what: 'the store to start' });
     let closed = false;
     const closing = cdc.close().then(() => {
@@ -209,8 +223,9 @@ describe('graceful shutdown', () => {
     });
     cdc = hung;
     await waitFor(() => hung.stream.state === 'streaming', { what: 'the CDC to stream' });
-    const { tag, after } = await commitCommentHeld();
-    holdStoreOf(tag); // never released
+    const { tag, after } = await commitComment(writer, 'shutdown', (t) => {
+      holdStoreOf(t); // never released
+    });
     await waitFor(() => hold?.entered === true, { what: 'the store to hang' });
     await hung.close(); // resolves although the store never does
     expect(await confirmed()).toBeLessThan(after);
@@ -223,6 +238,63 @@ describe('graceful shutdown', () => {
   });
 });
 
-async function commitCommentHeld(): Promise<{ tag: string; after: bigint }> {
-  return commitComment(writer, 'shutdown');
-}
+describe('exact acknowledgement', () => {
+  it('a commit whose record starts right where the acknowledged one ends is replayed after a crash', async () => {
+    await cdc.close();
+    const other = new pg.Client({ connectionString: servers.pg.url });
+    await other.connect();
+    let adjacent = false;
+    try {
+      // Retried a few times: a background WAL record (rare) may land between the two commits.
+      for (let attempt = 0; attempt < 5 && !adjacent; attempt++) {
+        // No heartbeats: nothing else may write WAL between the two commit records.
+        const quiet = await startCdc(env, silentLogger(), {
+          heartbeatIntervalMs: 0,
+          lagIntervalMs: 0,
+          stopFlushMs: 300,
+          beforeStore: async (batch: Batch) => {
+            if (hold && batch.tags.includes(hold.tag)) {
+              hold.entered = true;
+              await hold.released;
+            }
+          },
+        });
+        cdc = quiet;
+        await waitFor(() => quiet.stream.state === 'streaming', { what: 'the CDC to stream' });
+        // A writes first and commits second; B commits in between and is acknowledged alone.
+        await other.query('begin');
+        const { rows: a } = await other.query<{ id: string }>(
+          "insert into comments (article_id, author_id, body) values (1, 1, 'A') returning id",
+        );
+        const tagA = `row:comments:${a[0]?.id}`;
+        const b = await commitComment(writer, 'B');
+        await waitFor(async () => (await confirmed()) >= b.after, { what: "B's commit to be acknowledged" });
+        const confirmedB = await confirmed();
+        let release!: () => void;
+        const released = new Promise<void>((r) => {
+          release = r;
+        });
+        hold = { tag: tagA, entered: false, release, released };
+        await other.query('commit');
+        await waitFor(() => hold?.entered === true, { what: "A's store to be held" });
+        // A crash with A received but not stored: B acknowledged, A not.
+        await quiet.close();
+        hold = undefined;
+        // Acknowledged exactly at B's commit end, which is where A's commit record starts.
+        expect(confirmedB).toBe(b.after);
+        adjacent = (await confirmed()) === b.after;
+
+        cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 200 });
+        await waitFor(() => cdc.stream.state === 'streaming', { what: 'the CDC to stream again' });
+        // Everything written so far is confirmed: A is stored now, or it was skipped for good.
+        const mark = await commitComment(writer, 'mark');
+        await waitFor(async () => (await confirmed()) >= mark.after, { what: 'the slot to pass the mark' });
+        expect((await storedTags(queue)).has(tagA), `${tagA} replayed and stored`).toBe(true);
+        if (!adjacent) await cdc.close();
+      }
+    } finally {
+      await other.end();
+    }
+    expect(adjacent, 'B and A committed back to back in the WAL').toBe(true);
+  });
+});
