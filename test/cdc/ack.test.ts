@@ -178,6 +178,34 @@ describe('the slot is acknowledged only up to stored jobs', () => {
   });
 });
 
+describe('group commit', () => {
+  it('commits that arrive while an enqueue is in flight go out as one job', async () => {
+    let release!: () => void;
+    const released = new Promise<void>((r) => {
+      release = r;
+    });
+    await commitComment(writer, 'first', (t) => {
+      hold = { tag: t, entered: false, release, released };
+    });
+    await waitFor(() => hold?.entered === true, { what: 'the first store to be in flight' });
+    const behind: { tag: string; after: bigint }[] = [];
+    for (let i = 0; i < 50; i++) behind.push(await commitComment(writer, `grouped ${i}`));
+    await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') >= (behind.at(-1)?.after ?? 0n), {
+      what: 'the CDC to receive the 50 commits',
+    });
+    release();
+    hold = undefined;
+    await waitFor(async () => (await confirmed()) >= (behind.at(-1)?.after ?? 0n), {
+      what: 'the grouped commits to be confirmed',
+    });
+    const jobs = await queue.getJobs(['waiting']);
+    const grouped = jobs.filter((j) => behind.some((b) => j?.data.tags.includes(b.tag)));
+    expect(grouped).toHaveLength(1);
+    expect(grouped[0]?.data.transactions).toBeGreaterThanOrEqual(50);
+    expect(grouped[0]?.data.lsnFrom).not.toBe(grouped[0]?.data.lsnTo);
+  });
+});
+
 describe('graceful shutdown', () => {
   /** Parks the store of the batch carrying `tag` until the returned release is called. */
   function holdStoreOf(tag: string): () => void {
