@@ -3,7 +3,7 @@ import { articleDetail, articleList } from '@walcache/resources';
 import type { Redis } from 'ioredis';
 import type { BenchProfile } from './config.ts';
 import type { LoadGenerator, LoadSpec } from './load.ts';
-import { type Children, progress } from './procs.ts';
+import { type Children, progress, sleep } from './procs.ts';
 import type { HttpRow } from './results.ts';
 import { type Apps, BENCH_NAMES, type Servers } from './stack.ts';
 import { cpuMeter, type ProcessGroup } from './sys.ts';
@@ -111,6 +111,9 @@ export async function warmCaches(
 export async function fillAll(apiUrl: string, redis: Redis, paths: string[]): Promise<void> {
   let missing = paths;
   for (let round = 1; round <= 5 && missing.length > 0; round++) {
+    // Back off 1, 2, 4, 8 s between rounds: a lease left by an abandoned fill (a request that
+    // timed out on a loaded machine) blocks caching that key until it expires (core leaseMs, 10 s).
+    if (round > 1) await sleep(1000 * 2 ** (round - 2));
     // 16 in flight: fills go as fast as the API's pool allows without queueing for minutes.
     await pool(missing, 16, async (path) => {
       await (await getOk(`${apiUrl}${path}`)).arrayBuffer();
@@ -151,6 +154,8 @@ export interface MeasureSpec {
   /** Report the API's hit ratio over the run. */
   walcache?: boolean;
   durationS?: number;
+  /** Called as the measured run starts (after the warm-up): starts the writer of a mixed run. */
+  onMeasureStart?: () => void;
 }
 
 /**
@@ -168,20 +173,21 @@ export async function measure(ctx: Ctx, spec: MeasureSpec, rows: HttpRow[]): Pro
   if (profile.warmupS > 0) {
     progress(`${spec.label}: warm-up ${profile.warmupS}s`);
     const warm = await load.start({ ...base, durationS: profile.warmupS }).result;
-    if (warm.errors > 0) {
+    // Errors are reported with the measured run; a warm-up where nothing worked stops the bench.
+    if (warm.errors > 0 && warm.errors >= warm.requests) {
       const sample = await fetch(`${spec.baseUrl}${spec.paths[0]}`).then(
         async (r) => `${r.status} ${(await r.text()).slice(0, 300)}`,
         (e: unknown) => String(e),
       );
-      throw new Error(
-        `${spec.label}: ${warm.errors} errors during the warm-up; GET ${spec.paths[0]} → ${sample}`,
-      );
+      throw new Error(`${spec.label}: every warm-up request failed; GET ${spec.paths[0]} → ${sample}`);
     }
+    if (warm.errors > 0) progress(`${spec.label}: ${warm.errors} errors during the warm-up`);
   }
   const durationS = spec.durationS ?? profile.runS;
   progress(`${spec.label}: measuring ${durationS}s with ${profile.connections} connections`);
   const before = spec.walcache ? await cacheCounts(ctx.apps.apiUrl) : undefined;
   const run = load.start({ ...base, durationS });
+  spec.onMeasureStart?.();
   const loadGroup: ProcessGroup = { name: 'loadgen', memory: 'rss', pids: () => [run.child.pid] };
   const meter = cpuMeter([spec.server, loadGroup, ctx.groups.redis, ctx.groups.postgres]);
   // Read CPU 300 ms before the end: the generator's process is gone once its result is in.

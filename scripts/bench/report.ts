@@ -188,6 +188,7 @@ export function markdown(r: BenchResults): string {
         n0(x.reads.rps),
         ms(x.reads.p50Ms),
         ms(x.reads.p99Ms),
+        String(x.reads.errors),
         n0(x.writeRate),
         pct(x.writeShare),
         pct(x.hitRatio),
@@ -254,8 +255,8 @@ export function markdown(r: BenchResults): string {
       ),
       '',
       table(
-        ['function', 'where', 'self ms', 'share'],
-        p.top.map((t) => [`\`${t.name}\``, t.where, n0(t.selfMs), pct(t.share)]),
+        ['function', 'where', 'called via', 'self ms', 'share'],
+        p.top.map((t) => [`\`${t.name}\``, t.where, t.via, n0(t.selfMs), pct(t.share)]),
       ),
       '',
     );

@@ -76,6 +76,8 @@ export interface ProfileEntry {
   where: string;
   selfMs: number;
   share: number;
+  /** The most common chain of non-internal callers. */
+  via: string;
 }
 
 export interface ProfileSummary {

@@ -34,7 +34,15 @@ export interface Servers {
 
 export async function startServers(seed: SeedSize): Promise<Servers> {
   progress('starting a private Postgres (wal_level=logical) and Redis');
-  const [pgServer, redis] = await Promise.all([startPostgres(), startRedis()]);
+  const [pgServer, redis] = await Promise.all([
+    startPostgres({
+      // The test servers run synchronous_commit=off; then the WAL sender only sees a commit
+      // when the WAL writer flushes it (wal_writer_delay, 200 ms), which would add up to
+      // 200 ms to every invalidation. Production runs with the default: on.
+      extraFlags: ['-c', 'synchronous_commit=on'],
+    }),
+    startRedis(),
+  ]);
   const servers = {
     pg: pgServer,
     redis,
@@ -51,6 +59,8 @@ export async function startServers(seed: SeedSize): Promise<Servers> {
     await migrateToLatest(db);
     await seedIfEmpty(db, seed);
     const { rows } = await pool.query<{ server_version: string }>('show server_version');
+    const sync = await pool.query<{ synchronous_commit: string }>('show synchronous_commit');
+    if (sync.rows[0]?.synchronous_commit !== 'on') throw new Error('expected synchronous_commit=on');
     await db.destroy();
     const client = new Redis(redis.url);
     const info = await client.info('server');

@@ -1,6 +1,92 @@
-import type { Ctx } from '../context.ts';
+import { QUEUE_PREFIX } from '@walcache/core';
+import { articleDetail } from '@walcache/resources';
+import { Queue } from 'bullmq';
+import { type Ctx, fillAll, keys } from '../context.ts';
+import { LagProbe } from '../lag.ts';
+import { progress, sleep } from '../procs.ts';
 import type { FanoutResult } from '../results.ts';
+import { BENCH_NAMES, pgClient } from '../stack.ts';
 
-export async function fanoutScenario(_ctx: Ctx): Promise<FanoutResult> {
-  throw new Error('not yet');
+/** The author who receives the articles: an existing user, so the rename is a plain UPDATE. */
+const AUTHOR_ID = 1;
+/** How long the rename may take to invalidate everything before the scenario reports what it saw. */
+const FANOUT_TIMEOUT_MS = 60_000;
+
+/**
+ * Scenario 6: articles 1…N moved under one author and cached through the API; one UPDATE of
+ * that author's name must delete all N keys (each article embeds the author's name).
+ */
+export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
+  const { profile, servers, apps, redis } = ctx;
+  const n = profile.fanout;
+  const writer = await pgClient(servers.pg.url, 'walcache-bench-fanout');
+  const poller = await pgClient(servers.pg.url, 'walcache-bench-fanout-lag');
+  const queueRedis = redis.duplicate({ maxRetriesPerRequest: null });
+  const queue = new Queue(BENCH_NAMES.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
+  queue.on('error', (err) => progress(`queue error: ${err.message}`));
+  const subscriber = redis.duplicate();
+  subscriber.on('error', (err) => progress(`key-event subscriber error: ${err.message}`));
+  try {
+    progress(`fan-out: moving articles 1…${n} under user ${AUTHOR_ID}`);
+    await writer.query('update articles set author_id = $1 where id <= $2', [AUTHOR_ID, n]);
+    // That move invalidates those articles itself: wait until it is fully processed before filling.
+    const lag = new LagProbe(writer, poller, BENCH_NAMES.SLOT_NAME);
+    lag.start();
+    await sleep(300);
+    await lag.stop(30_000);
+    for (let i = 0; i < 600; i++) {
+      const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
+      if (Object.values(c).every((v) => v === 0)) break;
+      await sleep(100);
+    }
+    progress(`fan-out: reading ${n} articles through the API so they are cached`);
+    const paths = Array.from({ length: n }, (_, i) => `/v1/articles/${i + 1}`);
+    await fillAll(apps.apiUrl, redis, paths);
+    const valueKeys = Array.from({ length: n }, (_, i) =>
+      keys.value(articleDetail.key(articleDetail.params.parse({ id: String(i + 1) }))),
+    );
+    const wanted = new Set(valueKeys);
+    const cachedBefore = (await Promise.all(valueKeys.map((k) => redis.exists(k)))).filter(
+      (x) => x === 1,
+    ).length;
+
+    await redis.config('SET', 'notify-keyspace-events', 'Eg');
+    const deletedAt: number[] = [];
+    const seen = new Set<string>();
+    subscriber.on('message', (_channel: string, key: string) => {
+      if (!wanted.has(key) || seen.has(key)) return;
+      seen.add(key);
+      deletedAt.push(Date.now());
+    });
+    await subscriber.subscribe('__keyevent@0__:del');
+
+    progress(`fan-out: renaming user ${AUTHOR_ID} (${cachedBefore} of its articles cached)`);
+    const { rows } = await writer.query<{ at: number }>(
+      `update users set name = 'Renamed by the benchmark', updated_at = now() where id = $1
+       returning (extract(epoch from clock_timestamp()) * 1000)::float8 as at`,
+      [AUTHOR_ID],
+    );
+    const commitMs = rows[0]?.at ?? Date.now();
+    const deadline = Date.now() + FANOUT_TIMEOUT_MS;
+    while (seen.size < cachedBefore && Date.now() < deadline) await sleep(20);
+    const remainingAfter = (await Promise.all(valueKeys.map((k) => redis.exists(k)))).filter(
+      (x) => x === 1,
+    ).length;
+    const result: FanoutResult = {
+      keys: n,
+      cachedBefore,
+      firstMs: (deletedAt[0] ?? Number.NaN) - commitMs,
+      lastMs: (deletedAt[deletedAt.length - 1] ?? Number.NaN) - commitMs,
+      remainingAfter,
+    };
+    progress(
+      `fan-out: ${seen.size} keys deleted, first ${result.firstMs.toFixed(0)} ms, last ${result.lastMs.toFixed(0)} ms after the commit; ${remainingAfter} remain`,
+    );
+    return result;
+  } finally {
+    subscriber.disconnect();
+    await queue.close();
+    queueRedis.disconnect();
+    await Promise.allSettled([writer.end(), poller.end()]);
+  }
 }

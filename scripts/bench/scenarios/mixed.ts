@@ -1,11 +1,115 @@
-import type { Ctx } from '../context.ts';
+import { type Ctx, measure } from '../context.ts';
+import { type Child, progress, runToEnd } from '../procs.ts';
 import type { HttpRow, MixedResult } from '../results.ts';
-import type { ProcessGroup } from '../sys.ts';
+import { memorySampler, type ProcessGroup } from '../sys.ts';
+import type { MixedOutput } from '../writer.ts';
 
+/** Starts the writer process in one of its modes; resolves with its parsed result line. */
+export function startWriter<T>(ctx: Ctx, name: string, config: Record<string, unknown>) {
+  const child: Child = ctx.children.spawnTs(name, 'scripts/bench/writer.ts', {
+    args: [JSON.stringify(config)],
+  });
+  const result = runToEnd(child).then((out) => {
+    const line = out.split('\n').find((l) => l.startsWith('WRITERJSON '));
+    if (!line) throw new Error(`${name} printed no result:\n${child.output()}`);
+    return JSON.parse(line.slice('WRITERJSON '.length)) as T;
+  });
+  return { child, result };
+}
+
+/**
+ * Scenario 4: 95 % reads from the load generator, 5 % writes from a separate writer process
+ * with a stale-read checker. Run against walcache, then against the naive cache-aside (which
+ * nothing invalidates) under the same writes, to show what the stale-read figure means.
+ * Memory of every process is sampled during the walcache run (scenario 7).
+ */
 export async function mixedScenario(
-  _ctx: Ctx,
-  _rows: HttpRow[],
-  _memory: ProcessGroup[],
+  ctx: Ctx,
+  rows: HttpRow[],
+  memoryGroups: ProcessGroup[],
 ): Promise<{ results: MixedResult[]; memory: Record<string, number> }> {
-  throw new Error('not yet');
+  const { profile, apps, paths, groups } = ctx;
+  // The write rate is 5/95 of the hit throughput measured in scenario 2 (or a fixed guess if
+  // the read scenarios were skipped); the share actually reached is reported.
+  const hitRps = rows.find((r) => r.id === 'wc-detail')?.rps ?? 2000;
+  const writeRate = Math.max(1, Math.round((hitRps * profile.writeShare) / (1 - profile.writeShare)));
+  const ids: [number, number] = [1, paths.detail.length];
+  const results: MixedResult[] = [];
+  let memory: Record<string, number> = {};
+
+  const targets = [
+    {
+      target: 'walcache',
+      baseUrl: apps.apiUrl,
+      prefix: '',
+      server: groups.api,
+      walcache: true,
+      ceilingId: 'wc-detail',
+    },
+    {
+      target: 'naive cache-aside',
+      baseUrl: apps.baselineUrl,
+      prefix: '/naive',
+      server: groups.baseline,
+      walcache: false,
+      ceilingId: 'naive-detail',
+    },
+  ];
+  for (const t of targets) {
+    progress(
+      `mixed (${t.target}): reads on ${ids[1]} articles + ${writeRate} writes/s from a separate process`,
+    );
+    const sampler = t.walcache ? memorySampler(memoryGroups) : undefined;
+    // The writer starts with the measured run and lasts as long; the load's own warm-up runs first.
+    let writer: ReturnType<typeof startWriter<MixedOutput>> | undefined;
+    const row = await measure(
+      ctx,
+      {
+        id: `mixed-${t.walcache ? 'walcache' : 'naive'}`,
+        scenario: '4 mixed 95/5',
+        label: `mixed reads, ${t.target}`,
+        baseUrl: t.baseUrl,
+        paths: paths.detail.map((p) => `${t.prefix}${p}`),
+        server: t.server,
+        ceilingId: t.ceilingId,
+        walcache: t.walcache,
+        durationS: profile.mixedS,
+        onMeasureStart: () => {
+          writer = startWriter<MixedOutput>(ctx, `writer (mixed, ${t.target})`, {
+            mode: 'mixed',
+            databaseUrl: ctx.servers.pg.url,
+            checkUrl: `${t.baseUrl}${t.prefix}/v1/articles/`,
+            ids,
+            rate: writeRate,
+            durationMs: profile.mixedS * 1000,
+            staleBoundMs: profile.staleBoundMs,
+          });
+        },
+      },
+      // A copy: the ceiling is looked up in the read rows, the mixed row is reported apart.
+      [...rows],
+    );
+    if (sampler) memory = sampler.stop();
+    if (!writer) throw new Error('the writer did not start');
+    const w = await writer.result;
+    const result: MixedResult = {
+      target: t.target,
+      reads: row,
+      writes: w.writes,
+      writeRate: w.writeRate,
+      writeShare: w.writes / (w.writes + row.requests),
+      hitRatio: row.hitRatio,
+      staleChecks: w.checks,
+      staleReads: w.stale,
+      staleBoundMs: profile.staleBoundMs,
+      staleExamples: w.staleExamples,
+    };
+    if (w.checkErrors) progress(`mixed (${t.target}): ${w.checkErrors} stale checks failed to read`);
+    progress(
+      `mixed (${t.target}): ${Math.round(row.rps)} reads/s p99 ${row.p99Ms.toFixed(1)} ms, ${Math.round(w.writeRate)} writes/s, ` +
+        `hit ratio ${result.hitRatio === undefined ? '–' : `${(result.hitRatio * 100).toFixed(1)}%`}, stale ${w.stale}/${w.checks}`,
+    );
+    results.push(result);
+  }
+  return { results, memory };
 }

@@ -1,0 +1,218 @@
+/**
+ * The bench's writer, in its own process so it never shares an event loop with what it
+ * measures. A plain `pg` client that knows nothing about walcache, like any real writer.
+ *
+ *   mixed: updates article titles at a fixed rate; after each commit + the staleness bound,
+ *          reads the article back over HTTP and counts a stale read when the title is older.
+ *   probe: reads an article through the API (so it is cached), updates it, and times commit →
+ *          that key deleted in Redis (keyspace events), at a fixed rate.
+ *
+ * Config: one JSON argument. Result: one line `WRITERJSON {...}` on stdout.
+ */
+import { Redis } from 'ioredis';
+import pg from 'pg';
+
+interface MixedConfig {
+  mode: 'mixed';
+  databaseUrl: string;
+  /** GET `${checkUrl}${id}` answers the article JSON (walcache or the naive cache). */
+  checkUrl: string;
+  ids: [number, number];
+  rate: number;
+  durationMs: number;
+  staleBoundMs: number;
+}
+
+interface ProbeConfig {
+  mode: 'probe';
+  databaseUrl: string;
+  apiUrl: string;
+  redisUrl: string;
+  cachePrefix: string;
+  ids: [number, number];
+  rate: number;
+  durationMs: number;
+}
+
+type Config = MixedConfig | ProbeConfig;
+
+export interface MixedOutput {
+  writes: number;
+  writeRate: number;
+  checks: number;
+  stale: number;
+  checkErrors: number;
+  staleExamples: string[];
+}
+
+export interface ProbeOutput {
+  /** commit → key deleted, ms, one per probe whose deletion was seen. */
+  latenciesMs: number[];
+  /** Probes whose key was not cached at write time (nothing to invalidate, so not timed). */
+  skipped: number;
+  /** Probes whose key was cached but whose deletion was not seen within the grace period. */
+  missing: number;
+}
+
+const config = JSON.parse(process.argv[2] ?? '') as Config;
+const pool = new pg.Pool({
+  connectionString: config.databaseUrl,
+  // Four connections: one commit is a round trip of well under a millisecond here, so four
+  // sustain thousands of commits per second while keeping commit order close to issue order.
+  max: 4,
+  application_name: `walcache-bench-writer-${config.mode}`,
+});
+pool.on('error', (err) => process.stderr.write(`writer pool error: ${err.message}\n`));
+
+/** clock_timestamp() is read inside the UPDATE, just before its autocommit: the commit time to within µs. */
+const UPDATE_TITLE = `update articles set title = $1, updated_at = now() where id = $2
+  returning (extract(epoch from clock_timestamp()) * 1000)::float8 as at`;
+
+async function updateTitle(id: number, title: string): Promise<number> {
+  const { rows } = await pool.query<{ at: number }>(UPDATE_TITLE, [title, id]);
+  const at = rows[0]?.at;
+  if (at === undefined) throw new Error(`article ${id} does not exist`);
+  return at;
+}
+
+/**
+ * Calls `fn` `rate` times a second for `durationMs` (open loop: a slow call does not delay
+ * the schedule), with at most `maxInflight` calls outstanding. Resolves when all finished.
+ */
+async function paced(rate: number, durationMs: number, maxInflight: number, fn: () => Promise<void>) {
+  const t0 = performance.now();
+  let issued = 0;
+  let inflight = 0;
+  const all: Promise<void>[] = [];
+  await new Promise<void>((resolve) => {
+    // Why 5 ms ticks: fine enough that 1000/s goes out as 5 per tick, not in bursts of 100.
+    const timer = setInterval(() => {
+      const elapsed = performance.now() - t0;
+      if (elapsed >= durationMs) {
+        clearInterval(timer);
+        resolve();
+        return;
+      }
+      const due = Math.floor((elapsed / 1000) * rate) - issued;
+      for (let i = 0; i < due && inflight < maxInflight; i++) {
+        issued += 1;
+        inflight += 1;
+        all.push(
+          fn().finally(() => {
+            inflight -= 1;
+          }),
+        );
+      }
+    }, 5);
+  });
+  await Promise.all(all);
+  return { issued, seconds: (performance.now() - t0) / 1000 };
+}
+
+async function mixed(c: MixedConfig): Promise<MixedOutput> {
+  const span = c.ids[1] - c.ids[0] + 1;
+  let seq = 0;
+  let checks = 0;
+  let stale = 0;
+  let checkErrors = 0;
+  const examples: string[] = [];
+  const pendingChecks: Promise<void>[] = [];
+  const check = async (id: number, written: number, commitMs: number) => {
+    const res = await fetch(`${c.checkUrl}${id}`);
+    if (res.status !== 200) {
+      checkErrors += 1;
+      return;
+    }
+    const { title } = (await res.json()) as { title: string };
+    const seen = Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0);
+    checks += 1;
+    // A later write to the same article may have landed meanwhile: only older is stale.
+    if (seen < written) {
+      stale += 1;
+      if (examples.length < 5)
+        examples.push(
+          `article ${id}: #bench-${written} committed, read "${title}" ${Math.round(Date.now() - commitMs)} ms later`,
+        );
+    }
+  };
+  const run = await paced(c.rate, c.durationMs, 64, async () => {
+    seq += 1;
+    const written = seq;
+    const id = c.ids[0] + Math.floor(Math.random() * span);
+    const commitMs = await updateTitle(id, `Mixed write #bench-${written}`);
+    const delay = Math.max(0, commitMs + c.staleBoundMs - Date.now());
+    pendingChecks.push(
+      new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() =>
+        check(id, written, commitMs).catch((error: unknown) => {
+          checkErrors += 1;
+          process.stderr.write(`stale check of article ${id} failed: ${String(error)}\n`);
+        }),
+      ),
+    );
+  });
+  await Promise.all(pendingChecks);
+  return {
+    writes: run.issued,
+    writeRate: run.issued / run.seconds,
+    checks,
+    stale,
+    checkErrors,
+    staleExamples: examples,
+  };
+}
+
+async function probe(c: ProbeConfig): Promise<ProbeOutput> {
+  const redis = new Redis(c.redisUrl, { connectionName: 'walcache-bench-probe' });
+  const subscriber = new Redis(c.redisUrl, { connectionName: 'walcache-bench-probe-events' });
+  for (const r of [redis, subscriber])
+    r.on('error', (err) => process.stderr.write(`probe redis: ${err.message}\n`));
+  const deletions = new Map<string, number[]>();
+  const head = `${c.cachePrefix}:{article:`;
+  // UNLINK and DEL both publish a `del` key event (the bench enabled `notify-keyspace-events Eg`).
+  subscriber.on('message', (_channel: string, key: string) => {
+    if (!key.startsWith(head)) return;
+    const at = Date.now();
+    const list = deletions.get(key);
+    if (list) list.push(at);
+    else deletions.set(key, [at]);
+  });
+  await subscriber.subscribe('__keyevent@0__:del');
+
+  const span = c.ids[1] - c.ids[0] + 1;
+  let next = 0;
+  let skipped = 0;
+  const probes: { key: string; commitMs: number }[] = [];
+  await paced(c.rate, c.durationMs, 32, async () => {
+    const id = c.ids[0] + (next++ % span);
+    const key = `${head}${id}}`;
+    const res = await fetch(`${c.apiUrl}/v1/articles/${id}`);
+    await res.arrayBuffer();
+    if (res.status !== 200 || (await redis.exists(key)) === 0) {
+      skipped += 1;
+      return;
+    }
+    probes.push({ key, commitMs: await updateTitle(id, `Probe write at ${Date.now()}`) });
+  });
+
+  const deletedAfter = (p: { key: string; commitMs: number }) =>
+    deletions.get(p.key)?.find((t) => t >= Math.floor(p.commitMs));
+  // Why 10 s of grace: a step that is not sustained still drains; its latency is then the figure.
+  const graceEnd = Date.now() + 10_000;
+  while (Date.now() < graceEnd && probes.some((p) => deletedAfter(p) === undefined)) {
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  const latenciesMs: number[] = [];
+  let missing = 0;
+  for (const p of probes) {
+    const at = deletedAfter(p);
+    if (at === undefined) missing += 1;
+    else latenciesMs.push(at - p.commitMs);
+  }
+  await subscriber.quit();
+  await redis.quit();
+  return { latenciesMs, skipped, missing };
+}
+
+const output = config.mode === 'mixed' ? await mixed(config) : await probe(config);
+await pool.end();
+process.stdout.write(`WRITERJSON ${JSON.stringify(output)}\n`);
