@@ -175,13 +175,29 @@ export async function startCdc(
         await queue.close();
         await Promise.allSettled([
           db.end(),
-          queueRedis.quit(),
-          cacheRedis === queueRedis ? undefined : cacheRedis.quit(),
+          quitRedis(queueRedis),
+          cacheRedis === queueRedis ? undefined : quitRedis(cacheRedis),
         ]);
       })();
       return closing;
     },
   };
+}
+
+/**
+ * QUIT, or drop the socket when Redis does not answer: a hung Redis must not hold the exit.
+ * Why 2 s: a healthy QUIT answers in a millisecond.
+ */
+async function quitRedis(redis: Redis): Promise<void> {
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), 2_000);
+  });
+  const outcome = await Promise.race([redis.quit().then(() => 'quit' as const), gaveUp]).catch(
+    () => 'failed' as const,
+  );
+  clearTimeout(timer);
+  if (outcome !== 'quit') redis.disconnect();
 }
 
 if (isMain(import.meta.url)) {
