@@ -57,6 +57,7 @@ export class StormWriter {
 
   private async connect(): Promise<pg.Client> {
     if (this.client) return this.client;
+    // Why 2 s: while Postgres restarts a connect attempt must fail fast so the storm retries.
     const client = new pg.Client({ connectionString: this.url, connectionTimeoutMillis: 2_000 });
     client.on('error', () => {
       // The query that was running reports the same failure; the loop reconnects.
@@ -113,6 +114,7 @@ export class StormWriter {
         this.errors += 1;
         const client = this.client;
         this.client = undefined;
+        // The connection is already broken (that is why we are here); ending it may fail too.
         await client?.end().catch(() => undefined);
         if (!this.running) break;
         // Postgres is restarting: try again shortly (not a test timing, a retry pace).
@@ -125,6 +127,7 @@ export class StormWriter {
   async stop(): Promise<void> {
     this.running = false;
     await this.loop;
+    // Best effort at teardown: the client may already be gone after a restart.
     await this.client?.end().catch(() => undefined);
   }
 }

@@ -244,6 +244,7 @@ export class CdcStream {
   private async sleep(ms: number): Promise<void> {
     const ac = new AbortController();
     await Promise.race([
+      // The abort below (after a wake-up) rejects the timer; that is the expected way out.
       sleep(ms, undefined, { signal: ac.signal }).catch(() => undefined),
       new Promise<void>((r) => {
         this.wake = r;
@@ -352,6 +353,7 @@ export class CdcStream {
       // connection starts, so two connections never ack concurrently.
       if (!this.stopping) {
         batcher.close();
+        // A store failure here is already this connection's `failure` (reported via `failed`).
         await batcher.flush().catch(() => undefined);
       }
       if (this.session === session) this.session = undefined;
