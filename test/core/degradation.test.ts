@@ -7,7 +7,7 @@
 import { type BreakerState, CircuitBreaker, ReadThroughCache, SourceUnavailableError } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { articleDetail, type Db } from '@walcache/resources';
-import { waitFor } from '@walcache/testkit';
+import { startRedis, waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -107,5 +107,30 @@ describe('degradation', () => {
     expect(states.at(-1)).toBe('closed');
     expect(events.redisErrors).toBeGreaterThan(0); // failing open is counted
     expect(reads).toBeGreaterThan(200);
+  });
+
+  it('Redis out of memory (noeviction): reads answer from Postgres, the breaker stays closed, errors are counted', async () => {
+    // Why 1 MB: an empty redis-server already uses about that much, so every write is refused.
+    const full = await startRedis({ maxmemory: '1mb', maxmemoryPolicy: 'noeviction' });
+    const client = new Redis(full.url);
+    try {
+      const events = new EventCounter();
+      const cache = new ReadThroughCache({ redis: client, db, prefix: 'oom', events });
+      await expect(client.set('probe', 'x'.repeat(100_000))).rejects.toThrow(/OOM/);
+      for (let i = 0; i < 10; i++) {
+        // Even the lease cannot be written: each read is answered from Postgres, uncached.
+        const r = await cache.get(articleDetail, { id: '1' });
+        expect(r.status).toBe('BYPASS');
+        expect(r.found).toBe(true);
+      }
+      // Redis answered every time (with an error): the breaker stays closed, so hits of
+      // values already cached would still be served.
+      expect(cache.breaker.state).toBe('closed');
+      expect(events.redisErrors).toBeGreaterThan(0);
+      expect(events.fills).toBe(0);
+    } finally {
+      client.disconnect();
+      await full.stop();
+    }
   });
 });

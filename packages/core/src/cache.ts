@@ -223,7 +223,9 @@ export class ReadThroughCache<Db> {
   }
 
   private redisFailed(operation: string, error: unknown): void {
-    this.breaker.failure();
+    // A reply error (OOM under `maxmemory`, a script error) comes from a Redis that answers:
+    // reads still work, so it must not open the breaker and turn every hit into a BYPASS.
+    if (!isReplyError(error)) this.breaker.failure();
     this.options.events?.redisError?.(operation, error);
   }
 
@@ -282,6 +284,11 @@ export class ReadThroughCache<Db> {
     this.options.events?.outcome?.(resource.name, result.status);
     return result;
   }
+}
+
+/** ioredis rejects with a `ReplyError` when Redis answered with an error (its type is `any`). */
+function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError';
 }
 
 /**
