@@ -23,7 +23,7 @@ import { createDocsApp } from './docs.ts';
 import { checkReadiness } from './health.ts';
 import {
   CACHE_CONTROL,
-  gzip,
+  GzipMemo,
   ifNoneMatchMatches,
   shouldCompress,
   variesByEncoding,
@@ -74,6 +74,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     },
   });
 
+  const gzipMemo = new GzipMemo();
   app.use(requestId());
   app.use(async (c, next) => {
     const started = performance.now();
@@ -183,7 +184,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     headers['content-type'] = 'application/json';
     if (compress) headers['content-encoding'] = 'gzip';
     // The body is the cached bytes (or their gzip): never parsed, never re-serialised.
-    const body = compress ? gzip(result.body) : result.body;
+    const body = compress ? gzipMemo.gzip(result.etag, result.body) : result.body;
     return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
   };
 

@@ -11,21 +11,28 @@ import { acceptsGzip, ifNoneMatchMatches } from './http-cache.ts';
  * (`@scalar/api-reference`'s standalone bundle) rather than a CDN, so the page works on a
  * machine without internet access. Default web fonts are off for the same reason (the
  * bundle would fetch them from Scalar's font host); the page uses system fonts.
+ * Checked by hand with headless Chromium on a machine without internet: the page renders
+ * every route and model (docs/api.md).
  */
 export function createDocsApp(openApiPath: string): Hono {
   const app = new Hono();
   const bundle = lazyBundle();
 
-  app.get(
-    '/',
-    Scalar({
-      url: openApiPath,
-      cdn: '/docs/scalar.js',
-      pageTitle: 'walcache read API',
-      withDefaultFonts: false,
-      hideClientButton: false,
-    }),
-  );
+  const config = {
+    url: openApiPath,
+    cdn: '/docs/scalar.js',
+    pageTitle: 'walcache read API',
+    withDefaultFonts: false,
+    // No calls to Scalar's hosted services from an operator's browser: no telemetry, no
+    // hosted AI agent or MCP generator, no developer toolbar. (`showToolbar` is newer than
+    // the integration's types, hence a plain object rather than a checked literal.)
+    telemetry: false,
+    agent: { disabled: true },
+    mcp: { disabled: true },
+    showDeveloperTools: 'never' as const,
+    showToolbar: 'never',
+  };
+  app.get('/', Scalar(config));
   app.get('/scalar.js', async (c) => {
     const { raw, gzip, etag } = await bundle();
     const headers: Record<string, string> = {

@@ -68,3 +68,43 @@ export function gzip(body: Buffer): Buffer {
   // what a round trip through the libuv thread pool would add anyway.
   return gzipSync(body, { level: limits.gzipLevel });
 }
+
+/**
+ * Gzip output by ETag, so a hot page is compressed once per process rather than on every
+ * hit. The ETag is a hash of the exact body bytes, so an entry can never be served for other
+ * bytes. Bounded by the compressed bytes it holds; the least recently used go first.
+ */
+export class GzipMemo {
+  private readonly entries = new Map<string, Buffer>();
+  private held = 0;
+
+  constructor(private readonly maxBytes: number = limits.gzipMemoBytes) {}
+
+  gzip(etag: string, body: Buffer): Buffer {
+    const found = this.entries.get(etag);
+    if (found) {
+      // Map order is insertion order: re-inserting marks the entry most recently used.
+      this.entries.delete(etag);
+      this.entries.set(etag, found);
+      return found;
+    }
+    const compressed = gzip(body);
+    if (compressed.length > this.maxBytes) return compressed;
+    this.entries.set(etag, compressed);
+    this.held += compressed.length;
+    for (const [key, value] of this.entries) {
+      if (this.held <= this.maxBytes) break;
+      this.entries.delete(key);
+      this.held -= value.length;
+    }
+    return compressed;
+  }
+
+  get size(): number {
+    return this.entries.size;
+  }
+
+  get bytes(): number {
+    return this.held;
+  }
+}

@@ -17,6 +17,12 @@ export const limits = {
    */
   gzipLevel: 6,
   /**
+   * Compressed bodies kept per process, by ETag, so hits on hot pages do not gzip again.
+   * 8 MiB holds thousands of compressed list pages (1–3 KB each) and is small next to the
+   * process's heap.
+   */
+  gzipMemoBytes: 8 * 1024 * 1024,
+  /**
    * The read API takes no request bodies; the ops routes take small JSON ones. 64 KiB ends
    * an oversized upload early instead of buffering it.
    */
