@@ -17,8 +17,6 @@ export interface OpsCollectorDeps<DB> {
  * scrape at most this, and every other metric of the process is still reported.
  */
 const COLLECT_TIMEOUT_MS = 2_000;
-/** One read serves all the gauges of one scrape (they are collected one after the other). */
-const SNAPSHOT_TTL_MS = 1_000;
 
 /**
  * Gauges read at scrape time from the queue Redis (BullMQ job counts, oldest pending job)
@@ -34,8 +32,8 @@ export function registerOpsCollectors<DB>(registry: Registry, deps: OpsCollector
     registers,
   });
   const queueName = deps.queue.name;
-  const queueSnapshot = memo(async () => withTimeout(readQueueCounts(deps.queue), COLLECT_TIMEOUT_MS));
-  const slotSnapshot = memo(async () =>
+  const queueSnapshot = shared(async () => withTimeout(readQueueCounts(deps.queue), COLLECT_TIMEOUT_MS));
+  const slotSnapshot = shared(async () =>
     deps.db ? withTimeout(readSlot(deps.db, deps.slotName), COLLECT_TIMEOUT_MS) : undefined,
   );
 
@@ -123,19 +121,18 @@ function bindCollect<L extends string>(gauge: Gauge<L>, collect: () => Promise<v
   (gauge as unknown as { collect: () => Promise<void> }).collect = collect;
 }
 
-function memo<T>(read: () => Promise<T>): () => Promise<T> {
-  let cached: { at: number; value: Promise<T> } | undefined;
+/**
+ * Shares one read between the gauges of one scrape: prom-client calls every collect() in the
+ * same tick, so they all join the read in flight. Nothing is kept once it settles, so each
+ * scrape sees fresh numbers.
+ */
+function shared<T>(read: () => Promise<T>): () => Promise<T> {
+  let inflight: Promise<T> | undefined;
   return () => {
-    const now = Date.now();
-    if (!cached || now - cached.at > SNAPSHOT_TTL_MS) {
-      const value = read();
-      cached = { at: now, value };
-      // A failed read is not cached: the next scrape tries again.
-      value.catch(() => {
-        if (cached?.value === value) cached = undefined;
-      });
-    }
-    return cached.value;
+    inflight ??= read().finally(() => {
+      inflight = undefined;
+    });
+    return inflight;
   };
 }
 
