@@ -1,12 +1,13 @@
 /**
  * Randomized consistency: concurrent writers through plain `pg` (updates, renames, comment
  * inserts and deletes, tag changes, publish toggles, article inserts and deletes) while
- * concurrent readers go through two cache instances (two API processes), with the real CDC
- * and invalidator in between. After the writers stop and the queue drains, every cached
+ * concurrent readers go through the HTTP API and through a second cache instance (two API
+ * processes), with the real CDC and invalidator in between. After the writers stop and the queue drains, every cached
  * value must equal a fresh load, and every read must answer the fresh value.
  * Bounded by operation counts, not by time; the PRNG seed is printed to replay a failure.
  */
 import { type AnyResource, ReadThroughCache } from '@walcache/core';
+import { silentLogger } from '@walcache/observability';
 import {
   articleComments,
   articleDetail,
@@ -18,6 +19,7 @@ import {
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { startApi } from '../../apps/api/src/main.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 
@@ -32,15 +34,18 @@ let servers: Servers;
 let p: Pipeline;
 let second: ReadThroughCache<Db>;
 let secondRedis: Redis;
+let api: Awaited<ReturnType<typeof startApi>>;
 
 beforeAll(async () => {
   servers = await startServers({ users: USERS, articles: ARTICLES, tags: 6, commentsPerArticle: 2 });
   p = await startPipeline(servers, { sentinelUser: SENTINEL_USER });
   secondRedis = new Redis(p.env.REDIS_URL);
   second = new ReadThroughCache({ redis: secondRedis, db: p.db, prefix: p.env.CACHE_PREFIX });
+  api = await startApi(p.env, silentLogger());
 });
 
 afterAll(async () => {
+  await api?.close();
   secondRedis?.disconnect();
   await p?.stop();
   await servers?.stop();
@@ -58,22 +63,41 @@ function prng(seed: number): () => number {
   };
 }
 
-type Target = { resource: AnyResource<Db>; params: Record<string, unknown> };
+type Target = { resource: AnyResource<Db>; params: Record<string, unknown>; path: string };
 
 const targets: Target[] = [
   ...Array.from({ length: ARTICLES + 2 }, (_, i) => ({
     resource: articleDetail,
     params: { id: String(i + 1) },
+    path: `/v1/articles/${i + 1}`,
   })),
-  ...Array.from({ length: USERS }, (_, i) => ({ resource: userProfile, params: { id: String(i + 1) } })),
+  ...Array.from({ length: USERS }, (_, i) => ({
+    resource: userProfile,
+    params: { id: String(i + 1) },
+    path: `/v1/users/${i + 1}`,
+  })),
   ...Array.from({ length: 10 }, (_, i) => ({
     resource: articleComments,
     params: { id: String(i + 1), limit: 5 },
+    path: `/v1/articles/${i + 1}/comments?limit=5`,
   })),
-  { resource: articleList, params: { limit: 10 } },
-  { resource: articleList, params: { limit: 5 } },
-  { resource: tagList, params: {} },
+  { resource: articleList, params: { limit: 10 }, path: '/v1/articles?limit=10' },
+  { resource: articleList, params: { limit: 5 }, path: '/v1/articles?limit=5' },
+  { resource: tagList, params: {}, path: '/v1/tags' },
 ].map((t) => ({ ...t, params: t.resource.params.parse(t.params) as Record<string, unknown> }));
+
+/** A reader: a cache instance, or the HTTP API (which answers 404 problem+json for null). */
+type Reader = ReadThroughCache<Db> | 'http';
+
+/** The answer as the cache stores it: the JSON body, `null` for "not found". */
+async function read(reader: Reader, t: Target): Promise<string> {
+  if (reader !== 'http') return (await reader.get(t.resource, t.params)).body.toString();
+  const res = await fetch(`${api.url}${t.path}`);
+  const text = await res.text();
+  if (res.status === 404) return 'null';
+  if (res.status !== 200) throw new Error(`${t.path} answered ${res.status}: ${text}`);
+  return text;
+}
 
 it('after the writers stop and the queue drains, every cached value equals a fresh load', async () => {
   const seed = Number(process.env.WALCACHE_SEED ?? Date.now() % 1_000_000);
@@ -161,9 +185,9 @@ it('after the writers stop and the queue drains, every cached value equals a fre
   let stopReading = false;
   let reads = 0;
   const readErrors: unknown[] = [];
-  const readOne = async (cache: ReadThroughCache<Db>, t: Target) => {
+  const readOne = async (reader: Reader, t: Target) => {
     try {
-      await cache.get(t.resource, t.params);
+      await read(reader, t);
       reads += 1;
     } catch (error) {
       readErrors.push(error);
@@ -172,7 +196,7 @@ it('after the writers stop and the queue drains, every cached value equals a fre
   // Everything cached before the first write: each of those values must be invalidated.
   for (const t of targets) await readOne(p.cache, t);
   const readers = Array.from({ length: READERS }, async (_, r) => {
-    const cache = r % 2 === 0 ? p.cache : second;
+    const cache: Reader = r % 2 === 0 ? 'http' : second;
     let i = r;
     while (!stopReading) {
       const t = targets[(i * 7 + Math.floor(random() * targets.length)) % targets.length]!;
@@ -188,8 +212,8 @@ it('after the writers stop and the queue drains, every cached value equals a fre
       await run(c, w * OPS_PER_WRITER + k);
       ops[name] = (ops[name] ?? 0) + 1;
       // Two reads per write from this loop too, so reads keep pace with writes on a busy machine.
-      await readOne(w % 2 === 0 ? p.cache : second, targets[Math.floor(random() * targets.length)]!);
-      await readOne(w % 2 === 0 ? second : p.cache, targets[Math.floor(random() * targets.length)]!);
+      await readOne(w % 2 === 0 ? 'http' : second, targets[Math.floor(random() * targets.length)]!);
+      await readOne(w % 2 === 0 ? second : 'http', targets[Math.floor(random() * targets.length)]!);
     }
   });
   try {
@@ -216,9 +240,8 @@ it('after the writers stop and the queue drains, every cached value equals a fre
         staleKeys.push(key);
       }
     }
-    for (const cache of [p.cache, second]) {
-      const answer = (await cache.get(t.resource, t.params)).body.toString();
-      if (answer !== fresh) staleReads += 1;
+    for (const reader of ['http', second] as const) {
+      if ((await read(reader, t)) !== fresh) staleReads += 1;
     }
   }
   const total = Object.values(ops).reduce((a, b) => a + b, 0);
