@@ -72,9 +72,9 @@ describe('SIGKILL of the CDC during a write storm', () => {
     let killedWhileStreaming = 0;
     try {
       for (let cycle = 0; cycle < CYCLES; cycle++) {
-        // A random moment: after a random number of further commits (some cycles kill the
-        // process before it even reached the stream, while it starts up).
-        const early = random() < 0.25;
+        // A random moment: after a random number of further commits. Every fourth cycle kills
+        // the process without waiting for it to stream (during start-up or bootstrap).
+        const early = cycle % 4 === 1;
         const target = writer.commits + 5 + Math.floor(random() * (early ? 10 : 60));
         if (!early) await current.waitForState('streaming');
         await waitFor(() => writer.commits >= target, {
@@ -105,7 +105,7 @@ describe('SIGKILL of the CDC during a write storm', () => {
     expect(checked, `reads ${readers.reads}, read failures ${readers.failures}\n${flushes}`).toBeGreaterThan(
       20,
     );
-    expect(killedWhileStreaming).toBeGreaterThanOrEqual(5);
+    expect(killedWhileStreaming).toBeGreaterThanOrEqual(7);
     expect(readers.reads).toBeGreaterThan(100);
   }, 180_000);
 });
