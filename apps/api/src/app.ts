@@ -261,6 +261,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     // The pool refuses before any query runs; core may pass that refusal through as it is or wrapped.
     const saturated = error instanceof SourceUnavailableError ? error.cause : error;
     if (saturated instanceof PoolSaturatedError) {
+      deps.metrics.dbRefused.inc();
       deps.logger.warn({ reqId: c.get('requestId'), waiting: saturated.waiting }, 'database pool saturated');
       return problem(
         c,

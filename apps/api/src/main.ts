@@ -7,7 +7,7 @@ import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
 import { limits } from './limits.ts';
-import { createApiMetrics } from './metrics.ts';
+import { createApiMetrics, registerPoolMetrics } from './metrics.ts';
 import { createOps } from './ops/index.ts';
 
 export interface RunningApi {
@@ -45,6 +45,7 @@ export async function startApi(
   redis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
   const registry = createRegistry('api');
   const metrics = createApiMetrics(registry);
+  registerPoolMetrics(registry, pool);
   const breaker = new CircuitBreaker({
     onStateChange: (state) => logger.warn({ state }, 'cache redis circuit breaker'),
   });

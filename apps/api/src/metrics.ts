@@ -1,5 +1,5 @@
 import type { CacheEvents } from '@walcache/core';
-import { Counter, Histogram, type Registry } from '@walcache/observability';
+import { Counter, Gauge, Histogram, type Registry } from '@walcache/observability';
 
 export interface ApiMetrics {
   requestDuration: Histogram<'route' | 'method' | 'status' | 'cache'>;
@@ -7,6 +7,8 @@ export interface ApiMetrics {
   loads: Histogram<'resource'>;
   fillsRefused: Counter<'resource' | 'reason'>;
   redisErrors: Counter<'operation'>;
+  /** Misses answered 503 `overloaded` because the pool already had its maximum of waiters. */
+  dbRefused: Counter;
   cacheEvents: CacheEvents;
 }
 
@@ -43,7 +45,13 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     labelNames: ['operation'] as const,
     registers: [registry],
   });
+  const dbRefused = new Counter({
+    name: 'walcache_api_db_refused_total',
+    help: 'Cache misses refused with 503 because too many requests already waited for a database connection',
+    registers: [registry],
+  });
   return {
+    dbRefused,
     requestDuration,
     cacheOutcomes,
     loads,
@@ -56,4 +64,26 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       redisError: (operation) => redisErrors.inc({ operation }),
     },
   };
+}
+
+/** The smallest view of a pg Pool the gauges read. */
+export interface PoolCounts {
+  readonly totalCount: number;
+  readonly idleCount: number;
+  readonly waitingCount: number;
+}
+
+/** Connection pool gauges, read at scrape time: saturation shows before the 503s do. */
+export function registerPoolMetrics(registry: Registry, pool: PoolCounts): void {
+  new Gauge({
+    name: 'walcache_api_db_pool_connections',
+    help: 'Database pool of the API: open connections (total), idle ones, and requests waiting for one',
+    labelNames: ['state'] as const,
+    registers: [registry],
+    collect() {
+      this.set({ state: 'total' }, pool.totalCount);
+      this.set({ state: 'idle' }, pool.idleCount);
+      this.set({ state: 'waiting' }, pool.waitingCount);
+    },
+  });
 }

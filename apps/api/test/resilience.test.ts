@@ -71,6 +71,10 @@ describe('the database path is bounded', () => {
       expect(refused.headers.get('retry-after')).toBe('1');
       expect(((await refused.json()) as { type: string }).type).toBe(problemTypes.overloaded);
 
+      const metrics = await (await api.app.request('/metrics')).text();
+      expect(metrics).toContain('walcache_api_db_refused_total{app="api-test"} 1');
+      expect(metrics).toContain('walcache_api_db_pool_connections{state="waiting",app="api-test"} 1');
+
       const hit = await api.app.request('/v1/users/1');
       expect(hit.status).toBe(200);
       expect(hit.headers.get('x-cache')).toBe('HIT');
@@ -113,11 +117,20 @@ describe('/readyz', () => {
       const lagging = await buildApi(servers, { deps: { slotName: slot, cdcLagWarnBytes: 1 } });
       const missing = await buildApi(servers, { deps: { slotName: 'no_such_slot' } });
       try {
-        const ok = await calm.app.request('/readyz');
-        expect(ok.status).toBe(200);
-        const okBody = (await ok.json()) as { checks: { cdc: { status: string; lagBytes: number } } };
-        expect(okBody.checks.cdc.status).toBe('ok');
-        expect(okBody.checks.cdc.lagBytes).toBeGreaterThan(0);
+        // The lag counts WAL the server has written; with asynchronous commit that follows
+        // the INSERT's commit within the WAL writer's delay, hence a wait, not a single read.
+        type Ready = { checks: { cdc: { status: string; lagBytes: number } } };
+        let okBody: Ready | undefined;
+        await waitFor(
+          async () => {
+            const ok = await calm.app.request('/readyz');
+            expect(ok.status).toBe(200);
+            okBody = (await ok.json()) as Ready;
+            return okBody.checks.cdc.lagBytes > 0;
+          },
+          { what: 'the slot to lag behind the inserts' },
+        );
+        expect(okBody?.checks.cdc.status).toBe('ok');
 
         const late = await lagging.app.request('/readyz');
         expect(late.status).toBe(200);

@@ -6,7 +6,7 @@ import type pg from 'pg';
 import { type Servers, startServers } from '../../../test/support/stack.ts';
 import { type ApiDeps, createApp } from '../src/app.ts';
 import { createApiDb, createApiPool } from '../src/db.ts';
-import { createApiMetrics } from '../src/metrics.ts';
+import { createApiMetrics, registerPoolMetrics } from '../src/metrics.ts';
 
 export interface TestApi {
   app: ReturnType<typeof createApp>;
@@ -49,6 +49,7 @@ export async function buildApi(
   });
   const registry = createRegistry('api-test');
   const metrics = createApiMetrics(registry);
+  registerPoolMetrics(registry, pool);
   counter += 1;
   const prefix = `t${process.pid}x${counter}`;
   const cache = new ReadThroughCache({
