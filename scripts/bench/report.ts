@@ -1,4 +1,9 @@
 import type { BenchResults, HttpRow, Quantiles, RateStep } from './results.ts';
+import { MACHINE } from './sys.ts';
+
+/** The whole machine's CPU during a run, out of what its cores can give. */
+const machineCpu = (cpu: Record<string, number>, cores: number) =>
+  cpu[MACHINE] === undefined ? '–' : `${cpu[MACHINE]}% / ${cores * 100}%`;
 
 const n0 = (v: number) => Math.round(v).toLocaleString('en-US');
 const ms = (v: number) => (v >= 100 ? v.toFixed(0) : v >= 10 ? v.toFixed(1) : v.toFixed(2));
@@ -7,7 +12,9 @@ const ratio = (v: number | undefined) => (v === undefined ? '–' : `${v.toFixed
 
 /** The process that used the most CPU in a run: where the time of that run went. */
 export function busiest(cpu: Record<string, number>): string {
-  const sorted = Object.entries(cpu).sort((a, b) => b[1] - a[1]);
+  const sorted = Object.entries(cpu)
+    .filter(([k]) => k !== MACHINE)
+    .sort((a, b) => b[1] - a[1]);
   return sorted
     .slice(0, 2)
     .map(([k, v]) => `${k} ${v}%`)
@@ -19,7 +26,7 @@ function table(header: string[], rows: string[][]): string {
   return [line(header), line(header.map(() => '---')), ...rows.map(line)].join('\n');
 }
 
-function httpTable(rows: HttpRow[]): string {
+function httpTable(rows: HttpRow[], cores: number): string {
   return table(
     [
       '#',
@@ -31,6 +38,7 @@ function httpTable(rows: HttpRow[]): string {
       'ceiling',
       'hit ratio',
       'busiest (CPU % of a core)',
+      'machine CPU',
       'errors',
     ],
     rows.map((r) => [
@@ -43,6 +51,7 @@ function httpTable(rows: HttpRow[]): string {
       r.ceilingId ?? '–',
       pct(r.hitRatio),
       busiest(r.cpu),
+      machineCpu(r.cpu, cores),
       String(r.errors),
     ]),
   );
@@ -50,7 +59,7 @@ function httpTable(rows: HttpRow[]): string {
 
 const q = (x: Quantiles) => (x.count ? `${ms(x.p50Ms)} / ${ms(x.p99Ms)} / ${ms(x.maxMs)}` : '–');
 
-function stepTable(steps: RateStep[]): string {
+function stepTable(steps: RateStep[], cores: number): string {
   return table(
     [
       'target commits/s',
@@ -61,6 +70,7 @@ function stepTable(steps: RateStep[]): string {
       'replication lag p50 / p99 / max ms',
       'sustained',
       'busiest (CPU %)',
+      'machine CPU',
     ],
     steps.map((s) => [
       n0(s.targetCommitsPerS),
@@ -71,6 +81,7 @@ function stepTable(steps: RateStep[]): string {
       `${q(s.lag)}${s.lag.unresolved ? ` (+${s.lag.unresolved} unresolved)` : ''}`,
       s.sustained ? 'yes' : `no: ${s.why ?? ''}`,
       busiest(s.cpu),
+      machineCpu(s.cpu, cores),
     ]),
   );
 }
@@ -152,7 +163,7 @@ export function markdown(r: BenchResults): string {
   out.push(
     '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop.',
     '',
-    httpTable(r.http),
+    httpTable(r.http, m.cpuCount),
     '',
   );
   const wc = r.http.find((x) => x.id === 'wc-detail');
@@ -182,6 +193,7 @@ export function markdown(r: BenchResults): string {
         'stale reads / checks',
         'bound',
         'busiest (CPU %)',
+        'machine CPU',
       ],
       r.mixed.map((x) => [
         x.target,
@@ -195,6 +207,7 @@ export function markdown(r: BenchResults): string {
         `**${x.staleReads}** / ${x.staleChecks}`,
         `${x.staleBoundMs} ms`,
         busiest(x.reads.cpu),
+        machineCpu(x.reads.cpu, m.cpuCount),
       ]),
     ),
     '',
@@ -211,11 +224,11 @@ export function markdown(r: BenchResults): string {
       '',
       '### Commit rate (one row per transaction)',
       '',
-      stepTable(inv.commitSteps),
+      stepTable(inv.commitSteps, m.cpuCount),
       '',
       '### Change rate (several rows per transaction)',
       '',
-      stepTable(inv.changeSteps),
+      stepTable(inv.changeSteps, m.cpuCount),
       '',
       `Highest sustained: **${inv.maxSustainedCommitsPerS ? n0(inv.maxSustainedCommitsPerS) : '–'} commits/s** (single-row) and **${inv.maxSustainedChangesPerS ? n0(inv.maxSustainedChangesPerS) : '–'} row changes/s** with replication lag under 1 s.`,
       '',

@@ -72,19 +72,43 @@ export function groupCpuSeconds(group: ProcessGroup): number {
   return group.pids().reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
 }
 
-/** CPU use of each group between `start()` and `stop()`, as a percentage of one core. */
+/** Busy and total jiffies of the whole machine (every process, the bench's or anyone's). */
+function machineJiffies(): { busy: number; total: number } {
+  const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
+  const [user, nice, system, idle, iowait, irq, softirq, steal] = line
+    .trim()
+    .split(/\s+/)
+    .slice(1)
+    .map(Number);
+  const busy = (user ?? 0) + (nice ?? 0) + (system ?? 0) + (irq ?? 0) + (softirq ?? 0) + (steal ?? 0);
+  return { busy, total: busy + (idle ?? 0) + (iowait ?? 0) };
+}
+
+/** The key under which a CPU map carries the whole machine's use (% of one core, all cores summed). */
+export const MACHINE = 'machine';
+
+/**
+ * CPU use of each group between `start()` and `stop()`, as a percentage of one core, plus
+ * the whole machine's (`MACHINE`): the difference is other work on a shared machine.
+ */
 export function cpuMeter(groups: ProcessGroup[]) {
   const begin = new Map(groups.map((g) => [g.name, groupCpuSeconds(g)]));
+  const machine0 = machineJiffies();
   const t0 = performance.now();
   return {
     stop(): Record<string, number> {
       const seconds = (performance.now() - t0) / 1000;
-      return Object.fromEntries(
-        groups.map((g) => [
-          g.name,
-          Math.round(((groupCpuSeconds(g) - (begin.get(g.name) ?? 0)) / seconds) * 100),
-        ]),
-      );
+      const machine1 = machineJiffies();
+      const share = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
+      return {
+        ...Object.fromEntries(
+          groups.map((g) => [
+            g.name,
+            Math.round(((groupCpuSeconds(g) - (begin.get(g.name) ?? 0)) / seconds) * 100),
+          ]),
+        ),
+        [MACHINE]: Math.round(share * cpus().length * 100),
+      };
     },
   };
 }

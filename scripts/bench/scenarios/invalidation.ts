@@ -128,8 +128,12 @@ async function runStep(
   const achievedCommits = tps + (probed.latenciesMs.length + probed.missing) / stepS;
   const invalidation = { ...quantiles(probed.latenciesMs), skipped: probed.skipped };
   const reasons: string[] = [];
-  // pgbench's open-loop schedule is the rate under test; the probes are a sample on top.
-  if (tps < ACHIEVED_SHARE * bulkRate) reasons.push(`pgbench reached ${Math.round(tps)} of ${bulkRate}/s`);
+  // pgbench's schedule is the rate under test (the probes are a sample on top). It draws
+  // Poisson arrivals, so a short low-rate step falls short by chance: allow 3 standard
+  // deviations (√n) or the 5 % shortfall, whichever is larger.
+  const expected = bulkRate * stepS;
+  const allowed = Math.max((1 - ACHIEVED_SHARE) * expected, 3 * Math.sqrt(expected));
+  if (tps * stepS < expected - allowed) reasons.push(`pgbench reached ${Math.round(tps)} of ${bulkRate}/s`);
   if (lagQ.maxMs >= LAG_LIMIT_MS || lagQ.unresolved > 0)
     reasons.push(`lag reached ${Math.round(lagQ.maxMs)} ms`);
   if (probed.missing > 0) reasons.push(`${probed.missing} probe keys not deleted within 10 s`);
