@@ -8,6 +8,7 @@
 import {
   type CacheResult,
   decodeEntry,
+  flushNamespace,
   invalidateTags,
   type Keyspace,
   ReadThroughCache,
@@ -223,6 +224,21 @@ describe.each(implementations)('fill races against $name', (impl) => {
     // Only now does the first invalidation write its (lower) marker.
     stalled.release();
     await first;
+    parked.release();
+    await reader;
+
+    expect(await isStale(userProfile, params)).toBe(impl.endsStale);
+  });
+
+  it('(f) a fill in flight across a namespace flush (a lost slot: the commit has no invalidation)', async () => {
+    const { parking, cache, isStale } = setup();
+    const params = { id: '12' };
+    const parked = parking.park('afterLoad', 'user:12');
+    const reader = cache.get(userProfile, params);
+    await parked.arrived;
+    // A commit whose change never reaches the invalidator; the CDC finds the gap and flushes.
+    await writer.query('update users set name = $1 where id = 12', [`renamed (f) ${impl.name}`]);
+    await flushNamespace(redis, cache.keys);
     parked.release();
     await reader;
 

@@ -175,12 +175,8 @@ export class ReadThroughCache<Db> {
         for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
         await execPipeline(register);
       }
-      // Step 4: any tag invalidated after s0 (or a namespace flush) means the load may
-      // predate that commit.
-      const versions = await this.redis.mget(
-        this.keys.flushVersion,
-        ...tags.map((t) => this.keys.tagVersion(t)),
-      );
+      // Step 4: any tag invalidated after s0 means the load may predate that commit.
+      const versions = tags.length ? await this.redis.mget(tags.map((t) => this.keys.tagVersion(t))) : [];
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
         await this.releaseLease(leaseKey, token);

@@ -28,7 +28,7 @@ export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheE
 export { flushNamespace } from './flush.ts';
 export { type InvalidateOptions, type InvalidationResult, invalidateTags } from './invalidate.ts';
 export { INVALIDATE_JOB_NAME, type InvalidationJob, invalidationJobSchema, jobIdForLsn } from './job.ts';
-export { type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
+export { isValueOrLease, type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
 export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
 export { invalidationJobOptions, QUEUE_PREFIX } from './queue.ts';
 export {

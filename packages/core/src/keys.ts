@@ -10,11 +10,6 @@ export interface Keyspace {
   tagSet(tag: string): string;
   tagVersion(tag: string): string;
   readonly seq: string;
-  /**
-   * The sequence at the last namespace flush. Every fill compares it with its start like a
-   * tag marker: a flush drops the markers, and a fill that started before it must still lose.
-   */
-  readonly flushVersion: string;
   /** member = tag, score = ms when its version marker may be deleted. */
   readonly tagVersionExpiry: string;
   /** Pattern matching everything this namespace wrote (admin flush only). */
@@ -29,10 +24,14 @@ export function keyspace(prefix: string): Keyspace {
     tagSet: (t) => `${prefix}:tag:${t}`,
     tagVersion: (t) => `${prefix}:tagv:${t}`,
     seq: `${prefix}:seq`,
-    flushVersion: `${prefix}:flushv`,
     tagVersionExpiry: `${prefix}:tagv-expiry`,
     everything: `${prefix}:*`,
   };
+}
+
+/** Whether a key is a value or a lease (what eviction may drop; a flush deletes them last). */
+export function isValueOrLease(ks: Keyspace, key: string): boolean {
+  return key.startsWith(`${ks.prefix}:{`) && (key.endsWith('}') || key.endsWith('}:lease'));
 }
 
 /** The resource key inside a value key (`wc:{article:42}` → `article:42`). */
