@@ -1,5 +1,6 @@
 import { gunzipSync } from 'node:zlib';
 import { etagOf } from '@walcache/core';
+import { createLogger } from '@walcache/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { problemTypes } from '../src/problem.ts';
 import {
@@ -325,6 +326,28 @@ describe('request ids', () => {
     expect(kept.headers.get('x-request-id')).toBe('trace-abc_123');
     const replaced = await get('/v1/tags', { 'x-request-id': 'a b"}; drop' });
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('request ids in the logs', () => {
+  it('the access line and the error line of a request carry its id', async () => {
+    const lines: string[] = [];
+    const logger = createLogger('api', {
+      level: 'debug',
+      destination: { write: (l: string) => lines.push(l) },
+    });
+    const logged = await buildApi(servers, { deps: { logger } });
+    try {
+      await logged.app.request('/v1/users/3', { headers: { 'x-request-id': 'trace-ok-1' } });
+      await logged.app.request('/v1/users/x', { headers: { 'x-request-id': 'trace-bad-2' } });
+      const entries = lines.map((l) => JSON.parse(l) as { reqId?: string; status?: number; path?: string });
+      expect(entries).toContainEqual(
+        expect.objectContaining({ reqId: 'trace-ok-1', status: 200, path: '/v1/users/3' }),
+      );
+      expect(entries).toContainEqual(expect.objectContaining({ reqId: 'trace-bad-2', status: 400 }));
+    } finally {
+      await logged.close();
+    }
   });
 });
 
