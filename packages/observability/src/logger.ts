@@ -1,0 +1,101 @@
+import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from 'pino';
+
+/**
+ * The field names every walcache app uses for the same things, so one query finds them in
+ * every app's logs. docs/operations.md lists them; add a name here before using a new one.
+ */
+export const logFields = {
+  /** Set on every line: which app (`api`, `cdc`, `invalidator`, …) wrote it. */
+  app: 'app',
+  err: 'err',
+  lsn: 'lsn',
+  slot: 'slot',
+  jobId: 'jobId',
+  queue: 'queue',
+  key: 'key',
+  tags: 'tags',
+  reqId: 'reqId',
+  reason: 'reason',
+} as const;
+
+/** Variables whose values are secrets wherever they appear in a log object. */
+const SECRET_KEYS = [
+  'DATABASE_URL',
+  'REDIS_URL',
+  'QUEUE_REDIS_URL',
+  'OPS_TOKEN',
+  'password',
+  'authorization',
+];
+
+/**
+ * Redacts credentials inside free text: the password of `scheme://user:password@host` URLs
+ * and `password=…` pairs of libpq key/value connection strings. Error messages of drivers
+ * and stacks may quote a connection string; this runs on every string a log line carries.
+ */
+export function redactSecrets(text: string): string {
+  return text
+    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]+@/gi, '$1***@')
+    .replace(/\b(password\s*=\s*)('[^']*'|[^\s'";]+)/gi, '$1***');
+}
+
+/** How deep the redaction walks a log object; deeper values are rare and left as they are. */
+const MAX_DEPTH = 6;
+
+function scrub(value: unknown, depth: number): unknown {
+  if (typeof value === 'string') return redactSecrets(value);
+  if (depth >= MAX_DEPTH || value === null || typeof value !== 'object') return value;
+  if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
+  if (value instanceof Error || Buffer.isBuffer(value)) return value;
+  const out: Record<string, unknown> = {};
+  for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.includes(k) ? '***' : scrub(v, depth + 1);
+  return out;
+}
+
+/**
+ * One logger per process, with the same field names in every app (`logFields`). Secrets
+ * never reach a log line: known secret fields are censored at any depth, and every string
+ * (message, fields, error messages and stacks) has URL passwords removed.
+ */
+export function createLogger(
+  app: string,
+  options: { level?: string; destination?: DestinationStream } = {},
+): Logger {
+  const config: LoggerOptions = {
+    name: app,
+    level: options.level ?? 'info',
+    base: { app, pid: process.pid },
+    redact: {
+      paths: [
+        ...SECRET_KEYS,
+        ...SECRET_KEYS.map((k) => `*.${k}`),
+        'req.headers.authorization',
+        'req.headers.cookie',
+      ],
+      censor: '***',
+    },
+    serializers: {
+      err: (error: Error) => {
+        const s = stdSerializers.err(error);
+        return scrub(s, 0) as typeof s;
+      },
+    },
+    formatters: {
+      log: (object) => scrub(object, 0) as Record<string, unknown>,
+    },
+    hooks: {
+      logMethod(args, method) {
+        method.apply(
+          this,
+          args.map((a) => (typeof a === 'string' ? redactSecrets(a) : a)) as Parameters<typeof method>,
+        );
+      },
+    },
+    timestamp: pino.stdTimeFunctions.isoTime,
+  };
+  return options.destination ? pino(config, options.destination) : pino(config);
+}
+
+export function silentLogger(): Logger {
+  return pino({ level: 'silent' });
+}
