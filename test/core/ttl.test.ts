@@ -55,3 +55,21 @@ it('values get a jittered TTL, "not found" the negative TTL, protocol keys none'
   expect(await redis.pttl(cache.keys.tagVersion('row:users:1'))).toBe(-1);
   expect(await redis.pttl(cache.keys.tagVersionExpiry)).toBe(-1);
 });
+
+it("deployment-wide caps (CACHE_TTL_SECONDS, NEGATIVE_TTL_SECONDS) shorten the resources' TTLs", async () => {
+  const capped = new ReadThroughCache({
+    redis,
+    db,
+    prefix: 'ttlcap',
+    maxTtlSeconds: 120,
+    maxNegativeTtlSeconds: 5,
+  });
+  await capped.get(articleDetail, { id: '1' });
+  await capped.get(articleDetail, { id: '999999' });
+  const value = await redis.pttl(capped.keys.value('article:1'));
+  const negative = await redis.pttl(capped.keys.value('article:999999'));
+  expect(value).toBeGreaterThan(0);
+  expect(value).toBeLessThanOrEqual(120_000);
+  expect(negative).toBeGreaterThan(0);
+  expect(negative).toBeLessThanOrEqual(5_000);
+});

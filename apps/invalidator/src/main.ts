@@ -71,6 +71,8 @@ export async function startInvalidator(
     redis: cacheRedis,
     db,
     prefix: env.CACHE_PREFIX,
+    maxTtlSeconds: env.CACHE_TTL_SECONDS,
+    maxNegativeTtlSeconds: env.NEGATIVE_TTL_SECONDS,
     events: { fillRefused: (_resource, reason) => metrics.refreshRefused.inc({ reason }) },
   });
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: workerRedis, prefix: QUEUE_PREFIX });

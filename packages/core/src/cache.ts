@@ -61,6 +61,12 @@ export interface CacheOptions<Db> {
   random?: () => number;
   /** Overrides `timings.leaseWaitMs` (tests that must not depend on how fast a load is). */
   leaseWaitMs?: number;
+  /**
+   * Deployment-wide caps on the resources' own TTLs (`CACHE_TTL_SECONDS`,
+   * `NEGATIVE_TTL_SECONDS`): an operator can shorten every TTL without editing resources.
+   */
+  maxTtlSeconds?: number;
+  maxNegativeTtlSeconds?: number;
 }
 
 type FillMode = 'read' | 'refresh';
@@ -184,7 +190,13 @@ export class ReadThroughCache<Db> {
       }
       await hooks?.beforeCas?.(key);
       // Step 5: compare-and-set against our lease (and against a newer cached entry).
-      const ttlSeconds = value === null ? resource.negativeTtlSeconds : resource.ttlSeconds;
+      const ttlSeconds =
+        value === null
+          ? Math.min(
+              resource.negativeTtlSeconds,
+              this.options.maxNegativeTtlSeconds ?? Number.POSITIVE_INFINITY,
+            )
+          : Math.min(resource.ttlSeconds, this.options.maxTtlSeconds ?? Number.POSITIVE_INFINITY);
       const ttlMs = jitteredTtlMs(ttlSeconds, this.random());
       const entry = encodeEntry({ version: s0, storedAtMs: Date.now(), etag, tags, body });
       const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry, ttlMs, s0);
