@@ -73,7 +73,10 @@ async function cleanup(): Promise<void> {
 for (const signal of ['SIGINT', 'SIGTERM'] as const) {
   process.once(signal, () => {
     progress(`${signal}: stopping every process the bench started`);
-    void cleanup().finally(() => process.exit(130));
+    void cleanup().finally(() => {
+      progress('stopped');
+      process.exit(130);
+    });
   });
 }
 // Last resort if the bench dies without cleanup: no orphaned app or load generator.
@@ -119,6 +122,12 @@ async function main(): Promise<void> {
     memory: { atRest, underMixedLoad: {} },
   };
   if (process.env.BENCH_NOTE) results.notes.push(process.env.BENCH_NOTE);
+  // Half the cores already busy before the bench starts means other work shares the machine.
+  if (results.machine.loadAverageAtStart > results.machine.cpuCount / 2) {
+    results.notes.push(
+      `The machine was not idle: its 1-minute load average was ${results.machine.loadAverageAtStart} on ${results.machine.cpuCount} cores when the bench started. The "machine CPU" columns show how much of each run's CPU went to other work.`,
+    );
+  }
 
   if (parts.has('reads')) await readScenarios(ctx, results.http);
   // While the cache still holds exactly the read data set (the mixed writes invalidate it).
