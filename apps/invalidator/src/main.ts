@@ -6,6 +6,7 @@ import {
   type InvalidationJob,
   InvalidJobError,
   invalidationJobOptions,
+  invalidationJobSchema,
   keyspace,
   QUEUE_PREFIX,
   ReadThroughCache,
@@ -158,8 +159,23 @@ export async function startInvalidator(
   worker.on('completed', () => metrics.jobs.inc({ outcome: 'completed' }));
   worker.on('failed', (job, error) => {
     if (!job) return;
-    const exhausted = job.attemptsMade >= (job.opts.attempts ?? 1) || error instanceof UnrecoverableError;
-    if (exhausted) metrics.jobs.inc({ outcome: 'failed' });
+    void (async () => {
+      // 'failed' is emitted for every failed attempt; only a job now in the failed set is over.
+      if ((await job.getState()) !== 'failed') return;
+      metrics.jobs.inc({ outcome: 'failed' });
+      if (error instanceof UnrecoverableError) return;
+      // A job can also end here without its last attempt running `run` to the end: a worker
+      // that crashed mid-job twice fails it as stalled. Enqueue the fallback here too; the
+      // deterministic id makes this a no-op when `run` already did.
+      const parsed = invalidationJobSchema.safeParse(job.data);
+      if (!parsed.success) return;
+      await queue.add(INVALIDATE_JOB_NAME, fallbackJob(parsed.data), {
+        ...invalidationJobOptions,
+        jobId: `fallback-${job.id}`,
+      });
+    })().catch((err: unknown) =>
+      logger.error({ err, jobId: job.id }, 'could not enqueue the fallback of a failed invalidation job'),
+    );
   });
   worker.on('error', (err) => logger.warn({ err }, 'worker error'));
 
