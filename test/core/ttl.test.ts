@@ -73,3 +73,23 @@ it("deployment-wide caps (CACHE_TTL_SECONDS, NEGATIVE_TTL_SECONDS) shorten the r
   expect(negative).toBeGreaterThan(0);
   expect(negative).toBeLessThanOrEqual(5_000);
 });
+
+it('version markers are deleted once their window has passed, by a later invalidation', async () => {
+  const start = Date.now();
+  const tags = Array.from({ length: 1500 }, (_, i) => `row:prune:${i}`);
+  await invalidateTags(redis, cache.keys, tags, { now: () => start });
+  expect(await redis.zcard(cache.keys.tagVersionExpiry)).toBeGreaterThanOrEqual(1500);
+  // Still inside the window: nothing is pruned, a fill could still need them.
+  await invalidateTags(redis, cache.keys, ['row:other:1'], {
+    now: () => start + timings.tagVersionWindowMs - 1,
+  });
+  expect(await redis.exists(cache.keys.tagVersion('row:prune:0'))).toBe(1);
+  // Past it: all 1 500 go (more than one prune batch), the newer marker stays.
+  await invalidateTags(redis, cache.keys, ['row:other:2'], {
+    now: () => start + timings.tagVersionWindowMs + 1,
+  });
+  expect(
+    await redis.exists(cache.keys.tagVersion('row:prune:0'), cache.keys.tagVersion('row:prune:1499')),
+  ).toBe(0);
+  expect(await redis.exists(cache.keys.tagVersion('row:other:2'))).toBe(1);
+});

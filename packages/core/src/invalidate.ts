@@ -11,8 +11,13 @@ import type { Tag } from './tags.ts';
  * needs only 200 round trips.
  */
 const MARKER_BATCH = 500;
-/** Expired markers deleted per job: keeps the prune's own Redis time small and bounded. */
+/**
+ * Expired markers deleted per script call, and calls per job at most. One call stays well
+ * under a millisecond of Redis time; up to 10 per job lets pruning keep up with a write rate
+ * where each job expires more markers than one batch, while a job's own cost stays bounded.
+ */
 const PRUNE_BATCH = 1000;
+const PRUNE_MAX_CALLS = 10;
 
 export interface InvalidationResult {
   seq: number;
@@ -83,7 +88,15 @@ export async function invalidateTags(
   if (valueKeys.size > 0) await execPipeline(cleanup);
 
   // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
-  await client.walcachePruneTagVersions(keys.tagVersionExpiry, now(), `${keys.prefix}:tagv:`, PRUNE_BATCH);
+  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
+    const pruned = await client.walcachePruneTagVersions(
+      keys.tagVersionExpiry,
+      now(),
+      `${keys.prefix}:tagv:`,
+      PRUNE_BATCH,
+    );
+    if (pruned < PRUNE_BATCH) break;
+  }
   return {
     seq,
     keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
