@@ -55,6 +55,9 @@ export async function startApi(
     prefix: env.CACHE_PREFIX,
     events: metrics.cacheEvents,
     breaker,
+    // The operator's caps on every resource's TTL (same values as the invalidator's refreshes).
+    maxTtlSeconds: env.CACHE_TTL_SECONDS,
+    maxNegativeTtlSeconds: env.NEGATIVE_TTL_SECONDS,
   });
   // Ops routes (/ops/status, /ops/queues) exist only when OPS_TOKEN is set.
   const ops = env.OPS_TOKEN
