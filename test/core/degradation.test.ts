@@ -95,6 +95,8 @@ describe('degradation', () => {
       expect(states).toContain('open');
       await servers.redis.startServer();
       const hitsBefore = events.outcomes.HIT;
+      // Why 20 s: the breaker probes once a second and ioredis reconnects with backoff; on a
+      // loaded 2-core machine the first successful probe can take several seconds.
       await waitFor(() => events.outcomes.HIT > hitsBefore + 50, {
         timeoutMs: 20_000,
         what: 'hits after Redis is back',

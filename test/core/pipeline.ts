@@ -76,6 +76,8 @@ export async function startPipeline(
       await writer.query('update users set bio = $1 where id = $2', [mark, sentinel]);
       // The sentinel's job ran once its cached profile is gone or refreshed. Jobs are stored
       // in commit order, so every earlier commit's job is in the queue (or done) by then.
+      // Why 20 s / 30 s below: a bound for a busy 2-core machine running other suites; a
+      // healthy run takes well under a second for each.
       await waitFor(
         async () => {
           const held = await cached(`user:${sentinel}`);

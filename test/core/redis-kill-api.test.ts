@@ -55,6 +55,8 @@ it('Redis SIGKILLed under load: no 5xx, BYPASS while down, hits again after rest
     // A commit while Redis is down: the CDC cannot store its job, so it does not ack it.
     await writer.query("update articles set title = 'Written while Redis was down' where id = 3");
     await servers.redis.startServer();
+    // Why 30 s: the CDC's reconnect backoff and BullMQ's reconnect both grow while Redis is
+    // down; the first store after the restart may wait for a backoff step to end.
     const hits = outcomes.HIT ?? 0;
     await waitFor(() => (outcomes.HIT ?? 0) > hits + 50, {
       timeoutMs: 30_000,
