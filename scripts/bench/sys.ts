@@ -68,10 +68,6 @@ export function groupMemoryMiB(group: ProcessGroup): number {
   return group.pids().reduce((sum, pid) => sum + (memoryMiB(pid, group.memory) ?? 0), 0);
 }
 
-export function groupCpuSeconds(group: ProcessGroup): number {
-  return group.pids().reduce((sum, pid) => sum + (cpuSeconds(pid) ?? 0), 0);
-}
-
 /** Busy and total jiffies of the whole machine (every process, the bench's or anyone's). */
 function machineJiffies(): { busy: number; total: number } {
   const line = readFileSync('/proc/stat', 'utf8').split('\n')[0] ?? '';
@@ -92,7 +88,10 @@ export const MACHINE = 'machine';
  * the whole machine's (`MACHINE`): the difference is other work on a shared machine.
  */
 export function cpuMeter(groups: ProcessGroup[]) {
-  const begin = new Map(groups.map((g) => [g.name, groupCpuSeconds(g)]));
+  // Per PID, not per group sum: a Postgres backend that exits takes its CPU time with it,
+  // which would make a group's sum go down. A PID born during the run counts from zero.
+  const snapshot = (g: ProcessGroup) => new Map(g.pids().map((pid) => [pid, cpuSeconds(pid) ?? 0]));
+  const begin = new Map(groups.map((g) => [g.name, snapshot(g)]));
   const machine0 = machineJiffies();
   const t0 = performance.now();
   return {
@@ -100,13 +99,14 @@ export function cpuMeter(groups: ProcessGroup[]) {
       const seconds = (performance.now() - t0) / 1000;
       const machine1 = machineJiffies();
       const share = (machine1.busy - machine0.busy) / Math.max(1, machine1.total - machine0.total);
+      const used = (g: ProcessGroup) => {
+        const before = begin.get(g.name) ?? new Map<number, number>();
+        let sum = 0;
+        for (const [pid, now] of snapshot(g)) sum += Math.max(0, now - (before.get(pid) ?? 0));
+        return sum;
+      };
       return {
-        ...Object.fromEntries(
-          groups.map((g) => [
-            g.name,
-            Math.round(((groupCpuSeconds(g) - (begin.get(g.name) ?? 0)) / seconds) * 100),
-          ]),
-        ),
+        ...Object.fromEntries(groups.map((g) => [g.name, Math.round((used(g) / seconds) * 100)])),
         [MACHINE]: Math.round(share * cpus().length * 100),
       };
     },
