@@ -2,6 +2,7 @@ import type { Env } from '@walcache/config';
 import { silentLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
 import type { Queue } from 'bullmq';
+import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
@@ -11,6 +12,7 @@ import {
   type CacheFixture,
   CacheReaders,
   cacheFixture,
+  lsnValue,
   rng,
   StormWriter,
   testQueue,
@@ -57,6 +59,7 @@ afterAll(async () => {
 describe('SIGKILL of the CDC during a write storm', () => {
   it(`loses no invalidation across ${CYCLES} kills and restarts (seed ${SEED})`, async () => {
     const random = rng(SEED);
+    const pauser = new Redis(env.REDIS_URL);
     const spawnOne = async () => {
       const child = await spawnCdc(env, { CDC_HEARTBEAT_INTERVAL_MS: '500' });
       children.push(child);
@@ -66,7 +69,7 @@ describe('SIGKILL of the CDC during a write storm', () => {
     const first = await spawnOne();
     await first.waitForState('streaming');
     await warmCache(fixture);
-    const writer = new StormWriter(servers.pg.url, SEED);
+    const writer = new StormWriter(servers.pg.url, SEED, 10);
     const readers = new CacheReaders(fixture, SEED + 1);
     let current: CdcProcess = first;
     let killedWhileStreaming = 0;
@@ -81,14 +84,39 @@ describe('SIGKILL of the CDC during a write storm', () => {
           timeoutMs: 30_000,
           what: `${target} commits by the storm`,
         });
+        if (!early) {
+          // Force the dangerous moment: Redis refuses writes (CLIENT PAUSE WRITE), so the
+          // CDC's enqueue hangs while it keeps receiving commits. Killed now, it holds
+          // commits it has received but not stored; none may have been acknowledged.
+          await pauser.call('CLIENT', 'PAUSE', '20000', 'WRITE');
+          const c0 = writer.commits;
+          await waitFor(() => writer.commits >= c0 + 5, {
+            timeoutMs: 30_000,
+            what: 'commits during the pause',
+          });
+          const { rows } = await admin.query<{ lsn: string }>(
+            'select pg_current_wal_insert_lsn()::text as lsn',
+          );
+          const written = lsnValue(rows[0]?.lsn ?? '0/0');
+          await waitFor(
+            async () => {
+              const h = await current.health();
+              return h?.lastReceivedLsn != null && lsnValue(h.lastReceivedLsn) >= written;
+            },
+            { timeoutMs: 30_000, what: 'the CDC to receive the commits made during the pause' },
+          );
+        }
         if ((await current.health())?.state === 'streaming') killedWhileStreaming += 1;
         await current.kill('SIGKILL');
+        if (!early) await pauser.call('CLIENT', 'UNPAUSE');
         current = await spawnOne();
       }
       await current.waitForState('streaming');
       const target = writer.commits + 30;
       await waitFor(() => writer.commits >= target, { timeoutMs: 30_000, what: 'a last burst of commits' });
     } finally {
+      await pauser.call('CLIENT', 'UNPAUSE');
+      pauser.disconnect();
       await writer.stop();
       await readers.stop();
     }

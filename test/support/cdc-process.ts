@@ -5,12 +5,18 @@ import { freePort, waitFor } from '@walcache/testkit';
 
 const root = resolve(import.meta.dirname, '../..');
 
+export interface CdcHealth {
+  state: string;
+  lastStoredLsn: string | null;
+  lastReceivedLsn: string | null;
+}
+
 export interface CdcProcess {
   readonly pid: number;
   readonly metricsPort: number;
   /** Last lines of its output (pino JSON), for assertions and failure messages. */
   output(): string;
-  health(): Promise<{ state: string; lastStoredLsn: string | null } | undefined>;
+  health(): Promise<CdcHealth | undefined>;
   metrics(): Promise<string>;
   waitForState(state: string, timeoutMs?: number): Promise<void>;
   /** Sends the signal and resolves when the process has exited. */
@@ -70,7 +76,7 @@ export async function spawnCdc(env: Env, extra: Record<string, string> = {}): Pr
     async health() {
       try {
         const res = await fetch(url('/healthz'));
-        return (await res.json()) as { state: string; lastStoredLsn: string | null };
+        return (await res.json()) as CdcHealth;
       } catch {
         return undefined; // not listening yet (starting) or already gone
       }

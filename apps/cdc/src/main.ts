@@ -152,6 +152,7 @@ export async function startCdc(
       status: 'ok',
       state: stream.state,
       lastStoredLsn: stream.lastStoredLsn,
+      lastReceivedLsn: stream.lastReceivedLsn,
       lag: stream.lag,
     }),
   );
