@@ -30,7 +30,15 @@ export function targetOfKey(key: string): KeyTarget | undefined {
     raw = parse?.(key.split(':').slice(1));
   }
   if (raw === undefined) return undefined;
-  const parsed = resource.params.safeParse(raw);
+  let parsed: ReturnType<typeof resource.params.safeParse>;
+  try {
+    parsed = resource.params.safeParse(raw);
+  } catch (error) {
+    // Some schemas throw on garbage instead of reporting it (e.g. a refine calling BigInt on
+    // a value its regex already rejected): such a key was not built by walcache either.
+    if (error instanceof Error) return undefined;
+    throw error;
+  }
   if (!parsed.success || resource.key(parsed.data) !== key) return undefined;
   return { resource, params: parsed.data };
 }
