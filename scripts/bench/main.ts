@@ -32,6 +32,7 @@ const { values } = parseArgs({
   options: {
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
+    load: { type: 'string' },
     help: { type: 'boolean', default: false },
   },
 });
@@ -39,7 +40,8 @@ if (values.help) {
   process.stdout.write(
     'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]\n' +
       '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
-      '  --only   run only these parts (development); writes bench-results/quick.json\n',
+      '  --only   run only these parts (development); writes bench-results/quick.json\n' +
+      '  --load   wrk | autocannon (default: wrk when installed)\n',
   );
   process.exit(0);
 }
@@ -85,8 +87,13 @@ process.on('exit', () => children.killAllNow());
 async function main(): Promise<void> {
   const started = performance.now();
   progress(`profile ${profile.name}; parts: ${[...parts].join(', ')}`);
+  if (values.load && values.load !== 'wrk' && values.load !== 'autocannon')
+    throw new Error(`--load must be wrk or autocannon, not "${values.load}"`);
+  const wrk = values.load === 'autocannon' ? undefined : wrkGenerator(children);
+  if (values.load === 'wrk' && !wrk)
+    throw new Error('--load wrk: wrk is not installed (apt-get install wrk)');
   const load: LoadGenerator =
-    wrkGenerator(children) ??
+    wrk ??
     autocannonGenerator(
       children,
       (await import('autocannon/package.json', { with: { type: 'json' } })).default.version,
