@@ -6,7 +6,9 @@ const MAX_BIGINT = 9223372036854775807n;
 export const idParam = z
   .string()
   .regex(/^[0-9]{1,19}$/, 'must be a positive integer')
+  // zod 4 runs refinements even after the regex failed: guard BigInt() from non-digits.
   .refine((v) => {
+    if (!/^[0-9]{1,19}$/.test(v)) return true;
     const n = BigInt(v);
     return n >= 1n && n <= MAX_BIGINT;
   }, 'must be between 1 and 9223372036854775807')
@@ -37,17 +39,28 @@ export const cursorParam = z
   .regex(/^[A-Za-z0-9_-]+$/, 'is not a valid cursor')
   .transform((value, ctx) => {
     const match = cursorText.exec(Buffer.from(value, 'base64url').toString('utf8'));
-    if (
-      !match ||
-      BigInt(match[2]!) > MAX_BIGINT ||
-      Number.isNaN(Date.parse(match[1]!.replace(' ', 'T').replace('+00', 'Z')))
-    ) {
+    if (!match || BigInt(match[2]!) > MAX_BIGINT || !isRealTimestamp(match[1]!)) {
       ctx.addIssue({ code: 'custom', message: 'is not a valid cursor' });
       return z.NEVER;
     }
     // Re-encode from the parsed parts: the cache key is built from this canonical form only.
     return encodeCursor({ at: match[1]!, id: match[2]! });
   });
+
+/**
+ * Date.parse accepts impossible dates (Feb 30 rolls over, year 0000 parses) that Postgres
+ * rejects with an error; only a timestamp whose parts survive a round trip is a cursor.
+ */
+function isRealTimestamp(text: string): boolean {
+  const [date, time] = text.replace('+00', '').split(' ');
+  const [y, m, d] = (date ?? '').split('-').map(Number);
+  if (!y || !m || !d || y < 1) return false;
+  const parsed = new Date(Date.UTC(y, m - 1, d));
+  if (parsed.getUTCFullYear() !== y || parsed.getUTCMonth() !== m - 1 || parsed.getUTCDate() !== d)
+    return false;
+  const [hh, mm, ss] = (time ?? '').split(':').map(Number);
+  return hh! < 24 && mm! < 60 && ss! < 60;
+}
 
 export function decodeCursor(canonical: string): Cursor {
   const [at, id] = Buffer.from(canonical, 'base64url').toString('utf8').split('|');
