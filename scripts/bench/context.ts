@@ -187,6 +187,7 @@ export async function measure(ctx: Ctx, spec: MeasureSpec, rows: HttpRow[]): Pro
   progress(`${spec.label}: measuring ${durationS}s with ${profile.connections} connections`);
   const before = spec.walcache ? await cacheCounts(ctx.apps.apiUrl) : undefined;
   const run = load.start({ ...base, durationS });
+  await run.started;
   spec.onMeasureStart?.();
   const loadGroup: ProcessGroup = { name: 'loadgen', memory: 'rss', pids: () => [run.child.pid] };
   const meter = cpuMeter([spec.server, loadGroup, ctx.groups.redis, ctx.groups.postgres]);

@@ -26,8 +26,11 @@ export interface LoadResult {
 
 export interface LoadGenerator {
   readonly name: string;
-  /** Starts a run; `result` resolves when it ends. The child is exposed for CPU accounting. */
-  start(spec: LoadSpec): { child: Child; result: Promise<LoadResult> };
+  /**
+   * Starts a run; `started` resolves when the load begins (after the generator's own start-up),
+   * `result` when it ends. The child is exposed for CPU accounting.
+   */
+  start(spec: LoadSpec): { child: Child; started: Promise<void>; result: Promise<LoadResult> };
 }
 
 const outDir = join(root, 'bench-output');
@@ -81,7 +84,8 @@ export function wrkGenerator(children: Children): LoadGenerator | undefined {
           errors: r.errors,
         };
       });
-      return { child, result };
+      // wrk is a native binary: its load starts within milliseconds of the spawn.
+      return { child, started: Promise.resolve(), result };
     },
   };
 }
@@ -120,12 +124,23 @@ export function autocannonGenerator(children: Children, version: string): LoadGe
       const child = children.spawnTs(`autocannon ${spec.name}`, 'scripts/bench/load/autocannon-run.ts', {
         args: [specFile],
       });
+      // The child compiles and loads autocannon first (a second or more): it says when it starts.
+      const started = new Promise<void>((resolve) => {
+        // Runs after Children's own listener, so stdout() already holds this chunk.
+        const onData = () => {
+          if (!child.stdout().includes('ACSTART')) return;
+          child.proc.stdout?.off('data', onData);
+          resolve();
+        };
+        child.proc.stdout?.on('data', onData);
+        void child.exited.then(() => resolve());
+      });
       const result = runToEnd(child).then((out) => {
         const line = out.split('\n').find((l) => l.startsWith('ACJSON '));
         if (!line) throw new Error(`autocannon printed no result:\n${out}`);
         return JSON.parse(line.slice('ACJSON '.length)) as LoadResult;
       });
-      return { child, result };
+      return { child, started, result };
     },
   };
 }

@@ -11,6 +11,7 @@ if (!file) throw new Error('usage: autocannon-run.ts <spec.json>');
 const spec = JSON.parse(readFileSync(file, 'utf8')) as LoadSpec;
 const paths = spec.paths;
 
+process.stdout.write('ACSTART\n');
 const result = await autocannon({
   url: spec.baseUrl,
   connections: spec.connections,
