@@ -17,7 +17,7 @@ export interface SlotInfo {
   retainedWalBytes: number | null;
   /**
    * The walsender's flush lag as Postgres measures it from the CDC's acknowledgements; null
-   * while the slot is not streaming, and 0 once Postgres reports it caught up.
+   * while the slot is not streaming, 0 when nothing is unacknowledged.
    */
   lagSeconds: number | null;
   currentWalLsn: string;
@@ -63,8 +63,13 @@ export async function readSlot<DB>(db: Kysely<DB>, slotName: string): Promise<Sl
     confirmedFlushLsn: row.confirmed_flush_lsn,
     lagBytes,
     retainedWalBytes: row.retained_bytes === null ? null : Math.max(0, Number(row.retained_bytes)),
-    // Postgres clears flush_lag once the client is caught up and idle: that is zero lag.
-    lagSeconds: !active ? null : row.flush_lag_seconds === null ? 0 : Number(row.flush_lag_seconds),
+    // Nothing unacknowledged is zero lag, whatever flush_lag last measured; Postgres also
+    // clears flush_lag once the client is caught up and idle.
+    lagSeconds: !active
+      ? null
+      : lagBytes === 0 || row.flush_lag_seconds === null
+        ? 0
+        : Number(row.flush_lag_seconds),
     currentWalLsn: row.current_lsn,
   };
 }
