@@ -227,4 +227,39 @@ describe('the built walcache binary', () => {
     expect(gone.code).toBe(4);
     expect((JSON.parse(gone.stdout) as { exists: boolean }).exists).toBe(false);
   });
+
+  it('asks before a destructive command in a terminal: "no" changes nothing, "yes" goes ahead', async () => {
+    // The prompt path needs a terminal, so this runs the CLI's entry function in-process with
+    // a scripted terminal; everything else in this file runs the built binary.
+    const { run } = await import('../../packages/cli/src/main.ts');
+    const terminal = (answer: string) => {
+      const out: string[] = [];
+      const err: string[] = [];
+      const questions: string[] = [];
+      return {
+        out,
+        err,
+        questions,
+        io: {
+          out: (t: string) => out.push(t),
+          err: (t: string) => err.push(t),
+          interactive: true,
+          ask: async (q: string) => {
+            questions.push(q);
+            return answer;
+          },
+        },
+      };
+    };
+    await api('/v1/articles/12');
+    expect(await cached('article:12')).toBe(true);
+    const no = terminal('no');
+    expect(await run(['flush', 'article'], no.io, stackEnv())).toBe(3);
+    expect(no.questions[0]).toContain('delete every cached "article" value');
+    expect(no.err.join('\n')).toContain('aborted: nothing was changed');
+    expect(await cached('article:12')).toBe(true);
+    const yes = terminal('yes');
+    expect(await run(['flush', 'article'], yes.io, stackEnv())).toBe(0);
+    expect(await cached('article:12')).toBe(false);
+  });
 });

@@ -161,4 +161,22 @@ describe('GET /ops/status', () => {
       { what: 'the retried job to run (and fail) again' },
     );
   });
+
+  it('still answers when the queue Redis is unreachable, naming the sections it could not read', async () => {
+    const api = await startApi(
+      testEnv(servers, { OPS_TOKEN: TOKEN, QUEUE_REDIS_URL: 'redis://127.0.0.1:1' }),
+      silentLogger(),
+    );
+    try {
+      const res = await fetch(`${api.url}/ops/status`, { headers: bearer });
+      expect(res.status).toBe(200);
+      const status = (await res.json()) as Record<string, { error?: string }>;
+      expect(status.queue?.error).toBeTruthy();
+      expect(status.auditor?.error).toBeTruthy();
+      // Postgres is fine: the slot section is there (this deployment has no slot yet).
+      expect(status.cdc).toMatchObject({ exists: false, active: false });
+    } finally {
+      await api.close();
+    }
+  });
 });
