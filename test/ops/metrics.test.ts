@@ -5,6 +5,7 @@ import { startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
+import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
 import { has, type Sample, scrape, sum } from './helpers.ts';
@@ -15,7 +16,8 @@ let writer: pg.Client;
 
 beforeAll(async () => {
   servers = await startServers();
-  stack = await startStack(servers);
+  // A low per-table tag limit, so one modest transaction is collapsed to a table invalidation.
+  stack = await startStack(servers, {}, { maxTagsPerTable: 10 });
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   writer = new pg.Client({ connectionString: servers.pg.url });
   await writer.connect();
@@ -194,6 +196,26 @@ describe('cdc and invalidator metrics', () => {
       });
     } finally {
       await Promise.allSettled([api.close(), inv.close()]);
+    }
+  });
+
+  it('a transaction changing many rows of a table is counted as a table-wide invalidation', async () => {
+    const before = sum(await cdcMetrics(), 'walcache_cdc_table_invalidations_total', { table: 'comments' });
+    await writer.query("update comments set body = body || '.' where article_id <= 20");
+    await grows(cdcMetrics, 'walcache_cdc_table_invalidations_total', before, { table: 'comments' });
+  });
+
+  it('a second CDC waits as a standby while the first holds the slot', async () => {
+    const standby = await startCdc(stack.env, silentLogger(), { metricsPort: 0 });
+    try {
+      await waitFor(
+        async () =>
+          sum(await scrape(`http://127.0.0.1:${standby.metricsPort}/metrics`), 'walcache_cdc_standby') === 1,
+        { what: 'the second CDC to report standby' },
+      );
+      expect(sum(await cdcMetrics(), 'walcache_cdc_connected')).toBe(1);
+    } finally {
+      await standby.close();
     }
   });
 
