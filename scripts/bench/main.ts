@@ -121,6 +121,7 @@ async function main(): Promise<void> {
     date: new Date().toISOString(),
     command,
     profile: profile.name,
+    readRounds: profile.rounds,
     machine: machineInfo(servers.postgresVersion, servers.redisVersion, load.name),
     notes: [],
     durationS: 0,

@@ -161,7 +161,10 @@ export function markdown(r: BenchResults): string {
 
   out.push('## 1–3. Reads: ceilings, walcache hits, no cache, naive cache-aside', '');
   out.push(
-    '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop.',
+    '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop. "machine CPU" is every process on the machine, the bench\'s or not.' +
+      (r.readRounds > 1
+        ? ` Each row is the best of ${r.readRounds} interleaved rounds (a neighbour on a shared machine can only lower a run).`
+        : ''),
     '',
     httpTable(r.http, m.cpuCount),
     '',
@@ -180,7 +183,7 @@ export function markdown(r: BenchResults): string {
   if (r.mixed.length) {
     out.push('## 4. Mixed: 95 % reads, 5 % writes from a separate writer process', '');
     out.push(
-      'Reads: the load generator on article details (all cached at the start). Writes: a separate process updating the titles of the same articles with plain `pg`, at 5 % of the reads measured in scenario 2. After each write a checker reads the article once the staleness bound has passed since the commit and compares the title with the one written: an older title is a stale read. "vs all hits" divides the reads/s by the same server\'s all-hit run above (`wc-detail`, `naive-detail`). The naive cache is the same hand-written GET/SET as in scenario 3: nothing invalidates it, which is what its stale-read count shows.',
+      'Reads: the load generator on article details (all cached at the start). Writes: a separate process updating the titles of the same articles with plain `pg`, at a rate that follows the reads (every 500 ms it becomes 5/95 of the reads served in the previous interval). After each write a checker reads the article once the staleness bound has passed since the commit and compares the title with the one written: an older title is a stale read. "vs all hits" divides the reads/s by the same server\'s all-hit run above (`wc-detail`, `naive-detail`). The naive cache is the same hand-written GET/SET as in scenario 3: nothing invalidates it, which is what its stale-read count shows.',
       '',
       table(
         [

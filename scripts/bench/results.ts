@@ -93,6 +93,8 @@ export interface BenchResults {
   date: string;
   command: string;
   profile: 'quick' | 'full';
+  /** Interleaved rounds of the read scenarios; each read row is the best of them. */
+  readRounds: number;
   machine: MachineInfo;
   notes: string[];
   durationS: number;

@@ -18,7 +18,11 @@ interface MixedConfig {
   /** GET `${checkUrl}${id}` answers the article JSON (walcache or the naive cache). */
   checkUrl: string;
   ids: [number, number];
+  /** Starting write rate; then `writeShare` of the reads the counter shows, re-read every 500 ms. */
   rate: number;
+  writeShare: number;
+  /** Answers the server's read count so far: Prometheus text (the API) or `{"reads": n}` (baseline). */
+  readCounterUrl: string;
   durationMs: number;
   staleBoundMs: number;
 }
@@ -76,25 +80,31 @@ async function updateTitle(id: number, title: string): Promise<number> {
 }
 
 /**
- * Calls `fn` `rate` times a second for `durationMs` (open loop: a slow call does not delay
+ * Calls `fn` `rate()` times a second for `durationMs` (open loop: a slow call does not delay
  * the schedule), with at most `maxInflight` calls outstanding. Resolves when all finished.
  */
-async function paced(rate: number, durationMs: number, maxInflight: number, fn: () => Promise<void>) {
+async function paced(rate: () => number, durationMs: number, maxInflight: number, fn: () => Promise<void>) {
   const t0 = performance.now();
+  let last = t0;
+  let credit = 0;
   let issued = 0;
   let inflight = 0;
   const all: Promise<void>[] = [];
   await new Promise<void>((resolve) => {
     // Why 5 ms ticks: fine enough that 1000/s goes out as 5 per tick, not in bursts of 100.
     const timer = setInterval(() => {
-      const elapsed = performance.now() - t0;
-      if (elapsed >= durationMs) {
+      const now = performance.now();
+      if (now - t0 >= durationMs) {
         clearInterval(timer);
         resolve();
         return;
       }
-      const due = Math.floor((elapsed / 1000) * rate) - issued;
-      for (let i = 0; i < due && inflight < maxInflight; i++) {
+      // Credit accrues at the current rate; calls refused by the in-flight cap are dropped, not
+      // saved up, so a stall is not followed by a burst.
+      credit += ((now - last) / 1000) * rate();
+      last = now;
+      for (; credit >= 1; credit -= 1) {
+        if (inflight >= maxInflight) continue;
         issued += 1;
         inflight += 1;
         all.push(
@@ -107,6 +117,17 @@ async function paced(rate: number, durationMs: number, maxInflight: number, fn: 
   });
   await Promise.all(all);
   return { issued, seconds: (performance.now() - t0) / 1000 };
+}
+
+/** The read count a server reports: the API's cache lookups, or the baseline's own counter. */
+async function readCount(url: string): Promise<number> {
+  const res = await fetch(url);
+  const text = await res.text();
+  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+  if (text.startsWith('{')) return (JSON.parse(text) as { reads: number }).reads;
+  let sum = 0;
+  for (const m of text.matchAll(/^walcache_cache_requests_total\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
+  return sum;
 }
 
 async function mixed(c: MixedConfig): Promise<MixedOutput> {
@@ -135,21 +156,44 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
         );
     }
   };
-  const run = await paced(c.rate, c.durationMs, 64, async () => {
-    seq += 1;
-    const written = seq;
-    const id = c.ids[0] + Math.floor(Math.random() * span);
-    const commitMs = await updateTitle(id, `Mixed write #bench-${written}`);
-    const delay = Math.max(0, commitMs + c.staleBoundMs - Date.now());
-    pendingChecks.push(
-      new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() =>
-        check(id, written, commitMs).catch((error: unknown) => {
-          checkErrors += 1;
-          process.stderr.write(`stale check of article ${id} failed: ${String(error)}\n`);
-        }),
-      ),
+  // Follow the reads: every 500 ms the write rate becomes writeShare/(1 − writeShare) of the
+  // reads of the last interval, so the mix stays 95/5 whatever throughput the reads reach.
+  let rate = c.rate;
+  let previous: { n: number; t: number } | undefined;
+  const follow = setInterval(() => {
+    void readCount(c.readCounterUrl).then(
+      (n) => {
+        const t = performance.now();
+        if (previous && t > previous.t) {
+          const reads = ((n - previous.n) / (t - previous.t)) * 1000;
+          rate = Math.max(1, (reads * c.writeShare) / (1 - c.writeShare));
+        }
+        previous = { n, t };
+      },
+      (error: unknown) => process.stderr.write(`read counter failed: ${String(error)}\n`),
     );
-  });
+  }, 500);
+  const run = await paced(
+    () => rate,
+    c.durationMs,
+    64,
+    async () => {
+      seq += 1;
+      const written = seq;
+      const id = c.ids[0] + Math.floor(Math.random() * span);
+      const commitMs = await updateTitle(id, `Mixed write #bench-${written}`);
+      const delay = Math.max(0, commitMs + c.staleBoundMs - Date.now());
+      pendingChecks.push(
+        new Promise<void>((resolve) => setTimeout(resolve, delay)).then(() =>
+          check(id, written, commitMs).catch((error: unknown) => {
+            checkErrors += 1;
+            process.stderr.write(`stale check of article ${id} failed: ${String(error)}\n`);
+          }),
+        ),
+      );
+    },
+  );
+  clearInterval(follow);
   await Promise.all(pendingChecks);
   return {
     writes: run.issued,
@@ -182,17 +226,22 @@ async function probe(c: ProbeConfig): Promise<ProbeOutput> {
   let next = 0;
   let skipped = 0;
   const probes: { key: string; commitMs: number }[] = [];
-  await paced(c.rate, c.durationMs, 32, async () => {
-    const id = c.ids[0] + (next++ % span);
-    const key = `${head}${id}}`;
-    const res = await fetch(`${c.apiUrl}/v1/articles/${id}`);
-    await res.arrayBuffer();
-    if (res.status !== 200 || (await redis.exists(key)) === 0) {
-      skipped += 1;
-      return;
-    }
-    probes.push({ key, commitMs: await updateTitle(id, `Probe write at ${Date.now()}`) });
-  });
+  await paced(
+    () => c.rate,
+    c.durationMs,
+    32,
+    async () => {
+      const id = c.ids[0] + (next++ % span);
+      const key = `${head}${id}}`;
+      const res = await fetch(`${c.apiUrl}/v1/articles/${id}`);
+      await res.arrayBuffer();
+      if (res.status !== 200 || (await redis.exists(key)) === 0) {
+        skipped += 1;
+        return;
+      }
+      probes.push({ key, commitMs: await updateTitle(id, `Probe write at ${Date.now()}`) });
+    },
+  );
 
   const deletedAfter = (p: { key: string; commitMs: number }) =>
     deletions.get(p.key)?.find((t) => t >= Math.floor(p.commitMs));

@@ -110,7 +110,7 @@ export function summarise(
   /** The nearest callers, outside Node's own internals where possible: who asked for this work. */
   const callersOf = (id: number): string => {
     const chain: string[] = [];
-    for (let p = parentOf.get(id); p !== undefined && chain.length < 3; p = parentOf.get(p)) {
+    for (let p = parentOf.get(id); p !== undefined && chain.length < 4; p = parentOf.get(p)) {
       const cf = byId.get(p)?.callFrame;
       if (!cf || cf.url.startsWith('node:') || !cf.url) continue;
       chain.push(`${cf.functionName || '(anonymous)'} (${whereOf(cf.url).split('/').slice(-1)[0]})`);

@@ -29,8 +29,9 @@ export async function mixedScenario(
   memoryGroups: ProcessGroup[],
 ): Promise<{ results: MixedResult[]; memory: Record<string, number> }> {
   const { profile, apps, paths, groups } = ctx;
-  // The write rate is 5/95 of the hit throughput measured in scenario 2 (or a fixed guess if
-  // the read scenarios were skipped); the share actually reached is reported.
+  // The writer starts at 5/95 of the hit throughput measured in scenario 2 (or a fixed guess if
+  // the read scenarios were skipped), then follows the reads actually served; the share
+  // reached is reported.
   const hitRps = rows.find((r) => r.id === 'wc-detail')?.rps ?? 2000;
   const writeRate = Math.max(1, Math.round((hitRps * profile.writeShare) / (1 - profile.writeShare)));
   const ids: [number, number] = [1, paths.detail.length];
@@ -57,7 +58,7 @@ export async function mixedScenario(
   ];
   for (const t of targets) {
     progress(
-      `mixed (${t.target}): reads on ${ids[1]} articles + ${writeRate} writes/s from a separate process`,
+      `mixed (${t.target}): reads on ${ids[1]} articles + writes from a separate process at 5/95 of the reads (starting at ${writeRate}/s)`,
     );
     const sampler = t.walcache ? memorySampler(memoryGroups) : undefined;
     // The writer starts with the measured run and lasts as long; the load's own warm-up runs first.
@@ -81,6 +82,8 @@ export async function mixedScenario(
             checkUrl: `${t.baseUrl}${t.prefix}/v1/articles/`,
             ids,
             rate: writeRate,
+            writeShare: profile.writeShare,
+            readCounterUrl: t.walcache ? `${apps.apiUrl}/metrics` : `${apps.baselineUrl}/stats`,
             durationMs: profile.mixedS * 1000,
             staleBoundMs: profile.staleBoundMs,
           });

@@ -72,7 +72,10 @@ const direct = async (c: Context, resource: AnyResource<Db>, raw: Record<string,
 app.get('/pg/v1/articles', (c) => direct(c, articleList, c.req.query()));
 app.get('/pg/v1/articles/:id', (c) => direct(c, articleDetail, { id: c.req.param('id') }));
 
+/** Naive-cache reads served so far: the mixed scenario's writer follows this rate. */
+let naiveReads = 0;
 const naive = async (c: Context, resource: AnyResource<Db>, raw: Record<string, unknown>) => {
+  naiveReads += 1;
   const parsed = resource.params.safeParse(raw);
   if (!parsed.success) return c.body(null, 400);
   const key = `naive:${resource.key(parsed.data)}`;
@@ -87,6 +90,7 @@ const naive = async (c: Context, resource: AnyResource<Db>, raw: Record<string, 
 app.get('/naive/v1/articles', (c) => naive(c, articleList, c.req.query()));
 app.get('/naive/v1/articles/:id', (c) => naive(c, articleDetail, { id: c.req.param('id') }));
 app.get('/healthz', (c) => c.json({ status: 'ok' }));
+app.get('/stats', (c) => c.json({ reads: naiveReads }));
 app.onError((error, c) => {
   process.stderr.write(`baseline: ${c.req.path}: ${error.stack ?? error.message}\n`);
   return c.body(null, 500);
