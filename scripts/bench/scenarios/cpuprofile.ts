@@ -86,7 +86,11 @@ function whereOf(url: string): string {
 
 /** A coarse bucket for "where does the time go": a package, walcache, Node internals, GC. */
 function areaOf(name: string, url: string): string {
-  if (!url) return name.startsWith('(') ? name : '(native)';
+  if (!url) {
+    if (name.startsWith('(')) return name;
+    // writeUtf8String / writev / writeBuffer: the syscalls that put bytes on a socket.
+    return /^write/i.test(name) ? '(native) socket writes' : '(native) other';
+  }
   const pkg = /node_modules\/\.pnpm\/[^/]+\/node_modules\/((?:@[^/]+\/)?[^/]+)\//.exec(url);
   if (pkg) return pkg[1] ?? url;
   if (url.startsWith('node:')) {
