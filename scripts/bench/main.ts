@@ -81,6 +81,11 @@ for (const signal of ['SIGINT', 'SIGTERM'] as const) {
     });
   });
 }
+// A throw outside main's await chain (an emitter without a listener): still clean up.
+process.on('uncaughtException', (error) => {
+  process.stderr.write(`bench crashed: ${error.stack ?? error.message}\n`);
+  void cleanup().finally(() => process.exit(1));
+});
 // Last resort if the bench dies without cleanup: no orphaned app or load generator.
 process.on('exit', () => children.killAllNow());
 

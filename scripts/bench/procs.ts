@@ -52,7 +52,6 @@ export class Children {
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],
     });
-    if (proc.pid === undefined) throw new Error(`could not start ${name} (${command})`);
     let tail = '';
     let out = '';
     const keep = (chunk: Buffer) => {
@@ -63,6 +62,9 @@ export class Children {
       keep(chunk);
     });
     proc.stderr?.on('data', keep);
+    // A spawn failure (command not found) arrives as an 'error' event: report it, never crash.
+    proc.on('error', (error) => keep(Buffer.from(`${name}: ${error.message}\n`)));
+    if (proc.pid === undefined) throw new Error(`could not start ${name} (${command} not found?)`);
     const exited = new Promise<number>((resolve) => {
       // 'close', not 'exit': stdout is fully read by then (results are its last line).
       proc.once('close', (code) => {
