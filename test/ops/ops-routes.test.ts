@@ -162,6 +162,43 @@ describe('GET /ops/status', () => {
     );
   });
 
+  it('the dashboard cannot drop pending invalidations, but may clean finished jobs', async () => {
+    const queueName = stack.env.QUEUE_NAME;
+    const base = `/queues/api/queues/${queueName}`;
+    // A pending job (delayed a minute so no worker takes it during the test).
+    const now = Date.now();
+    await stack.invalidator.queue.add(
+      INVALIDATE_JOB_NAME,
+      {
+        v: 1,
+        tags: ['row:articles:1'],
+        lsnFrom: '0/1',
+        lsnTo: '0/1',
+        firstCommitMs: now,
+        lastCommitMs: now,
+        transactions: 1,
+        enqueuedMs: now,
+      },
+      { jobId: 'pending-ops-test', delay: 60_000 },
+    );
+    for (const [method, path] of [
+      ['PUT', `${base}/empty`],
+      ['PUT', `${base}/obliterate`],
+      ['PUT', `${base}/clean/waiting`],
+      ['PUT', `${base}/clean/delayed`],
+      ['POST', `${base}/add`],
+      ['PATCH', `${base}/pending-ops-test/update-data`],
+      ['PUT', `${base}/pending-ops-test/clean`],
+    ] as const) {
+      const res = await ops(path, { ...bearer, 'content-type': 'application/json' }, { method, body: '{}' });
+      expect(res.status, `${method} ${path}`).toBe(403);
+      expect(res.headers.get('content-type')).toContain('application/problem+json');
+    }
+    expect(await stack.invalidator.queue.getJobState('pending-ops-test')).toBe('delayed');
+    const clean = await ops(`${base}/clean/completed`, bearer, { method: 'PUT' });
+    expect(clean.status).toBeLessThan(300);
+  });
+
   it('still answers when the queue Redis is unreachable, naming the sections it could not read', async () => {
     const api = await startApi(
       testEnv(servers, { OPS_TOKEN: TOKEN, QUEUE_REDIS_URL: 'redis://127.0.0.1:1' }),

@@ -8,7 +8,7 @@ import { QUEUE_PREFIX } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import { Hono } from 'hono';
+import { type Context, Hono } from 'hono';
 import { Redis } from 'ioredis';
 import { requireOpsToken } from './auth.ts';
 
@@ -49,6 +49,7 @@ export function createOpsApp(deps: OpsDeps): Hono {
     return c.json(status, 200, { 'cache-control': 'no-store' });
   });
 
+  guardQueueActions(app, deps.queue);
   const board = new HonoAdapter(serveStatic);
   createBullBoard({
     queues: [new BullMQAdapter(deps.queue, { description: 'commit → invalidate jobs from the CDC' })],
@@ -58,6 +59,44 @@ export function createOpsApp(deps: OpsDeps): Hono {
   board.setBasePath(`${OPS_BASE}/queues`);
   app.route('/queues', board.registerPlugin());
   return app;
+}
+
+/** Job states whose removal loses nothing: a failed job already fell back to a table-wide invalidation. */
+const REMOVABLE_STATES = new Set(['failed', 'completed']);
+
+/**
+ * The dashboard may retry, promote, pause and resume, and remove finished jobs; it may not
+ * remove or rewrite pending ones (empty, obliterate, cleaning waiting/delayed jobs, editing
+ * data, adding hand-made jobs): a pending job lost is a lost invalidation, a stale cache.
+ * Registered before bull-board's routes, so these answer first.
+ */
+function guardQueueActions(app: Hono, queue: Queue): void {
+  const api = '/queues/api/queues/:queueName';
+  const deny = (c: Context, what: string) =>
+    c.body(
+      JSON.stringify({
+        type: 'https://walcache.dev/problems/forbidden',
+        title: 'Forbidden',
+        status: 403,
+        detail: `${what} would lose pending invalidations; retry or remove finished jobs instead`,
+        instance: c.req.path,
+      }),
+      403,
+      { 'content-type': 'application/problem+json', 'cache-control': 'no-store' },
+    );
+  app.put(`${api}/empty`, (c) => deny(c, 'emptying the queue'));
+  app.put(`${api}/obliterate`, (c) => deny(c, 'obliterating the queue'));
+  app.post(`${api}/add`, (c) => deny(c, 'adding a hand-made job'));
+  app.patch(`${api}/:jobId/update-data`, (c) => deny(c, "editing a job's data"));
+  app.put(`${api}/clean/:queueStatus`, async (c, next) =>
+    REMOVABLE_STATES.has(c.req.param('queueStatus'))
+      ? next()
+      : deny(c, `removing ${c.req.param('queueStatus')} jobs`),
+  );
+  app.put(`${api}/:jobId/clean`, async (c, next) => {
+    const state = await queue.getJobState(c.req.param('jobId'));
+    return REMOVABLE_STATES.has(state) || state === 'unknown' ? next() : deny(c, `removing a ${state} job`);
+  });
 }
 
 /** The API's cache outcome counters, summed over resources. */
