@@ -41,7 +41,10 @@ describe('log redaction', () => {
     logger.info({ target: url, list: [url] }, `message with ${url}`);
     logger.error({ err: new Error(`could not connect to ${url}`) }, 'an error quoting the URL');
     logger.warn({ req: { headers: { authorization: `Bearer ${SECRET}` } } }, 'a request');
-    expect(lines).toHaveLength(5);
+    const at = new Date('2026-01-02T03:04:05.000Z');
+    logger.info({ at, nested: { at } }, 'a date keeps its form');
+    expect(lines).toHaveLength(6);
+    expect(JSON.parse(lines[5]!)).toMatchObject({ at: at.toISOString(), nested: { at: at.toISOString() } });
     for (const line of lines) expect(line).not.toContain(SECRET);
     const err = JSON.parse(lines[3]!) as { err: { message: string; stack: string; type: string } };
     expect(err.err.type).toBe('Error');

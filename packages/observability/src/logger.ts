@@ -46,7 +46,10 @@ function scrub(value: unknown, depth: number): unknown {
   if (typeof value === 'string') return redactSecrets(value);
   if (depth >= MAX_DEPTH || value === null || typeof value !== 'object') return value;
   if (Array.isArray(value)) return value.map((v) => scrub(v, depth + 1));
-  if (value instanceof Error || Buffer.isBuffer(value)) return value;
+  // Only plain objects are walked: a Date, a Map or an Error keeps its own serialization
+  // (errors go through the `err` serializer below).
+  const proto = Object.getPrototypeOf(value);
+  if (proto !== Object.prototype && proto !== null) return value;
   const out: Record<string, unknown> = {};
   for (const [k, v] of Object.entries(value)) out[k] = SECRET_KEYS.includes(k) ? '***' : scrub(v, depth + 1);
   return out;
@@ -76,8 +79,9 @@ export function createLogger(
     },
     serializers: {
       err: (error: Error) => {
+        // The serialized error has its own prototype: copy its fields to walk them.
         const s = stdSerializers.err(error);
-        return scrub(s, 0) as typeof s;
+        return scrub({ ...s }, 0) as typeof s;
       },
     },
     formatters: {
