@@ -212,11 +212,12 @@ export async function measure(ctx: Ctx, spec: MeasureSpec, rows: HttpRow[]): Pro
     ceilingId: ceiling?.id,
     ratio: ceiling ? result.rps / ceiling.rps : undefined,
     cpu,
+    serverUsPerRequest: result.rps > 0 ? ((cpu[spec.server.name] ?? 0) / 100 / result.rps) * 1e6 : 0,
     hitRatio: before && after ? hitRatio(before, after) : undefined,
   };
   progress(
     `${spec.label}: ${Math.round(row.rps)} req/s, p50 ${row.p50Ms.toFixed(2)} ms, p99 ${row.p99Ms.toFixed(2)} ms` +
-      `${row.errors ? `, ${row.errors} errors` : ''}${row.hitRatio !== undefined ? `, hit ratio ${(row.hitRatio * 100).toFixed(1)}%` : ''}` +
+      `, ${Math.round(row.serverUsPerRequest)} µs CPU/req${row.errors ? `, ${row.errors} errors` : ''}${row.hitRatio !== undefined ? `, hit ratio ${(row.hitRatio * 100).toFixed(1)}%` : ''}` +
       ` | cpu ${Object.entries(cpu)
         .map(([k, v]) => `${k} ${v}%`)
         .join(', ')}`,

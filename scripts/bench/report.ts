@@ -37,6 +37,7 @@ function httpTable(rows: HttpRow[], cores: number): string {
       'vs ceiling',
       'ceiling',
       'hit ratio',
+      'server CPU µs/req',
       'busiest (CPU % of a core)',
       'machine CPU',
       'errors',
@@ -50,6 +51,7 @@ function httpTable(rows: HttpRow[], cores: number): string {
       ratio(r.ratio),
       r.ceilingId ?? '–',
       pct(r.hitRatio),
+      n0(r.serverUsPerRequest),
       busiest(r.cpu),
       machineCpu(r.cpu, cores),
       String(r.errors),
@@ -92,11 +94,11 @@ export function consoleTable(r: BenchResults): string {
   const pad = (s: string, w: number) => s.padEnd(w);
   const padL = (s: string, w: number) => s.padStart(w);
   lines.push(
-    `${pad('scenario', 22)}${pad('what', 44)}${padL('req/s', 9)}${padL('p50 ms', 9)}${padL('p99 ms', 9)}${padL('vs ceil', 9)}`,
+    `${pad('scenario', 22)}${pad('what', 44)}${padL('req/s', 9)}${padL('p50 ms', 9)}${padL('p99 ms', 9)}${padL('vs ceil', 9)}${padL('µs/req', 8)}`,
   );
   for (const row of r.http) {
     lines.push(
-      `${pad(row.scenario, 22)}${pad(row.label, 44)}${padL(n0(row.rps), 9)}${padL(ms(row.p50Ms), 9)}${padL(ms(row.p99Ms), 9)}${padL(ratio(row.ratio), 9)}`,
+      `${pad(row.scenario, 22)}${pad(row.label, 44)}${padL(n0(row.rps), 9)}${padL(ms(row.p50Ms), 9)}${padL(ms(row.p99Ms), 9)}${padL(ratio(row.ratio), 9)}${padL(n0(row.serverUsPerRequest), 8)}`,
     );
   }
   for (const m of r.mixed) {
@@ -161,7 +163,7 @@ export function markdown(r: BenchResults): string {
 
   out.push('## 1–3. Reads: ceilings, walcache hits, no cache, naive cache-aside', '');
   out.push(
-    '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop. "machine CPU" is every process on the machine, the bench\'s or not.' +
+    '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop. "server CPU µs/req" is the answering process\'s CPU time per request, the figure least moved by other load. "machine CPU" is every process on the machine, the bench\'s or not.' +
       (r.readRounds > 1
         ? ` Each row is the best of ${r.readRounds} interleaved rounds (a neighbour on a shared machine can only lower a run).`
         : ''),

@@ -17,6 +17,8 @@ export interface HttpRow {
   ratio?: number;
   /** CPU per process during the measured run, % of one core. */
   cpu: Record<string, number>;
+  /** CPU time of the answering process per request, µs: its cost, whatever the machine's load. */
+  serverUsPerRequest: number;
   /** Cache hit share seen by the API during the run (walcache rows only). */
   hitRatio?: number;
 }
