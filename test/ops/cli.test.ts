@@ -7,6 +7,7 @@ import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
+import { apiCacheReady } from './helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'packages/cli/bin/walcache.mjs');
@@ -22,6 +23,7 @@ beforeAll(async () => {
   servers = await startServers();
   stack = await startStack(servers);
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  await apiCacheReady(stack.api.url);
   redis = new Redis(servers.redis.url);
 });
 

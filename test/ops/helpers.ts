@@ -1,3 +1,4 @@
+import { waitFor } from '@walcache/testkit';
 import { z } from 'zod';
 
 /** One sample of a Prometheus text exposition: name, labels, value. */
@@ -81,3 +82,13 @@ export const statusSchema = z.object({
   }),
 });
 export type Status = z.infer<typeof statusSchema>;
+
+/**
+ * Waits until the API reaches its Redis: right after start its first reads may answer BYPASS
+ * while the connection comes up (enableOfflineQueue is off), which would skew counts.
+ */
+export async function apiCacheReady(apiUrl: string): Promise<void> {
+  await waitFor(async () => (await fetch(`${apiUrl}/v1/tags`)).headers.get('x-cache') !== 'BYPASS', {
+    what: 'the API to reach its cache Redis',
+  });
+}

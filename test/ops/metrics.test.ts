@@ -8,7 +8,7 @@ import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
-import { has, type Sample, scrape, sum } from './helpers.ts';
+import { apiCacheReady, has, type Sample, scrape, sum } from './helpers.ts';
 
 let servers: Servers;
 let stack: Stack;
@@ -19,6 +19,7 @@ beforeAll(async () => {
   // A low per-table tag limit, so one modest transaction is collapsed to a table invalidation.
   stack = await startStack(servers, {}, { maxTagsPerTable: 10 });
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  await apiCacheReady(stack.api.url);
   writer = new pg.Client({ connectionString: servers.pg.url });
   await writer.connect();
 });

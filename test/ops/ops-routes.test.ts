@@ -5,7 +5,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
-import { scrape, statusSchema, sum } from './helpers.ts';
+import { apiCacheReady, scrape, statusSchema, sum } from './helpers.ts';
 
 const TOKEN = 'ops-token-for-tests-1234';
 let servers: Servers;
@@ -16,6 +16,7 @@ beforeAll(async () => {
   servers = await startServers();
   stack = await startStack(servers, { OPS_TOKEN: TOKEN });
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  await apiCacheReady(stack.api.url);
   writer = new pg.Client({ connectionString: servers.pg.url });
   await writer.connect();
 });
