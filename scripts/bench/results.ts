@@ -40,6 +40,10 @@ export interface MixedResult {
   staleChecks: number;
   staleReads: number;
   staleBoundMs: number;
+  /** Stale reads followed until the new value showed, how many never did within 10 s, and the slowest that did. */
+  staleFollowed: number;
+  staleStill: number;
+  staleFreshAfterMaxMs?: number;
   staleExamples: string[];
 }
 

@@ -46,8 +46,19 @@ export interface MixedOutput {
   checks: number;
   stale: number;
   checkErrors: number;
+  /** Stale reads followed until fresh (the first STALE_FOLLOWED of them). */
+  staleFollowed: number;
+  /** Of those, when the new value was first served (ms after the commit). */
+  staleLateMs: number[];
+  /** Of those, how many still served an older value STALE_FOLLOW_MS after the commit. */
+  staleStill: number;
   staleExamples: string[];
 }
+
+/** How many stale reads are followed until fresh: enough to tell late from lost, few enough not to add load. */
+const STALE_FOLLOWED = 20;
+/** How long a stale read is followed: ten times the bound; still stale then means never invalidated. */
+const STALE_FOLLOW_MS = 10_000;
 
 export interface ProbeOutput {
   /** commit → key deleted, ms, one per probe whose deletion was seen. */
@@ -136,25 +147,54 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
   let checks = 0;
   let stale = 0;
   let checkErrors = 0;
+  let followed = 0;
+  let staleStill = 0;
+  const staleLate: number[] = [];
   const examples: string[] = [];
   const pendingChecks: Promise<void>[] = [];
-  const check = async (id: number, written: number, commitMs: number) => {
+  /** The sequence number in an article's title as the server answers it now (0: not a bench write). */
+  const readSeq = async (id: number) => {
     const res = await fetch(`${c.checkUrl}${id}`);
     if (res.status !== 200) {
+      await res.arrayBuffer();
+      return undefined;
+    }
+    const { title } = (await res.json()) as { title: string };
+    return { title, seq: Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0), cache: res.headers.get('x-cache') };
+  };
+  const check = async (id: number, written: number, commitMs: number) => {
+    const first = await readSeq(id);
+    if (!first) {
       checkErrors += 1;
       return;
     }
-    const { title } = (await res.json()) as { title: string };
-    const seen = Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0);
     checks += 1;
     // A later write to the same article may have landed meanwhile: only older is stale.
-    if (seen < written) {
-      stale += 1;
-      if (examples.length < 5)
-        examples.push(
-          `article ${id}: #bench-${written} committed, read "${title}" ${Math.round(Date.now() - commitMs)} ms later`,
-        );
+    if (first.seq >= written) return;
+    stale += 1;
+    const readAfter = Math.round(Date.now() - commitMs);
+    // Late or never? The first stale reads are followed until the new title shows (every
+    // 100 ms, up to STALE_FOLLOW_MS): an invalidation that ran late differs from one lost.
+    if (followed >= STALE_FOLLOWED) return;
+    followed += 1;
+    let freshAfter: number | undefined;
+    while (Date.now() - commitMs < STALE_FOLLOW_MS) {
+      await new Promise((r) => setTimeout(r, 100));
+      const again = await readSeq(id);
+      if (again && again.seq >= written) {
+        freshAfter = Math.round(Date.now() - commitMs);
+        break;
+      }
     }
+    if (freshAfter === undefined) staleStill += 1;
+    else staleLate.push(freshAfter);
+    if (examples.length < 5)
+      examples.push(
+        `article ${id}: #bench-${written} committed, read "${first.title}" (X-Cache ${first.cache ?? '–'}) ${readAfter} ms later; ` +
+          (freshAfter === undefined
+            ? `still stale ${STALE_FOLLOW_MS / 1000} s after the commit`
+            : `new title served ${freshAfter} ms after the commit`),
+      );
   };
   // Follow the reads: every 500 ms the write rate becomes writeShare/(1 − writeShare) of the
   // reads of the last interval, so the mix stays 95/5 whatever throughput the reads reach.
@@ -201,6 +241,9 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
     checks,
     stale,
     checkErrors,
+    staleFollowed: followed,
+    staleLateMs: staleLate,
+    staleStill,
     staleExamples: examples,
   };
 }

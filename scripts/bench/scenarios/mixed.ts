@@ -105,12 +105,16 @@ export async function mixedScenario(
       staleChecks: w.checks,
       staleReads: w.stale,
       staleBoundMs: profile.staleBoundMs,
+      staleFollowed: w.staleFollowed,
+      staleStill: w.staleStill,
+      staleFreshAfterMaxMs: w.staleLateMs.length ? Math.max(...w.staleLateMs) : undefined,
       staleExamples: w.staleExamples,
     };
     if (w.checkErrors) progress(`mixed (${t.target}): ${w.checkErrors} stale checks failed to read`);
     progress(
       `mixed (${t.target}): ${Math.round(row.rps)} reads/s p99 ${row.p99Ms.toFixed(1)} ms, ${Math.round(w.writeRate)} writes/s, ` +
-        `hit ratio ${result.hitRatio === undefined ? '–' : `${(result.hitRatio * 100).toFixed(1)}%`}, stale ${w.stale}/${w.checks}`,
+        `hit ratio ${result.hitRatio === undefined ? '–' : `${(result.hitRatio * 100).toFixed(1)}%`}, stale ${w.stale}/${w.checks}` +
+        (w.staleFollowed ? ` (followed ${w.staleFollowed}: ${w.staleStill} never fresh within 10 s)` : ''),
     );
     results.push(result);
   }
