@@ -116,7 +116,16 @@ async function main(): Promise<void> {
     postgres: servers.postgresGroup,
     redis: servers.redisGroup,
   };
-  const memoryGroups = [groups.api, groups.cdc, groups.invalidator, groups.postgres, groups.redis];
+  // The baseline server (Hono + ioredis + pg, nothing else) is the floor any Node service
+  // started this way pays: the difference to it is walcache's own.
+  const memoryGroups = [
+    groups.api,
+    groups.cdc,
+    groups.invalidator,
+    groups.postgres,
+    groups.redis,
+    groups.baseline,
+  ];
   const atRest = Object.fromEntries(memoryGroups.map((g) => [g.name, Math.round(groupMemoryMiB(g))]));
   progress(`memory at rest (MiB): ${JSON.stringify(atRest)}`);
 
@@ -132,7 +141,7 @@ async function main(): Promise<void> {
     durationS: 0,
     http: [],
     mixed: [],
-    memory: { atRest, underMixedLoad: {} },
+    memory: { atRest, underMixedLoad: {}, atEnd: {} },
   };
   if (process.env.BENCH_NOTE) results.notes.push(process.env.BENCH_NOTE);
   // Half the cores already busy before the bench starts means other work shares the machine.
@@ -154,6 +163,7 @@ async function main(): Promise<void> {
   // Last: it moves thousands of articles under one author.
   if (parts.has('fanout')) results.fanout = await fanoutScenario(ctx);
 
+  results.memory.atEnd = Object.fromEntries(memoryGroups.map((g) => [g.name, Math.round(groupMemoryMiB(g))]));
   results.durationS = (performance.now() - started) / 1000;
   process.stdout.write(`\n${consoleTable(results)}\n\n`);
   const resultsDir = join(root, 'bench-results');

@@ -261,11 +261,16 @@ export function markdown(r: BenchResults): string {
   out.push('## 7. Memory', '');
   const names = [...new Set([...Object.keys(r.memory.atRest), ...Object.keys(r.memory.underMixedLoad)])];
   out.push(
-    'RSS in MiB (Postgres: PSS summed over the postmaster and its backends, so the shared buffer pool counts once). At rest: all processes started, nothing loaded yet. Under load: the maximum sampled every 500 ms during the mixed walcache run.',
+    'RSS in MiB (Postgres: PSS summed over the postmaster and its backends, so the shared buffer pool counts once). At rest: all processes started, nothing loaded yet. Under load: the maximum sampled every 500 ms during the mixed walcache run. After: once every scenario ran (after the fan-out refilled thousands of keys and every invalidation step ran). `baseline` is the comparison server (Hono + ioredis + pg and nothing else, started the same way with tsx): the floor of any Node process here.',
     '',
     table(
-      ['process', 'at rest', 'under mixed load'],
-      names.map((k) => [k, String(r.memory.atRest[k] ?? '–'), String(r.memory.underMixedLoad[k] ?? '–')]),
+      ['process', 'at rest', 'under mixed load', 'after all scenarios'],
+      names.map((k) => [
+        k,
+        String(r.memory.atRest[k] ?? '–'),
+        String(r.memory.underMixedLoad[k] ?? '–'),
+        String(r.memory.atEnd[k] ?? '–'),
+      ]),
     ),
     '',
   );

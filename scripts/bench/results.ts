@@ -108,6 +108,11 @@ export interface BenchResults {
   mixed: MixedResult[];
   invalidation?: InvalidationResult;
   fanout?: FanoutResult;
-  memory: { atRest: Record<string, number>; underMixedLoad: Record<string, number> };
+  /** MiB: after start-up, the max during the mixed walcache run, and after every scenario ran. */
+  memory: {
+    atRest: Record<string, number>;
+    underMixedLoad: Record<string, number>;
+    atEnd: Record<string, number>;
+  };
   cpuProfile?: ProfileSummary;
 }
