@@ -45,6 +45,11 @@ export interface BenchProfile {
     stepS: number;
     /** Commit rates (single-row transactions) tried in order; the ramp stops at the first one not sustained. */
     commitRates: number[];
+    /**
+     * Run a step that was not sustained once more before ending the ramp (full runs: a
+     * neighbour's burst on a shared machine must not decide the figure; quick runs skip it).
+     */
+    retryFailedStep: boolean;
     /** Rows updated per transaction when ramping the change rate (the CDC decodes each row). */
     rowsPerCommit: number;
     /** Commit rates of `rowsPerCommit`-row transactions tried in order for the change-rate ramp. */
@@ -80,6 +85,7 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
     invalidation: {
       stepS: 3,
       commitRates: [100, 1000, 2500],
+      retryFailedStep: false,
       rowsPerCommit: 10,
       changeCommitRates: [300, 800],
       probeRate: 25,
@@ -103,6 +109,7 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
     invalidation: {
       stepS: 10,
       commitRates: [100, 1000, 2000, 3000, 4500, 6000, 8000],
+      retryFailedStep: true,
       rowsPerCommit: 10,
       changeCommitRates: [200, 400, 700, 1000, 1500, 2000, 3000],
       probeRate: 25,

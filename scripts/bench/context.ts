@@ -154,6 +154,8 @@ export interface MeasureSpec {
   /** Report the API's hit ratio over the run. */
   walcache?: boolean;
   durationS?: number;
+  /** More processes whose CPU is reported (the invalidation pipeline and the writer of a mixed run). */
+  extraGroups?: ProcessGroup[];
   /** Called as the measured run starts (after the warm-up): starts the writer of a mixed run. */
   onMeasureStart?: () => void;
 }
@@ -190,7 +192,13 @@ export async function measure(ctx: Ctx, spec: MeasureSpec, rows: HttpRow[]): Pro
   await run.started;
   spec.onMeasureStart?.();
   const loadGroup: ProcessGroup = { name: 'loadgen', memory: 'rss', pids: () => [run.child.pid] };
-  const meter = cpuMeter([spec.server, loadGroup, ctx.groups.redis, ctx.groups.postgres]);
+  const meter = cpuMeter([
+    spec.server,
+    loadGroup,
+    ctx.groups.redis,
+    ctx.groups.postgres,
+    ...(spec.extraGroups ?? []),
+  ]);
   // Read CPU 300 ms before the end: the generator's process is gone once its result is in.
   const cpuAt = new Promise<Record<string, number>>((resolve) =>
     setTimeout(() => resolve(meter.stop()), Math.max(500, durationS * 1000 - 300)),

@@ -9,6 +9,7 @@
  *
  * Config: one JSON argument. Result: one line `WRITERJSON {...}` on stdout.
  */
+import { decodeEntry, keyspace } from '@walcache/core';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 
@@ -25,6 +26,8 @@ interface MixedConfig {
   readCounterUrl: string;
   durationMs: number;
   staleBoundMs: number;
+  /** walcache only: where its entries live, to explain a read that never turned fresh. */
+  cache?: { redisUrl: string; prefix: string };
 }
 
 interface ProbeConfig {
@@ -162,6 +165,32 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
     const { title } = (await res.json()) as { title: string };
     return { title, seq: Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0), cache: res.headers.get('x-cache') };
   };
+  const redis = c.cache
+    ? new Redis(c.cache.redisUrl, { connectionName: 'walcache-bench-stale-check' })
+    : undefined;
+  redis?.on('error', (err) => process.stderr.write(`stale-check redis: ${err.message}\n`));
+  /**
+   * What walcache holds for an article that stayed stale: when the entry was stored (before
+   * or after the commit: a lost invalidation or a stale fill), the fill's starting sequence,
+   * the tag-version marker and whether the key is still registered under its row tag.
+   */
+  const explain = async (id: number, commitMs: number): Promise<string> => {
+    if (!redis || !c.cache) return '';
+    const ks = keyspace(c.cache.prefix);
+    const valueKey = ks.value(`article:${id}`);
+    const [raw, tagv, seq, registered] = await Promise.all([
+      redis.getBuffer(valueKey),
+      redis.get(ks.tagVersion(`row:articles:${id}`)),
+      redis.get(ks.seq),
+      redis.sismember(ks.tagSet(`row:articles:${id}`), valueKey),
+    ]);
+    if (!raw) return ' (entry gone by now)';
+    const entry = decodeEntry(raw);
+    return (
+      ` (entry stored ${Math.round(entry.storedAtMs - commitMs)} ms after the commit by a fill that started at seq ${entry.version};` +
+      ` tagv row:articles:${id} = ${tagv ?? 'none'}, seq now ${seq ?? '?'}, key ${registered ? 'still' : 'not'} in its row tag set)`
+    );
+  };
   const check = async (id: number, written: number, commitMs: number) => {
     const first = await readSeq(id);
     if (!first) {
@@ -188,11 +217,12 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
     }
     if (freshAfter === undefined) staleStill += 1;
     else staleLate.push(freshAfter);
+    const evidence = freshAfter === undefined ? await explain(id, commitMs) : '';
     if (examples.length < 5)
       examples.push(
         `article ${id}: #bench-${written} committed, read "${first.title}" (X-Cache ${first.cache ?? '–'}) ${readAfter} ms later; ` +
           (freshAfter === undefined
-            ? `still stale ${STALE_FOLLOW_MS / 1000} s after the commit`
+            ? `still stale ${STALE_FOLLOW_MS / 1000} s after the commit${evidence}`
             : `new title served ${freshAfter} ms after the commit`),
       );
   };
@@ -235,6 +265,7 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
   );
   clearInterval(follow);
   await Promise.all(pendingChecks);
+  await redis?.quit();
   return {
     writes: run.issued,
     writeRate: run.issued / run.seconds,
@@ -305,6 +336,16 @@ async function probe(c: ProbeConfig): Promise<ProbeOutput> {
   return { latenciesMs, skipped, missing };
 }
 
+// Loading this file (tsx compiles it and its imports) costs about a second of CPU: the bench
+// starts the writer early and sends SIGUSR2 when the measured run begins, so none of that
+// start-up lands in the measurement.
+if (config.mode === 'mixed') {
+  await pool.query('select 1');
+  // The listener first: SIGUSR2 without one would end the process.
+  const go = new Promise<void>((resolve) => process.once('SIGUSR2', () => resolve()));
+  process.stdout.write('WRITER READY\n');
+  await go;
+}
 const output = config.mode === 'mixed' ? await mixed(config) : await probe(config);
 await pool.end();
 process.stdout.write(`WRITERJSON ${JSON.stringify(output)}\n`);

@@ -40,7 +40,7 @@ export async function invalidationScenario(ctx: Ctx): Promise<InvalidationResult
       for (const rate of rates) {
         let step = await runStep(ctx, lag, queue, rate, rows);
         steps.push(step);
-        if (!step.sustained) {
+        if (!step.sustained && profile.invalidation.retryFailedStep) {
           progress('  repeating that step once');
           step = await runStep(ctx, lag, queue, rate, rows);
           steps.push(step);

@@ -1,6 +1,8 @@
+import { waitFor } from '@walcache/testkit';
 import { type Ctx, measure } from '../context.ts';
 import { type Child, progress, runToEnd } from '../procs.ts';
 import type { HttpRow, MixedResult } from '../results.ts';
+import { BENCH_NAMES } from '../stack.ts';
 import { memorySampler, type ProcessGroup } from '../sys.ts';
 import type { MixedOutput } from '../writer.ts';
 
@@ -61,8 +63,30 @@ export async function mixedScenario(
       `mixed (${t.target}): reads on ${ids[1]} articles + writes from a separate process at 5/95 of the reads (starting at ${writeRate}/s)`,
     );
     const sampler = t.walcache ? memorySampler(memoryGroups) : undefined;
-    // The writer starts with the measured run and lasts as long; the load's own warm-up runs first.
-    let writer: ReturnType<typeof startWriter<MixedOutput>> | undefined;
+    // The writer loads now and starts writing when the measured run starts (SIGUSR2), for as long.
+    const writer = startWriter<MixedOutput>(ctx, `writer (mixed, ${t.target})`, {
+      mode: 'mixed',
+      databaseUrl: ctx.servers.pg.url,
+      checkUrl: `${t.baseUrl}${t.prefix}/v1/articles/`,
+      ids,
+      rate: writeRate,
+      writeShare: profile.writeShare,
+      readCounterUrl: t.walcache ? `${apps.apiUrl}/metrics` : `${apps.baselineUrl}/stats`,
+      durationMs: profile.mixedS * 1000,
+      staleBoundMs: profile.staleBoundMs,
+      cache: t.walcache ? { redisUrl: ctx.servers.redis.url, prefix: BENCH_NAMES.CACHE_PREFIX } : undefined,
+    });
+    await waitFor(
+      () => {
+        if (writer.child.proc.exitCode !== null)
+          throw new Error(`the writer exited:\n${writer.child.output()}`);
+        return writer.child.stdout().includes('WRITER READY');
+      },
+      {
+        timeoutMs: 30_000,
+        what: 'the writer to load',
+      },
+    );
     const row = await measure(
       ctx,
       {
@@ -74,26 +98,18 @@ export async function mixedScenario(
         server: t.server,
         ceilingId: t.ceilingId,
         walcache: t.walcache,
+        extraGroups: [
+          groups.cdc,
+          groups.invalidator,
+          { name: 'writer', memory: 'rss', pids: () => [writer.child.pid] },
+        ],
         durationS: profile.mixedS,
-        onMeasureStart: () => {
-          writer = startWriter<MixedOutput>(ctx, `writer (mixed, ${t.target})`, {
-            mode: 'mixed',
-            databaseUrl: ctx.servers.pg.url,
-            checkUrl: `${t.baseUrl}${t.prefix}/v1/articles/`,
-            ids,
-            rate: writeRate,
-            writeShare: profile.writeShare,
-            readCounterUrl: t.walcache ? `${apps.apiUrl}/metrics` : `${apps.baselineUrl}/stats`,
-            durationMs: profile.mixedS * 1000,
-            staleBoundMs: profile.staleBoundMs,
-          });
-        },
+        onMeasureStart: () => writer.child.proc.kill('SIGUSR2'),
       },
       // A copy: the ceiling is looked up in the read rows, the mixed row is reported apart.
       [...rows],
     );
     if (sampler) memory = sampler.stop();
-    if (!writer) throw new Error('the writer did not start');
     const w = await writer.result;
     const result: MixedResult = {
       target: t.target,
