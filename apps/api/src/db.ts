@@ -1,4 +1,4 @@
-import type { Database } from '@walcache/db';
+import { type Database, guardConnectionErrors } from '@walcache/db';
 import type { Db } from '@walcache/resources';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import pg from 'pg';
@@ -36,8 +36,7 @@ export function createApiPool(options: ApiPoolOptions): pg.Pool {
     statement_timeout: options.statementTimeoutMs ?? limits.statementTimeoutMs,
     application_name: 'walcache-api',
   });
-  // An idle client losing its connection must not crash the process: report it and go on.
-  pool.on('error', (error) => options.onIdleError?.(error));
+  guardConnectionErrors(pool, (error) => options.onIdleError?.(error));
   return pool;
 }
 

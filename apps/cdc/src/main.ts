@@ -17,6 +17,7 @@ import {
   keyspace,
   QUEUE_PREFIX,
 } from '@walcache/core';
+import { guardConnectionErrors } from '@walcache/db';
 import {
   createLogger,
   createRegistry,
@@ -94,7 +95,7 @@ export async function startCdc(
     statement_timeout: 30_000,
     application_name: 'walcache-cdc-admin',
   });
-  db.on('error', (err) => logger.warn({ err }, 'idle database connection lost'));
+  guardConnectionErrors(db, (err) => logger.warn({ err }, 'database connection lost'));
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.debug({ err }, 'queue error'));
   const registry = createRegistry('cdc');

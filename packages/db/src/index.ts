@@ -1,5 +1,5 @@
 export { MigrationError, migrateToLatest } from './migrate.ts';
-export { createDb, createPool, type PoolOptions } from './pool.ts';
+export { createDb, createPool, guardConnectionErrors, type PoolOptions } from './pool.ts';
 export type {
   ArticlesTable,
   ArticleTagsTable,

@@ -24,9 +24,20 @@ export function createPool(options: PoolOptions): pg.Pool {
     statement_timeout: options.statementTimeoutMs ?? 10_000,
     application_name: options.applicationName ?? 'walcache',
   });
-  // An idle client losing its connection must not crash the process: report it and go on.
-  pool.on('error', (error) => options.onIdleError?.(error));
+  guardConnectionErrors(pool, (error) => options.onIdleError?.(error));
   return pool;
+}
+
+/**
+ * A Postgres restart sends FATAL to every backend. pg-pool listens for errors only on
+ * *idle* clients; a checked-out client between two queries (a transaction, or the tick
+ * between a result and its release) has no listener, and the error event would crash the
+ * process. Every client gets a permanent listener: the client is marked broken, its next
+ * query fails with an error its caller handles, and the pool discards it on release.
+ */
+export function guardConnectionErrors(pool: pg.Pool, onError: (error: Error) => void): void {
+  pool.on('error', onError);
+  pool.on('connect', (client) => client.on('error', onError));
 }
 
 export function createDb(pool: pg.Pool): Kysely<Database> {
