@@ -38,6 +38,8 @@ export interface MixedResult {
   writeShare: number;
   hitRatio?: number;
   staleChecks: number;
+  /** Checks not counted: Postgres itself held an older title (two writes to one row committed out of issue order). */
+  reorderedChecks: number;
   staleReads: number;
   staleBoundMs: number;
   /** Stale reads followed until the new value showed, how many never did within 10 s, and the slowest that did. */

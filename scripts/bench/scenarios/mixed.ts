@@ -119,6 +119,7 @@ export async function mixedScenario(
       writeShare: w.writes / (w.writes + row.requests),
       hitRatio: row.hitRatio,
       staleChecks: w.checks,
+      reorderedChecks: w.reordered,
       staleReads: w.stale,
       staleBoundMs: profile.staleBoundMs,
       staleFollowed: w.staleFollowed,
@@ -127,6 +128,10 @@ export async function mixedScenario(
       staleExamples: w.staleExamples,
     };
     if (w.checkErrors) progress(`mixed (${t.target}): ${w.checkErrors} stale checks failed to read`);
+    if (w.reordered)
+      progress(
+        `mixed (${t.target}): ${w.reordered} checks skipped: Postgres itself held an older title (writes reordered)`,
+      );
     progress(
       `mixed (${t.target}): ${Math.round(row.rps)} reads/s p99 ${row.p99Ms.toFixed(1)} ms, ${Math.round(w.writeRate)} writes/s, ` +
         `hit ratio ${result.hitRatio === undefined ? '–' : `${(result.hitRatio * 100).toFixed(1)}%`}, stale ${w.stale}/${w.checks}` +
