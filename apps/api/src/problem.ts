@@ -16,7 +16,10 @@ export const problemTypes = {
   methodNotAllowed: 'https://walcache.dev/problems/method-not-allowed',
   /** 413: the request carried a body larger than the API accepts. */
   payloadTooLarge: 'https://walcache.dev/problems/payload-too-large',
+  /** 401: an /ops route without a valid OPS_TOKEN. */
   unauthorized: 'https://walcache.dev/problems/unauthorized',
+  /** 403: a queue-dashboard action that would drop or rewrite pending invalidations. */
+  forbidden: 'https://walcache.dev/problems/forbidden',
   /** 503: the database could not answer a cache miss (down, or a query timed out). */
   unavailable: 'https://walcache.dev/problems/unavailable',
   /** 503: too many cache misses already wait for a database connection: retry shortly. */

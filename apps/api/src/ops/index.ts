@@ -10,6 +10,7 @@ import type { Db } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { type Context, Hono } from 'hono';
 import { Redis } from 'ioredis';
+import { problem, problemTypes } from '../problem.ts';
 import { requireOpsToken } from './auth.ts';
 
 export interface OpsDeps {
@@ -73,17 +74,12 @@ const REMOVABLE_STATES = new Set(['failed', 'completed']);
 function guardQueueActions(app: Hono, queue: Queue): void {
   const api = '/queues/api/queues/:queueName';
   const deny = (c: Context, what: string) =>
-    c.body(
-      JSON.stringify({
-        type: 'https://walcache.dev/problems/forbidden',
-        title: 'Forbidden',
-        status: 403,
-        detail: `${what} would lose pending invalidations; retry or remove finished jobs instead`,
-        instance: c.req.path,
-      }),
-      403,
-      { 'content-type': 'application/problem+json', 'cache-control': 'no-store' },
-    );
+    problem(c, {
+      type: problemTypes.forbidden,
+      title: 'Forbidden',
+      status: 403,
+      detail: `${what} would lose pending invalidations; retry or remove finished jobs instead`,
+    });
   app.put(`${api}/empty`, (c) => deny(c, 'emptying the queue'));
   app.put(`${api}/obliterate`, (c) => deny(c, 'obliterating the queue'));
   app.post(`${api}/add`, (c) => deny(c, 'adding a hand-made job'));
