@@ -61,6 +61,22 @@ export function slotMarkerKey(env: Pick<Env, 'CACHE_PREFIX' | 'SLOT_NAME'>): str
   return `${env.CACHE_PREFIX}:cdc:in-sync:${env.SLOT_NAME}`;
 }
 
+/** Why 5 s: a local or same-zone Redis connects in milliseconds; past this it is down. */
+const REDIS_READY_WAIT_MS = 5_000;
+
+async function untilReady(redis: Redis, timeoutMs: number): Promise<void> {
+  if (redis.status === 'ready') return;
+  await new Promise<void>((resolve) => {
+    const timer = setTimeout(done, timeoutMs);
+    function done() {
+      clearTimeout(timer);
+      redis.off('ready', done);
+      resolve();
+    }
+    redis.once('ready', done);
+  });
+}
+
 export async function startCdc(
   env: Env,
   logger: Logger = createLogger('cdc', { level: env.LOG_LEVEL }),
@@ -161,6 +177,10 @@ export async function startCdc(
     { database: redactUrl(env.DATABASE_URL), slot: env.SLOT_NAME, metricsPort: metricsServer.port },
     'cdc starting',
   );
+  // The connections fail fast by design (no offline queue); give them a moment to connect so
+  // a normal start does not begin with a failed attempt. Redis still down after that is the
+  // reconnect loop's business, not a reason to refuse to start.
+  await Promise.all([...new Set([queueRedis, cacheRedis])].map((r) => untilReady(r, REDIS_READY_WAIT_MS)));
   const done = stream.run();
   let closing: Promise<void> | undefined;
   return {
