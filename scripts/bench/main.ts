@@ -7,7 +7,7 @@
  * bench-output/BENCHMARKS.quick.md (quick or partial run: the committed figures stay those of
  * a full run). Not part of `npm test`: nothing here asserts a timing.
  */
-import { mkdirSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -33,6 +33,7 @@ const { values } = parseArgs({
     quick: { type: 'boolean', default: false },
     only: { type: 'string' },
     load: { type: 'string' },
+    render: { type: 'boolean', default: false },
     help: { type: 'boolean', default: false },
   },
 });
@@ -41,8 +42,15 @@ if (values.help) {
     'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]\n' +
       '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
       '  --only   run only these parts (development); writes bench-results/quick.json\n' +
-      '  --load   wrk | autocannon (default: wrk when installed)\n',
+      '  --load   wrk | autocannon (default: wrk when installed)\n' +
+      '  --render rewrite BENCHMARKS.md from bench-results/latest.json (after editing the report), no run\n',
   );
+  process.exit(0);
+}
+if (values.render) {
+  const latest = JSON.parse(readFileSync(join(root, 'bench-results', 'latest.json'), 'utf8')) as BenchResults;
+  writeFileSync(join(root, 'BENCHMARKS.md'), markdown(latest));
+  process.stdout.write('rewrote BENCHMARKS.md from bench-results/latest.json\n');
   process.exit(0);
 }
 const parts = new Set<Part>(

@@ -138,6 +138,10 @@ export function markdown(r: BenchResults): string {
     '',
   );
   out.push(
+    'How each figure is produced, what limits each scenario and what to fix: [docs/benchmarks.md](docs/benchmarks.md).',
+    '',
+  );
+  out.push(
     `Measured ${r.date} with \`${r.command}\` (${r.profile} profile, ${Math.round(r.durationS)} s).`,
     '',
     table(
