@@ -161,7 +161,7 @@ export function markdown(r: BenchResults): string {
   );
   if (r.notes.length) out.push(...r.notes.map((n) => `> ${n}`), '');
   out.push(
-    'Every figure below comes from this one run on this one machine: each ratio divides two numbers measured minutes apart under the same conditions. Everything runs on 127.0.0.1; every process (API, CDC, invalidator, comparison server, load generator, writer, Postgres, Redis) shares the same cores, so absolute numbers are lower than on dedicated hosts while the ratios hold.',
+    'Every figure below comes from this one run on this one machine: each ratio divides two numbers measured minutes apart under the same conditions. Everything runs on 127.0.0.1; every process (API, CDC, invalidator, comparison server, load generator, writer, Postgres, Redis) shares the same cores, so absolute numbers are lower than on dedicated hosts. Ratios between two Node routes (the ceilings, walcache, the naive cache) carry over best; ratios involving Postgres depend on it sharing these cores.',
     '',
   );
 
