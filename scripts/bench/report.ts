@@ -238,7 +238,7 @@ export function markdown(r: BenchResults): string {
   if (inv) {
     out.push('## 5. Invalidation latency and the sustainable change rate', '');
     out.push(
-      '`pgbench` commits at a fixed rate (open loop) while a probe process, 25 times a second, reads an article through the API (so it is cached), updates it and records the commit time (`clock_timestamp()` in the UPDATE); a Redis keyspace-event subscriber records when that key is deleted. Replication lag: five times a second the bench writes a logical-decoding message into the WAL and times until the CDC has stored everything up to it and acknowledged its LSN (`confirmed_flush_lsn`). A step is sustained when the writer reached 95 % of its target and the lag stayed under 1 s.',
+      '`pgbench` commits at a fixed rate (open loop) while a probe process, 25 times a second, reads an article through the API (so it is cached), updates it and records the commit time (`clock_timestamp()` in the UPDATE); a Redis keyspace-event subscriber records when that key is deleted. Replication lag: five times a second the bench writes a logical-decoding message into the WAL and times until the CDC has stored everything up to it and acknowledged its LSN (`confirmed_flush_lsn`). A step is sustained when pgbench kept its schedule (within 5 %, or 3√n for a short low-rate step) and every lag marker was acknowledged within 1 s; a step that is not is run once more before the ramp ends (both rows shown). The probe sample is 25 commits/s, so its p99 rests on ~250 samples per step and the lag quantiles on ~50 markers.',
       '',
       '### Commit rate (one row per transaction)',
       '',
