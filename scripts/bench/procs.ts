@@ -77,7 +77,10 @@ export class Children {
     return child;
   }
 
-  /** SIGTERM (the apps close cleanly on it), then SIGKILL after `graceMs`. */
+  /**
+   * SIGTERM (the apps close cleanly on it), then SIGKILL after `graceMs`: 10 s is the API's own
+   * drain deadline, and a profiled API must exit cleanly to write its profile.
+   */
   async stop(child: Child, graceMs = 10_000): Promise<number> {
     if (child.proc.exitCode !== null || child.proc.signalCode !== null) return child.exited;
     child.proc.kill('SIGTERM');
@@ -111,6 +114,7 @@ export async function waitForHttp(
   child: Child,
   url: string,
   accept: (body: string) => boolean = () => true,
+  // A minute: a cold start on a loaded machine (tsx compiling every app at once) takes tens of seconds.
   timeoutMs = 60_000,
 ): Promise<void> {
   await waitFor(
@@ -118,11 +122,13 @@ export async function waitForHttp(
       if (child.proc.exitCode !== null) {
         throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.output()}`);
       }
+      // Connection refused is the normal answer while the child starts: poll again.
       const res = await fetch(url).catch(() => undefined);
       if (!res) return false;
       const body = await res.text();
       return res.ok && accept(body);
     },
+    // Every 100 ms: start-up takes seconds (tsx compiles the app), finer polling buys nothing.
     { timeoutMs, intervalMs: 100, what: `${child.name} at ${url}` },
   ).catch((error: unknown) => {
     throw new Error(`${child.name} did not become ready:\n${child.output()}`, { cause: error });

@@ -32,8 +32,11 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
     // That move invalidates those articles itself: wait until it is fully processed before filling.
     const lag = new LagProbe(writer, poller, BENCH_NAMES.SLOT_NAME);
     lag.start();
+    // A few markers (one per 200 ms) after the move; 30 s for them is far more than a
+    // 9 000-row transaction takes to decode and enqueue.
     await sleep(300);
     await lag.stop(30_000);
+    // Then the queue must be empty (up to 60 s: the move's job deletes every cached article).
     for (let i = 0; i < 600; i++) {
       const c = await queue.getJobCounts('wait', 'active', 'delayed', 'prioritized');
       if (Object.values(c).every((v) => v === 0)) break;
@@ -68,6 +71,7 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
     );
     const commitMs = rows[0]?.at ?? Date.now();
     const deadline = Date.now() + FANOUT_TIMEOUT_MS;
+    // Polled every 20 ms; the deletion times themselves come from the key events, not this loop.
     while (seen.size < cachedBefore && Date.now() < deadline) await sleep(20);
     const remainingAfter = (await Promise.all(valueKeys.map((k) => redis.exists(k)))).filter(
       (x) => x === 1,

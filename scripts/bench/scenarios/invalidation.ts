@@ -129,12 +129,15 @@ async function runStep(
     groups.api,
     pgbenchGroup,
   ]);
+  // Read CPU 300 ms before pgbench ends, while every process of the step still exists.
   const cpu = await new Promise<Record<string, number>>((resolve) =>
     setTimeout(() => resolve(meter.stop()), stepS * 1000 - 300),
   );
   const out = await runToEnd(pgbench);
   const tps = Number(/tps = ([\d.]+)/.exec(out)?.[1] ?? Number.NaN);
   if (!Number.isFinite(tps)) throw new Error(`pgbench printed no tps:\n${out}`);
+  // Markers written in the step's last moments get 2 s to be acknowledged; later counts as
+  // unresolved (and the step as not sustained, since that is already over the 1 s limit).
   const lagQ = await lag.stop(2000);
   const probed = await probe.result;
   const achievedCommits = tps + (probed.latenciesMs.length + probed.missing) / stepS;
@@ -176,6 +179,7 @@ async function runStep(
 async function drain(lag: LagProbe, queue: Queue): Promise<void> {
   const deadline = Date.now() + DRAIN_TIMEOUT_MS;
   for (;;) {
+    // One or two markers (every 200 ms), each given 2 s: caught up means they were acknowledged.
     lag.start();
     await sleep(250);
     const caughtUp = (await lag.stop(2000)).unresolved === 0;
