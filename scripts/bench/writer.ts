@@ -239,6 +239,8 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
   };
   // Follow the reads: every 500 ms the write rate becomes writeShare/(1 − writeShare) of the
   // reads of the last interval, so the mix stays 95/5 whatever throughput the reads reach.
+  // 500 ms: a few hundred reads per interval even at low throughput, and only two renders of
+  // the API's /metrics per second.
   let rate = c.rate;
   let previous: { n: number; t: number } | undefined;
   const follow = setInterval(() => {
@@ -257,6 +259,8 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
   const run = await paced(
     () => rate,
     c.durationMs,
+    // 64 in flight: far above what 4 connections keep busy, so the cap only bites when
+    // Postgres stalls — then writes are dropped rather than piled up.
     64,
     async () => {
       seq += 1;
@@ -315,6 +319,7 @@ async function probe(c: ProbeConfig): Promise<ProbeOutput> {
   await paced(
     () => c.rate,
     c.durationMs,
+    // 32 probes in flight: each is a GET + EXISTS + UPDATE of a few ms; 25/s never needs more.
     32,
     async () => {
       const id = c.ids[0] + (next++ % span);
