@@ -119,18 +119,20 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         ),
     }),
   );
-  app.use(
-    bodyLimit({
-      maxSize: limits.maxBodyBytes,
-      onError: (c) =>
-        problem(c, {
-          type: problemTypes.payloadTooLarge,
-          title: 'Payload too large',
-          status: 413,
-          detail: `request bodies are limited to ${limits.maxBodyBytes} bytes`,
-        }),
-    }),
-  );
+  const limitBody = bodyLimit({
+    maxSize: limits.maxBodyBytes,
+    onError: (c) =>
+      problem(c, {
+        type: problemTypes.payloadTooLarge,
+        title: 'Payload too large',
+        status: 413,
+        detail: `request bodies are limited to ${limits.maxBodyBytes} bytes`,
+      }),
+  });
+  // Only for methods that carry a body: bodyLimit reads `c.req.raw`, which makes the Node
+  // adapter build a full WHATWG Request for every request — ~18 % of a cache hit's CPU in
+  // the benchmark's profile (docs/benchmarks.md), for GETs that have no body to limit.
+  app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
 
   /**
    * The cache-aside answer for one resource: validated params → canonical params (the only
