@@ -103,25 +103,31 @@ describe('the slot is acknowledged only up to stored jobs', () => {
     const { tag, after } = await commitComment(writer, 'held', (t) => {
       hold = { tag: t, entered: false, release, released };
     });
-    await waitFor(() => hold?.entered === true, { what: 'the store of the held commit to start' });
-    // Later commits and heartbeats arrive and queue behind the held store.
-    for (let i = 0; i < 5; i++) await commitComment(writer, `behind ${i}`);
-    await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') > after, {
-      what: 'the CDC to receive past the held commit',
-    });
-    // Lag is visible while the store is held.
-    await waitFor(async () => ((await metric('walcache_cdc_slot_lag_seconds')) ?? 0) > 0, {
-      what: 'slot lag in seconds to show the held commit',
-    });
-    expect(await metric('walcache_cdc_slot_lag_bytes')).toBeGreaterThan(0);
+    // Whatever fails below, the held store is released: a store left hanging would stall the
+    // CDC and fail every later test of this file for a reason that is not theirs.
+    try {
+      await waitFor(() => hold?.entered === true, { what: 'the store of the held commit to start' });
+      // Later commits and heartbeats arrive and queue behind the held store.
+      for (let i = 0; i < 5; i++) await commitComment(writer, `behind ${i}`);
+      await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') > after, {
+        what: 'the CDC to receive past the held commit',
+      });
+      // Lag is visible while the store is held (both gauges come from periodic reads).
+      await waitFor(async () => ((await metric('walcache_cdc_slot_lag_seconds')) ?? 0) > 0, {
+        what: 'slot lag in seconds to show the held commit',
+      });
+      await waitFor(async () => ((await metric('walcache_cdc_slot_lag_bytes')) ?? 0) > 0, {
+        what: 'slot lag in bytes to show the held commit',
+      });
 
-    const whileHeld = await confirmed();
-    expect(whileHeld).toBeLessThan(after);
-    expect(whileHeld).toBeGreaterThanOrEqual(before);
-    expect((await storedTags(queue)).has(tag)).toBe(false);
-
-    release();
-    hold = undefined;
+      const whileHeld = await confirmed();
+      expect(whileHeld).toBeLessThan(after);
+      expect(whileHeld).toBeGreaterThanOrEqual(before);
+      expect((await storedTags(queue)).has(tag)).toBe(false);
+    } finally {
+      release();
+      hold = undefined;
+    }
     await waitFor(async () => (await confirmed()) >= after, { what: 'the slot to pass the released commit' });
     expect((await storedTags(queue)).has(tag)).toBe(true);
   });
