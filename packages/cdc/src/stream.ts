@@ -319,10 +319,32 @@ export class CdcStream {
       this.lastReceivedLsn = lsn;
       await this.handle(session, message, lsn);
     });
-    service.on('heartbeat', (_lsn: string, _ts: number, shouldRespond: boolean) => {
+    service.on('heartbeat', (lsn: string, _ts: number, shouldRespond: boolean) => {
       session.lastMessageMs = Date.now();
-      // Answer keepalives with the last *stored* LSN, never the last received one.
-      if (shouldRespond && ackable && !this.stopping) this.ack(service, ackable);
+      if (this.stopping) return;
+      // A keepalive carries the server's sent position. When every message before it has
+      // been handled and stored (no open transaction, nothing queued in the library, the
+      // batcher idle), everything up to that position is safe and is confirmed — as
+      // Postgres' own subscriber does. Without this, WAL of unpublished tables past our last
+      // commit is never confirmed, and a fast shutdown of Postgres waits forever for the
+      // walsender, which waits for exactly that confirmation.
+      const library = service as unknown as { _messageQueue?: unknown[]; _processing?: boolean };
+      const caughtUp =
+        failure === undefined &&
+        session.tx === undefined &&
+        !library._processing &&
+        (library._messageQueue?.length ?? 0) === 0 &&
+        batcher.pendingCount === 0 &&
+        !batcher.busy;
+      const sent = normalizeLsn(lsn);
+      const advance = caughtUp && ackable !== null && compareLsn(sent, ackable) > 0;
+      if (advance) {
+        ackable = sent;
+        if (!this.lastStoredLsn || compareLsn(sent, this.lastStoredLsn) > 0) this.lastStoredLsn = sent;
+      }
+      // Reply when asked, or when the position moved (releases WAL of busy unpublished tables
+      // without waiting for the next reply request); otherwise the last *stored* LSN.
+      if ((shouldRespond || advance) && ackable) this.ack(service, ackable);
     });
     service.on('error', (error: Error) => fail(error));
     service.on('start', () => {
