@@ -1,3 +1,4 @@
+import { withTimeout } from '@walcache/core';
 import type { Db } from '@walcache/resources';
 import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
@@ -66,18 +67,4 @@ async function slotLag(db: Db, slotName: string, warnBytes: number): Promise<Cdc
 
 function errorText(error: unknown): string {
   return error instanceof Error ? error.message : String(error);
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -1,3 +1,4 @@
+import { withTimeout } from '@walcache/core';
 import { Counter, Gauge, type Logger, type Registry } from '@walcache/observability';
 import type { Queue } from 'bullmq';
 import type { Kysely } from 'kysely';
@@ -134,18 +135,4 @@ function shared<T>(read: () => Promise<T>): () => Promise<T> {
     });
     return inflight;
   };
-}
-
-export async function withTimeout<T>(promise: Promise<T>, ms: number, what = 'operation'): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -6,7 +6,7 @@ export {
   type CheckResult,
   createAuditorMetrics,
 } from './auditor.ts';
-export { type OpsCollectorDeps, registerOpsCollectors, withTimeout } from './collectors.ts';
+export { type OpsCollectorDeps, registerOpsCollectors } from './collectors.ts';
 export { type KeyTarget, targetOfKey } from './params.ts';
 export {
   type FailedJobSummary,

@@ -1,7 +1,7 @@
+import { withTimeout } from '@walcache/core';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
-import { withTimeout } from './collectors.ts';
 import {
   type FailedJobSummary,
   invalidationLatency,

@@ -1,5 +1,5 @@
 import { setTimeout as sleep } from 'node:timers/promises';
-import { bigIntToLsn, compareLsn, lsnToBigInt } from '@walcache/core';
+import { bigIntToLsn, compareLsn, lsnToBigInt, withTimeout } from '@walcache/core';
 import type { Logger } from '@walcache/observability';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { type Batch, Batcher, type TagLimit, TxTags } from './batcher.ts';
@@ -581,20 +581,6 @@ export class CdcStream {
       await o.slotMarker?.set();
     }
     return result.confirmedFlushLsn ? normalizeLsn(result.confirmedFlushLsn) : null;
-  }
-}
-
-async function withTimeout<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  try {
-    return await Promise.race([
-      promise,
-      new Promise<never>((_, reject) => {
-        timer = setTimeout(() => reject(new Error(`${what} timed out after ${ms} ms`)), ms);
-      }),
-    ]);
-  } finally {
-    clearTimeout(timer);
   }
 }
 

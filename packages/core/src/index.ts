@@ -49,3 +49,4 @@ export {
   type WatchedColumn,
   withEpochTags,
 } from './tags.ts';
+export { withTimeout } from './timeout.ts';
