@@ -10,4 +10,5 @@ COPY tsconfig.base.json tsconfig.json ./
 RUN pnpm install --frozen-lockfile
 ENV NODE_ENV=production
 USER node
-CMD ["node_modules/.bin/tsx", "apps/api/src/main.ts"]
+# node --import tsx, not the tsx CLI: PID 1 is then the app itself and gets docker stop's SIGTERM.
+CMD ["node", "--import", "tsx", "apps/api/src/main.ts"]

