@@ -81,7 +81,10 @@ export function createLogger(
       err: (error: Error) => {
         // The serialized error has its own prototype: copy its fields to walk them.
         const s = stdSerializers.err(error);
-        return scrub({ ...s }, 0) as typeof s;
+        // node-postgres puts the whole Client (socket, pool state, config) on connection
+        // errors: hundreds of lines per "connection lost" warning, none of them useful.
+        const { client: _client, ...fields } = s as typeof s & { client?: unknown };
+        return scrub(fields, 0) as typeof s;
       },
     },
     formatters: {
