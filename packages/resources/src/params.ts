@@ -49,17 +49,31 @@ export const cursorParam = z
 
 /**
  * Date.parse accepts impossible dates (Feb 30 rolls over, year 0000 parses) that Postgres
- * rejects with an error; only a timestamp whose parts survive a round trip is a cursor.
+ * rejects with an error: only a timestamp whose parts survive a round trip is a cursor.
+ * setUTCFullYear, because Date.UTC maps years 0–99 to 1900–1999.
  */
 function isRealTimestamp(text: string): boolean {
-  const [date, time] = text.replace('+00', '').split(' ');
-  const [y, m, d] = (date ?? '').split('-').map(Number);
-  if (!y || !m || !d || y < 1) return false;
-  const parsed = new Date(Date.UTC(y, m - 1, d));
-  if (parsed.getUTCFullYear() !== y || parsed.getUTCMonth() !== m - 1 || parsed.getUTCDate() !== d)
-    return false;
-  const [hh, mm, ss] = (time ?? '').split(':').map(Number);
-  return hh! < 24 && mm! < 60 && ss! < 60;
+  const m = /^(\d{4})-(\d{2})-(\d{2}) (\d{2}):(\d{2}):(\d{2})/.exec(text);
+  if (!m) return false;
+  const [year, month, day, hour, minute, second] = m.slice(1).map(Number) as [
+    number,
+    number,
+    number,
+    number,
+    number,
+    number,
+  ];
+  if (year < 1) return false;
+  const date = new Date(Date.UTC(2000, month - 1, day, hour, minute, second));
+  date.setUTCFullYear(year);
+  return (
+    date.getUTCFullYear() === year &&
+    date.getUTCMonth() === month - 1 &&
+    date.getUTCDate() === day &&
+    date.getUTCHours() === hour &&
+    date.getUTCMinutes() === minute &&
+    date.getUTCSeconds() === second
+  );
 }
 
 export function decodeCursor(canonical: string): Cursor {

@@ -24,6 +24,10 @@ describe('cursorParam', () => {
   ])('rejects an impossible timestamp %j that Postgres would refuse', (at) => {
     expect(cursorParam.safeParse(encodeCursor({ at, id: '5' })).success).toBe(false);
   });
+  it('accepts a real timestamp in years 1–99 (which Date.UTC would map to the 1900s)', () => {
+    const cursor = encodeCursor({ at: '0050-03-01 12:00:00+00', id: '5' });
+    expect(cursorParam.parse(cursor)).toBe(cursor);
+  });
   it('accepts a real one with microseconds', () => {
     const cursor = encodeCursor({ at: '2025-02-28 23:59:59.123456+00', id: '5' });
     expect(cursorParam.parse(cursor)).toBe(cursor);
