@@ -1,25 +1,19 @@
 import { waitFor } from '@walcache/testkit';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
+import { type LiveSystem, type Stack, startLiveSystem } from '../support/stack.ts';
 
-let servers: Servers;
 let stack: Stack;
 let writer: pg.Client;
+let live: LiveSystem;
 
 beforeAll(async () => {
-  servers = await startServers();
-  stack = await startStack(servers);
-  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
-  // A writer that knows nothing about walcache: a plain pg client.
-  writer = new pg.Client({ connectionString: servers.pg.url });
-  await writer.connect();
+  live = await startLiveSystem();
+  ({ stack, writer } = live);
 });
 
 afterAll(async () => {
-  await writer?.end();
-  await stack?.stop();
-  await servers?.stop();
+  await live?.stop();
 });
 
 const get = (path: string, headers: Record<string, string> = {}) =>

@@ -2,32 +2,28 @@ import { type AnyResource, INVALIDATE_JOB_NAME, keyspace, rowTag } from '@walcac
 import { silentLogger } from '@walcache/observability';
 import { type Db, resourceForKey, userProfile } from '@walcache/resources';
 import { startRedis, waitFor } from '@walcache/testkit';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
-import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
+import { type LiveSystem, type Servers, type Stack, startLiveSystem, testEnv } from '../support/stack.ts';
 import { apiCacheReady, has, type Sample, scrape, sum } from './helpers.ts';
 
 let servers: Servers;
 let stack: Stack;
 let writer: pg.Client;
+let live: LiveSystem;
 
 beforeAll(async () => {
-  servers = await startServers();
   // A low per-table tag limit, so one modest transaction is collapsed to a table invalidation.
-  stack = await startStack(servers, {}, { maxTagsPerTable: 10 });
-  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  live = await startLiveSystem({}, { maxTagsPerTable: 10 });
+  ({ servers, stack, writer } = live);
   await apiCacheReady(stack.api.url);
-  writer = new pg.Client({ connectionString: servers.pg.url });
-  await writer.connect();
 });
 
 afterAll(async () => {
-  await writer?.end();
-  await stack?.stop();
-  await servers?.stop();
+  await live?.stop();
 });
 
 const apiMetrics = () => scrape(`${stack.api.url}/metrics`);

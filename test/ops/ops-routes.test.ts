@@ -1,30 +1,26 @@
 import { INVALIDATE_JOB_NAME, type InvalidationJob } from '@walcache/core';
 import { silentLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
-import { type Servers, type Stack, startServers, startStack, testEnv } from '../support/stack.ts';
+import { type LiveSystem, type Servers, type Stack, startLiveSystem, testEnv } from '../support/stack.ts';
 import { apiCacheReady, scrape, statusSchema, sum } from './helpers.ts';
 
 const TOKEN = 'ops-token-for-tests-1234';
 let servers: Servers;
 let stack: Stack;
 let writer: pg.Client;
+let live: LiveSystem;
 
 beforeAll(async () => {
-  servers = await startServers();
-  stack = await startStack(servers, { OPS_TOKEN: TOKEN });
-  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  live = await startLiveSystem({ OPS_TOKEN: TOKEN });
+  ({ servers, stack, writer } = live);
   await apiCacheReady(stack.api.url);
-  writer = new pg.Client({ connectionString: servers.pg.url });
-  await writer.connect();
 });
 
 afterAll(async () => {
-  await writer?.end();
-  await stack?.stop();
-  await servers?.stop();
+  await live?.stop();
 });
 
 const ops = (path: string, headers: Record<string, string> = {}, init: RequestInit = {}) =>

@@ -2,7 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { type Env, parseEnv } from '@walcache/config';
 import { createDb, createPool, migrateToLatest, type SeedSize, seedIfEmpty } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
-import { type PostgresServer, type RedisServer, startPostgres, startRedis } from '@walcache/testkit';
+import { type PostgresServer, type RedisServer, startPostgres, startRedis, waitFor } from '@walcache/testkit';
+import pg from 'pg';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
@@ -83,6 +84,36 @@ export async function startStack(
     apiQueries: () => queries,
     async stop() {
       await Promise.allSettled([api.close(), cdc.close(), invalidator.close()]);
+    },
+  };
+}
+
+export interface LiveSystem {
+  servers: Servers;
+  stack: Stack;
+  /** A plain pg client that knows nothing of walcache: the writer every such test needs. */
+  writer: pg.Client;
+  stop(): Promise<void>;
+}
+
+/** Servers, the three apps with the CDC streaming, and a plain writer: one call per test file. */
+export async function startLiveSystem(
+  overrides: Record<string, string> = {},
+  cdcOptions: Parameters<typeof startStack>[2] = {},
+): Promise<LiveSystem> {
+  const servers = await startServers();
+  const stack = await startStack(servers, overrides, cdcOptions);
+  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  const writer = new pg.Client({ connectionString: servers.pg.url });
+  await writer.connect();
+  return {
+    servers,
+    stack,
+    writer,
+    async stop() {
+      await writer.end().catch(() => undefined); // a test may have ended it already
+      await stack.stop();
+      await servers.stop();
     },
   };
 }
