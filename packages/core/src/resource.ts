@@ -22,7 +22,7 @@ export interface Resource<Db, P, V> {
   readonly policy: RefreshPolicy;
   /** The (table, column) pairs whose changes the CDC must turn into `col:` tags. */
   readonly watched: readonly WatchedColumn[];
-  /** Rebuilds the params from a key (for refresh-policy invalidation), or undefined. */
+  /** Rebuilds the params from a key (refresh-policy invalidation, the consistency auditor), or undefined. */
   paramsFromKey?(key: string): P | undefined;
 }
 

@@ -109,6 +109,10 @@ export const articleList = defineResource({
   name: 'articles',
   params: z.object({ limit: limitParam, cursor: cursorParam.optional() }),
   key: ({ limit, cursor }) => `articles:${limit}:${cursor ?? '-'}`,
+  paramsFromKey: (key) => {
+    const m = /^articles:(\d+):([A-Za-z0-9_-]+)$/.exec(key);
+    return m ? { limit: Number(m[1]), ...(m[2] === '-' ? {} : { cursor: m[2]! }) } : undefined;
+  },
   async load(db: Db, { limit, cursor }): Promise<Page<ArticleListItem>> {
     let query = db
       .selectFrom('articles as a')
@@ -183,6 +187,10 @@ export const articleComments = defineResource({
   name: 'comments',
   params: z.object({ id: idParam, limit: limitParam, cursor: cursorParam.optional() }),
   key: ({ id, limit, cursor }) => `comments:${id}:${limit}:${cursor ?? '-'}`,
+  paramsFromKey: (key) => {
+    const m = /^comments:(\d+):(\d+):([A-Za-z0-9_-]+)$/.exec(key);
+    return m ? { id: m[1]!, limit: Number(m[2]), ...(m[3] === '-' ? {} : { cursor: m[3]! }) } : undefined;
+  },
   async load(db: Db, { id, limit, cursor }): Promise<Page<CommentItem> | null> {
     const article = await db.selectFrom('articles').select('id').where('id', '=', id).executeTakeFirst();
     if (!article) return null;
