@@ -1,7 +1,7 @@
-import { type Database, guardConnectionErrors } from '@walcache/db';
+import { createPool, type Database } from '@walcache/db';
 import type { Db } from '@walcache/resources';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
-import pg from 'pg';
+import type pg from 'pg';
 import { limits } from './limits.ts';
 
 /** Every miss would wait in line for a connection: answered 503 `overloaded` instead. */
@@ -28,16 +28,14 @@ export interface ApiPoolOptions {
  * a connection, and a bounded number of waiters.
  */
 export function createApiPool(options: ApiPoolOptions): pg.Pool {
-  const pool = new pg.Pool({
+  return createPool({
     connectionString: options.connectionString,
+    applicationName: 'walcache-api',
     max: options.max ?? limits.poolMax,
-    connectionTimeoutMillis: options.waitMs ?? limits.poolWaitMs,
-    idleTimeoutMillis: 30_000,
-    statement_timeout: options.statementTimeoutMs ?? limits.statementTimeoutMs,
-    application_name: 'walcache-api',
+    waitMs: options.waitMs ?? limits.poolWaitMs,
+    statementTimeoutMs: options.statementTimeoutMs ?? limits.statementTimeoutMs,
+    onIdleError: options.onIdleError,
   });
-  guardConnectionErrors(pool, (error) => options.onIdleError?.(error));
-  return pool;
 }
 
 /**

@@ -17,7 +17,7 @@ import {
   keyspace,
   QUEUE_PREFIX,
 } from '@walcache/core';
-import { guardConnectionErrors } from '@walcache/db';
+import { createPool } from '@walcache/db';
 import {
   createLogger,
   createRegistry,
@@ -29,7 +29,6 @@ import {
 import { sourceTables, watchedColumns } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
-import pg from 'pg';
 
 import { createCdcMetrics } from './metrics.ts';
 
@@ -101,17 +100,14 @@ export async function startCdc(
   if (cacheRedis !== queueRedis) cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
   // Bootstrap, heartbeats and lag reads. Why 2 connections: a heartbeat and a lag read may
   // overlap; the replication stream has its own connection.
-  const db = new pg.Pool({
+  const db = createPool({
     connectionString: env.DATABASE_URL,
+    applicationName: 'walcache-cdc-admin',
     max: 2,
-    // Why 5 s: a restarting Postgres answers within it; a dead one fails the attempt and
-    // the stream's backoff takes over.
-    connectionTimeoutMillis: 5_000,
     // Why 30 s: bootstrap creates a slot, which waits for running transactions to finish.
-    statement_timeout: 30_000,
-    application_name: 'walcache-cdc-admin',
+    statementTimeoutMs: 30_000,
+    onIdleError: (err) => logger.warn({ err }, 'database connection lost'),
   });
-  guardConnectionErrors(db, (err) => logger.warn({ err }, 'database connection lost'));
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.debug({ err }, 'queue error'));
   const registry = createRegistry('cdc');

@@ -2,11 +2,11 @@ import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import type { Database } from './schema.ts';
 
-// Bigint ids and counts come back as strings; keep them so (no float rounding), but parse
-// int4/int2 normally.
 export interface PoolOptions {
   connectionString: string;
   max?: number;
+  /** How long a checkout may wait for a connection (default 5 s: a cold Postgres answers within it). */
+  waitMs?: number;
   /** Bounds a single query so a slow database cannot pile up requests without limit. */
   statementTimeoutMs?: number;
   applicationName?: string;
@@ -19,7 +19,7 @@ export function createPool(options: PoolOptions): pg.Pool {
     connectionString: options.connectionString,
     max: options.max ?? 10,
     // Why 5 s: long enough for a cold Postgres, short enough that a dead one fails requests fast.
-    connectionTimeoutMillis: 5_000,
+    connectionTimeoutMillis: options.waitMs ?? 5_000,
     idleTimeoutMillis: 30_000,
     statement_timeout: options.statementTimeoutMs ?? 10_000,
     application_name: options.applicationName ?? 'walcache',
