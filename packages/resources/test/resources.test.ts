@@ -6,6 +6,7 @@ import {
   articleDetail,
   articleList,
   type Db,
+  encodeCursor,
   resourceForKey,
   resources,
   sourceTables,
@@ -61,5 +62,17 @@ describe('resources', () => {
       if (r.policy === 'refresh') expect(r.paramsFromKey?.(key)).toBeDefined();
     }
     expect(userProfile.paramsFromKey?.('user:12')).toEqual({ id: '12' });
+  });
+
+  it('every resource rebuilds its params from its key (the auditor and refresh rely on it)', () => {
+    const cursor = encodeCursor({ at: '2025-02-28 23:59:59.123456+00', id: '42' });
+    for (const r of resources as readonly AnyResource<Db>[]) {
+      for (const raw of [{ id: '5' }, { id: '5', limit: '7', cursor }]) {
+        const key = r.key(r.params.parse(raw));
+        const again = r.paramsFromKey?.(key);
+        expect(again, `${r.name}: ${key}`).toBeDefined();
+        expect(r.key(r.params.parse(again))).toBe(key);
+      }
+    }
   });
 });
