@@ -49,6 +49,7 @@ export class Parking {
   }
 
   readonly hooks: Required<FillHooks> = {
+    withinStep1: (key) => this.pass('withinStep1', key),
     afterLease: (key) => this.pass('afterLease', key),
     afterLoad: (key) => this.pass('afterLoad', key),
     beforeCas: (key) => this.pass('beforeCas', key),

@@ -45,6 +45,8 @@ export interface CacheEvents {
  * (a barrier) while a writer commits and an invalidation runs, forcing the interleaving.
  */
 export interface FillHooks {
+  /** Between the lease and the sequence read of step 1 (a restart of Redis there is the race). */
+  withinStep1?(key: string): Promise<void> | void;
   afterLease?(key: string): Promise<void> | void;
   afterLoad?(key: string): Promise<void> | void;
   beforeCas?(key: string): Promise<void> | void;
@@ -73,7 +75,7 @@ type FillMode = 'read' | 'refresh';
 
 /**
  * Cache-aside with walcache's fill protocol (docs/cache.md, DESIGN.md "Consistency protocol"):
- * sequence → lease → load → register tags → check tag versions → compare-and-set.
+ * lease → sequence → load → register tags → check tag versions → compare-and-set.
  */
 export class ReadThroughCache<Db> {
   readonly keys: Keyspace;
@@ -138,13 +140,17 @@ export class ReadThroughCache<Db> {
     let s0: number;
     let leased: boolean;
     try {
-      // Step 1: the sequence first, then the lease; both before the load. A refresh takes
-      // the lease unconditionally: it is newer than whatever fill holds it.
-      s0 = Number((await this.redis.get(this.keys.seq)) ?? 0);
+      // Step 1: the lease first, then the sequence; both before the load. In this order a
+      // cache Redis that restarts empty between them takes the lease with it (the
+      // compare-and-set fails), where the other order would keep an `s0` from before the
+      // restart, larger than every marker after it. A refresh takes the lease
+      // unconditionally: it is newer than whatever fill holds it.
       leased =
         mode === 'refresh'
           ? (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs)) === 'OK'
           : (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs, 'NX')) === 'OK';
+      await hooks?.withinStep1?.(key);
+      s0 = leased ? Number((await this.redis.get(this.keys.seq)) ?? 0) : 0;
     } catch (error) {
       if (mode === 'refresh') throw error;
       this.redisFailed('lease', error);
