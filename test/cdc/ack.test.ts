@@ -181,7 +181,8 @@ describe('the slot is acknowledged only up to stored jobs', () => {
       what: 'the slot to pass the commit once Redis is back',
     });
     expect((await storedTags(queue)).has(tag)).toBe(true);
-  });
+    // Why 80 s: its waits add up to 20 s (retries while down) + 30 s (caught up after).
+  }, 80_000);
 });
 
 describe('group commit', () => {

@@ -10,6 +10,7 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCdc, startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { adminPool, type CacheFixture, cacheFixture, testQueue } from '../support/cdc-harness.ts';
+import { scrape, value } from '../support/metrics.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
 
 // What each kind of change invalidates, seen as a user would: a value cached before the
@@ -88,11 +89,9 @@ async function jobTags(): Promise<string[][]> {
   return jobs.map((j) => j?.data.tags ?? []);
 }
 
-const reconnects = async () => {
-  const text = await (await fetch(`http://127.0.0.1:${cdc.metricsPort}/metrics`)).text();
-  const line = text.split('\n').find((l) => l.startsWith('walcache_cdc_reconnects_total '));
-  return Number(line?.split(' ')[1] ?? Number.NaN);
-};
+/** Stream failures the CDC recovered from: `value` throws if the series is missing, never NaN. */
+const reconnects = async () =>
+  value(await scrape(`http://127.0.0.1:${cdc.metricsPort}/metrics`), 'walcache_cdc_reconnects_total');
 
 describe('row changes', () => {
   it('a comment moved to another article invalidates both articles, not a third', async () => {
@@ -180,6 +179,9 @@ describe('row changes', () => {
 
 describe('schema changes while streaming', () => {
   it('a new column on a watched table: the stream goes on and invalidates', async () => {
+    // A change to articles first, so this connection has seen the table's old shape: the
+    // ALTER is then a schema change in the stream, not a first sight of the relation.
+    await barrier();
     const before = await reconnects();
     await fill(articleDetail, { id: '9' });
     await sql.query('alter table articles add column summary text');

@@ -73,7 +73,10 @@ async function staleWhileSlotIsGone(id: string, drop: () => Promise<void>): Prom
   expect(await cachedArticle(id)).not.toBeNull(); // nobody streams: the value is stale now
 }
 
-describe('slot loss', () => {
+// Why 100 s: a test may start the CDC twice (up to 30 s each to stream) and wait up to 10 s
+// each for the slot to be lost and for an invalidation: the test timeout covers its own waits,
+// so a slow machine fails on the wait that named what it missed.
+describe('slot loss', { timeout: 100_000 }, () => {
   it('first start creates the slot and flushes; a restart with the slot in place does not', async () => {
     cdc = await start();
     expect(await metric(cdc, 'walcache_cdc_slot_recreations_total', 'created')).toBe(1);

@@ -49,7 +49,10 @@ async function changeIsInvalidated(id: string, title: string): Promise<void> {
   });
 }
 
-describe('standby takeover', () => {
+// Why 150 s: two CDC processes to reach their state (30 s each) and two invalidations
+// (30 s each): the test timeout covers its own waits, so a slow machine fails on the wait
+// that names what it missed.
+describe('standby takeover', { timeout: 150_000 }, () => {
   it('kill the active CDC: the standby takes the slot and invalidates the next change', async () => {
     const a = await spawnCdc(env);
     children.push(a);

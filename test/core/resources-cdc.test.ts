@@ -196,25 +196,32 @@ describe('user profile (refresh policy)', () => {
 });
 
 describe('tag list (refresh policy)', () => {
-  it('reflects a new tag link and a new tag', async () => {
+  it('reflects a new tag link (article_tags alone) and a new tag (tags alone)', async () => {
     const before = json<TagList>(await p.cache.get(tagList, {}));
     const target = before.items[0]!;
+    const held = async () => JSON.parse((await p.cached('tags:all')) ?? '{"items":[]}') as TagList;
     await warm(tagList, {});
-    await q(
-      'insert into article_tags (article_id, tag_id) select 30, id from tags where name = $1 on conflict do nothing',
+    // A link that does not exist yet, to a published article: the count must move by exactly
+    // one, and the commit touches article_tags only, so only that dependency can invalidate it.
+    const link = await q(
+      `insert into article_tags (article_id, tag_id)
+       select a.id, t.id from articles a, tags t
+       where t.name = $1 and a.published
+         and not exists (select 1 from article_tags x where x.article_id = a.id and x.tag_id = t.id)
+       order by a.id limit 1`,
       [target.name],
     );
-    await q("insert into tags (name) values ('zz-last')");
+    expect(link.rowCount).toBe(1);
     await waitFor(
-      async () => {
-        const held = JSON.parse((await p.cached('tags:all')) ?? '{"items":[]}') as TagList;
-        return held.items.some((t) => t.name === 'zz-last');
-      },
-      { what: 'the refreshed tag list in Redis' },
+      async () =>
+        (await held()).items.find((t) => t.name === target.name)?.articleCount === target.articleCount + 1,
+      { what: 'the refreshed tag count in Redis' },
     );
+    await q("insert into tags (name) values ('zz-last')");
+    await waitFor(async () => (await held()).items.some((t) => t.name === 'zz-last'), {
+      what: 'the new tag in the refreshed list in Redis',
+    });
     const after = json<TagList>(await p.cache.get(tagList, {}));
-    expect(after.items.find((t) => t.name === target.name)!.articleCount).toBeGreaterThanOrEqual(
-      target.articleCount,
-    );
+    expect(after.items.find((t) => t.name === target.name)!.articleCount).toBe(target.articleCount + 1);
   });
 });

@@ -98,6 +98,14 @@ describe('changes behind the article resource invalidate it', () => {
     await writer.query(
       'create table audit_log (id bigint generated always as identity primary key, note text)',
     );
+    // In the publication (shared with another consumer, say): Postgres then streams its
+    // changes, and only walcache's own filter stands between them and the queue.
+    await writer.query(`alter publication ${stack.env.PUBLICATION_NAME} add table audit_log`);
+    const { rows: published } = await writer.query(
+      "select 1 from pg_publication_tables where pubname = $1 and tablename = 'audit_log'",
+      [stack.env.PUBLICATION_NAME],
+    );
+    expect(published).toHaveLength(1);
     // Drain: wait until every job so far is done, then count.
     await waitFor(async () => (await stack.cdc.queue.getJobCounts('waiting', 'active')).waiting === 0);
     const before = await jobCount();

@@ -90,7 +90,8 @@ describe('consistency auditor', () => {
     } finally {
       await stack.stop();
     }
-  });
+    // Why 90 s: its waits add up to 3 × 10 s (caching) + 30 s (the auditor's verdict).
+  }, 90_000);
 
   it('counts nothing stale under a steady stream of writes (in-flight invalidations are not errors)', async () => {
     const stack = await stackReady();
@@ -158,5 +159,7 @@ describe('consistency auditor', () => {
       await pool.end();
       await stack.stop();
     }
-  });
+    // Why 150 s: the write loop alone may run 90 s, after the stack start and 14 reads until
+    // HIT; a test timeout below the loop's own deadline would cut it short with no message.
+  }, 150_000);
 });
