@@ -81,3 +81,25 @@ describe('item 7: the cache Redis restarts empty in the middle of a fill', () =>
     expect(held === null || held === (await fresh(userProfile, params))).toBe(true);
   });
 });
+
+describe('item 8: in-process single-flight', () => {
+  it('a request that starts after an invalidation completed is not handed a value loaded before it', async () => {
+    const parking = new Parking();
+    const prefix = `hole8-${++prefixes}`;
+    const cache = new ReadThroughCache({ redis, db, prefix, hooks: parking.hooks });
+    const params = { id: '4' };
+    const loaded = parking.park('afterLoad', 'user:4');
+    const first = cache.get(userProfile, params);
+    await loaded.arrived; // the first request holds the old row
+    await writer.query('update users set name = $1 where id = 4', ['renamed (item 8)']);
+    await invalidateTags(redis, cache.keys, [rowTag('users', 4)]); // completed
+    // A second request, after the invalidation: it misses and finds the first fill in flight.
+    const joined = parking.park('joined', 'user:4');
+    const second = cache.get(userProfile, params);
+    await joined.arrived;
+    joined.release();
+    loaded.release();
+    await first; // its own answer predates the commit: bounded staleness, allowed
+    expect((await second).body.toString()).toBe(await fresh(userProfile, params));
+  });
+});

@@ -50,6 +50,7 @@ export class Parking {
 
   readonly hooks: Required<FillHooks> = {
     withinStep1: (key) => this.pass('withinStep1', key),
+    joined: (key) => this.pass('joined', key),
     afterLease: (key) => this.pass('afterLease', key),
     afterLoad: (key) => this.pass('afterLoad', key),
     beforeCas: (key) => this.pass('beforeCas', key),

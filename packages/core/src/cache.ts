@@ -45,6 +45,8 @@ export interface CacheEvents {
  * (a barrier) while a writer commits and an invalidation runs, forcing the interleaving.
  */
 export interface FillHooks {
+  /** A request found a fill of its key in flight in this process and is about to wait for it. */
+  joined?(key: string): Promise<void> | void;
   /** Between the lease and the sequence read of step 1 (a restart of Redis there is the race). */
   withinStep1?(key: string): Promise<void> | void;
   afterLease?(key: string): Promise<void> | void;
@@ -74,6 +76,16 @@ export interface CacheOptions<Db> {
 type FillMode = 'read' | 'refresh';
 
 /**
+ * A fill's answer, with the point of this process's `step` clock after which its value is
+ * known fresh: the value's load was sent after it, or (for a value the protocol cached) its
+ * tag-version check was. A request that joins a fill in flight may take the answer only if
+ * it joined before that point (see `get`).
+ */
+interface Filled extends RefreshResult {
+  freshAfter: number;
+}
+
+/**
  * Cache-aside with walcache's fill protocol (docs/cache.md, DESIGN.md "Consistency protocol"):
  * lease → sequence → load → register tags → check tag versions → compare-and-set.
  */
@@ -81,7 +93,9 @@ export class ReadThroughCache<Db> {
   readonly keys: Keyspace;
   readonly breaker: CircuitBreaker;
   private readonly redis: WalcacheRedis;
-  private readonly inflight = new Map<string, Promise<CacheResult>>();
+  private readonly inflight = new Map<string, Promise<Filled>>();
+  /** Orders joins and fill steps in this process (a counter, not a clock: only order matters). */
+  private step = 0;
   private readonly random: () => number;
   private readonly leaseWaitMs: number;
 
@@ -107,13 +121,24 @@ export class ReadThroughCache<Db> {
     }
     const hit = raw ? this.decodeHit(raw) : undefined;
     if (hit) return this.report(resource, hit);
-    // In-process single-flight: concurrent misses of one key share one load.
-    let pending = this.inflight.get(key);
-    if (!pending) {
-      pending = this.fill(resource, params, key, 'read').finally(() => this.inflight.delete(key));
-      this.inflight.set(key, pending);
+    // In-process single-flight: concurrent misses of one key share one load. A joiner takes
+    // the shared answer only if it is fresh from after the join: an invalidation that
+    // completed before this request began may have raced a fill that loaded earlier (that
+    // fill's own caller may see its value, this request must not). Otherwise it fills again;
+    // a fill it starts itself always qualifies, so this loops at most twice in practice.
+    for (;;) {
+      const joinedAt = ++this.step;
+      let pending = this.inflight.get(key);
+      if (pending) await this.options.hooks?.joined?.(key);
+      if (!pending) {
+        pending = this.fill(resource, params, key, 'read').finally(() => {
+          if (this.inflight.get(key) === pending) this.inflight.delete(key);
+        });
+        this.inflight.set(key, pending);
+      }
+      const { freshAfter, cached: _, ...result } = await pending;
+      if (freshAfter > joinedAt) return this.report(resource, result);
     }
-    return this.report(resource, await pending);
   }
 
   /**
@@ -124,7 +149,8 @@ export class ReadThroughCache<Db> {
    * Redis errors are thrown (the job retries), not turned into a bypass.
    */
   async refresh<P, V>(resource: Resource<Db, P, V>, params: P): Promise<RefreshResult> {
-    return this.fill(resource, params, resource.key(params), 'refresh');
+    const { freshAfter: _, ...result } = await this.fill(resource, params, resource.key(params), 'refresh');
+    return result;
   }
 
   private async fill<P, V>(
@@ -132,7 +158,7 @@ export class ReadThroughCache<Db> {
     params: P,
     key: string,
     mode: FillMode,
-  ): Promise<RefreshResult> {
+  ): Promise<Filled> {
     const valueKey = this.keys.value(key);
     const leaseKey = this.keys.lease(key);
     const token = randomBytes(12).toString('base64url');
@@ -154,19 +180,22 @@ export class ReadThroughCache<Db> {
     } catch (error) {
       if (mode === 'refresh') throw error;
       this.redisFailed('lease', error);
-      return { ...(await this.bypass(resource, params)), cached: false };
+      const freshAfter = ++this.step;
+      return { ...(await this.bypass(resource, params)), cached: false, freshAfter };
     }
     if (!leased) {
       this.options.events?.leaseWait?.(resource.name);
       const waited = await this.waitForOtherFill(valueKey);
       if (waited) return { ...waited, cached: false };
       this.options.events?.fillRefused?.(resource.name, 'lease-held');
-      return { ...(await this.loadOnly(resource, params, 'MISS')), cached: false };
+      const freshAfter = ++this.step;
+      return { ...(await this.loadOnly(resource, params, 'MISS')), cached: false, freshAfter };
     }
     await hooks?.afterLease?.(key);
 
     // Step 2: load. A failed load gives the lease back so the next request can try at once.
     let value: V | null;
+    const loadedAfter = ++this.step;
     try {
       value = await this.timedLoad(resource, params);
     } catch (error) {
@@ -177,7 +206,13 @@ export class ReadThroughCache<Db> {
     const body = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
     const tags = withEpochTags(resource.tags(params, value));
     const etag = etagOf(body);
-    const result: CacheResult = { status: 'MISS', body, etag, found: value !== null };
+    const result: CacheResult & { freshAfter: number } = {
+      status: 'MISS',
+      body,
+      etag,
+      found: value !== null,
+      freshAfter: loadedAfter,
+    };
 
     try {
       // Step 3: register the key under every tag before checking versions, so an
@@ -188,6 +223,7 @@ export class ReadThroughCache<Db> {
         await execPipeline(register);
       }
       // Step 4: any tag invalidated after s0 means the load may predate that commit.
+      const checkedAfter = ++this.step;
       const versions = tags.length ? await this.redis.mget(tags.map((t) => this.keys.tagVersion(t))) : [];
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
@@ -208,7 +244,8 @@ export class ReadThroughCache<Db> {
       const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry, ttlMs, s0);
       if (written === 1) {
         this.options.events?.filled?.(resource.name);
-        return { ...result, cached: true };
+        // Cached under the protocol: as fresh as any hit read after its version check.
+        return { ...result, cached: true, freshAfter: checkedAfter };
       }
       this.options.events?.fillRefused?.(resource.name, written === 2 ? 'newer-cached' : 'lease-lost');
       return { ...result, cached: false };
@@ -251,10 +288,12 @@ export class ReadThroughCache<Db> {
   }
 
   /** Another process holds the lease: give it a moment to write, then load without caching. */
-  private async waitForOtherFill(valueKey: string): Promise<CacheResult | undefined> {
+  private async waitForOtherFill(valueKey: string): Promise<Filled | undefined> {
     const deadline = Date.now() + this.leaseWaitMs;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, timings.leasePollMs));
+      // A value read from Redis now is as fresh as any hit read now.
+      const freshAfter = ++this.step;
       let raw: Buffer | null;
       try {
         raw = await this.redis.getBuffer(valueKey);
@@ -263,7 +302,7 @@ export class ReadThroughCache<Db> {
         return undefined;
       }
       const hit = raw ? this.decodeHit(raw) : undefined;
-      if (hit) return hit;
+      if (hit) return { ...hit, cached: false, freshAfter };
     }
     return undefined;
   }
