@@ -71,7 +71,12 @@ export async function invalidateTags(
   for (const tag of tags) read.smembers(keys.tagSet(tag));
   const members = (await execPipeline(read)) as string[][];
   const valueKeys = new Set<string>();
-  const cleanup = client.pipeline();
+  // One MULTI/EXEC: the SREMs and the UNLINKs land together or not at all. As separate
+  // commands, an attempt whose SREMs landed but not its UNLINKs (a crash, a failover, an
+  // aborted pipeline, a refused command) left the retry an empty set and the value cached.
+  // Redis never applies half a transaction: not in memory, not in the AOF (a truncated
+  // MULTI is dropped on load), not on a replica (it is replicated as one block).
+  const cleanup = client.multi();
   members.forEach((list, i) => {
     if (list.length === 0) return;
     for (const k of list) valueKeys.add(k);
