@@ -2,7 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { existsSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
-import { waitFor } from '@walcache/testkit';
+import { ensureDebianTool, waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { parse, stringify } from 'yaml';
@@ -108,41 +108,40 @@ describe('infra/ configuration', () => {
     }
   });
 
-  const promtool = spawnSync('promtool', ['--version']).status === 0;
-  if (!promtool)
-    console.warn('promtool checks skipped: promtool not found (Debian: apt-get install prometheus)');
-  it.skipIf(!promtool)(
-    'promtool accepts the config, the rules and the dashboard queries, and the alert unit tests pass',
-    () => {
-      // The dashboard's queries, checked as recording rules (promtool parses their PromQL).
-      const dir = mkdtempSync(join(tmpdir(), 'walcache-promql-'));
-      const dashboardRules = join(dir, 'dashboard-rules.yml');
-      writeFileSync(
-        dashboardRules,
-        stringify({
-          groups: [
-            {
-              name: 'dashboard',
-              rules: dashboardExprs.map((expr, i) => ({ record: `walcache:dashboard:${i}`, expr })),
-            },
-          ],
-        }),
-      );
-      try {
-        for (const args of [
-          ['check', 'config', join(root, 'infra/prometheus/prometheus.yml')],
-          ['check', 'rules', join(root, 'infra/prometheus/alerts.yml')],
-          ['check', 'rules', dashboardRules],
-          ['test', 'rules', join(root, 'infra/prometheus/alerts.test.yml')],
-        ]) {
-          const run = spawnSync('promtool', args, { encoding: 'utf8' });
-          expect(run.status, `promtool ${args.join(' ')}\n${run.stdout}${run.stderr}`).toBe(0);
-        }
-      } finally {
-        rmSync(dir, { recursive: true, force: true });
+  let promtool: string;
+  // Why 10 minutes: the first run may fetch promtool from Debian's archive (ensureDebianTool).
+  beforeAll(async () => {
+    promtool = await ensureDebianTool('promtool', { debianPackage: 'prometheus' });
+  }, 600_000);
+  it('promtool accepts the config, the rules and the dashboard queries, and the alert unit tests pass', () => {
+    // The dashboard's queries, checked as recording rules (promtool parses their PromQL).
+    const dir = mkdtempSync(join(tmpdir(), 'walcache-promql-'));
+    const dashboardRules = join(dir, 'dashboard-rules.yml');
+    writeFileSync(
+      dashboardRules,
+      stringify({
+        groups: [
+          {
+            name: 'dashboard',
+            rules: dashboardExprs.map((expr, i) => ({ record: `walcache:dashboard:${i}`, expr })),
+          },
+        ],
+      }),
+    );
+    try {
+      for (const args of [
+        ['check', 'config', join(root, 'infra/prometheus/prometheus.yml')],
+        ['check', 'rules', join(root, 'infra/prometheus/alerts.yml')],
+        ['check', 'rules', dashboardRules],
+        ['test', 'rules', join(root, 'infra/prometheus/alerts.test.yml')],
+      ]) {
+        const run = spawnSync(promtool, args, { encoding: 'utf8' });
+        expect(run.status, `promtool ${args.join(' ')}\n${run.stdout}${run.stderr}`).toBe(0);
       }
-    },
-  );
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
 });
 
 describe('alerts and dashboard use the metric names the apps export', () => {

@@ -7,3 +7,4 @@ export {
   type StartRedisOptions,
   startRedis,
 } from './redis.ts';
+export { type DebianToolOptions, ensureDebianTool } from './tools.ts';
