@@ -4,6 +4,7 @@
  * run the apps against their own servers.
  */
 import { redactUrl } from '@walcache/config';
+import { isSourceUnavailable } from '@walcache/core';
 import { createDb, createPool, migrateToLatest, seedIfEmpty } from '@walcache/db';
 
 const url = process.env.DATABASE_URL;
@@ -13,8 +14,25 @@ if (!url) {
   );
   process.exit(78);
 }
+// Why 60 × 1 s: Postgres refuses connections while it starts (a container's first start
+// initialises its data directory, and its healthcheck can pass just before a restart); a
+// minute covers that, and any other error, or one still there after it, is reported at once.
+const attempts = 60;
+const retryDelayMs = 1000;
+
 const db = createDb(createPool({ connectionString: url, applicationName: 'walcache-migrate' }));
 try {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      await db.selectNoFrom((eb) => eb.lit(1).as('one')).execute();
+      break;
+    } catch (error) {
+      if (!isSourceUnavailable(error) || attempt === attempts) throw error;
+      if (attempt === 1)
+        process.stderr.write(`walcache migrate: waiting for ${redactUrl(url)} (${String(error)})\n`);
+      await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
+    }
+  }
   const applied = await migrateToLatest(db);
   process.stdout.write(
     `${redactUrl(url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'schema up to date'}\n`,

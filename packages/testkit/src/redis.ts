@@ -32,7 +32,9 @@ export interface StartRedisOptions {
 
 export const REDIS_INSTALL_HINT =
   'redis-server was not found on PATH. Install it with `sudo apt-get install redis-server` (Debian/Ubuntu), ' +
-  '`brew install redis` (macOS), or run `docker compose up -d redis` and set REDIS_URL=redis://127.0.0.1:6379.';
+  '`brew install redis` (macOS). `npm start` alone can use a Redis you point it at instead: ' +
+  '`docker compose up -d redis redis-queue`, then REDIS_URL=redis://127.0.0.1:56379 ' +
+  'QUEUE_REDIS_URL=redis://127.0.0.1:56380 (the tests always start their own).';
 
 export function findRedisServer(binary = process.env.REDIS_SERVER_BIN ?? 'redis-server'): string | undefined {
   const probe = spawnSync(binary, ['--version'], { encoding: 'utf8' });
