@@ -3,13 +3,20 @@
  * interleaving (barriers at the fill's hooks, real server actions: a restart, an ACL change,
  * a full `maxmemory`) and checks that no stale value is left cached or handed out.
  */
-import { decodeEntry, invalidateTags, ReadThroughCache, type Resource, rowTag } from '@walcache/core';
+import {
+  CircuitBreaker,
+  decodeEntry,
+  invalidateTags,
+  ReadThroughCache,
+  type Resource,
+  rowTag,
+} from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { type Db, userProfile } from '@walcache/resources';
-import { type RedisServer, startRedis } from '@walcache/testkit';
+import { type RedisServer, startRedis, waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
-import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
 import { type Servers, startServers } from '../support/stack.ts';
 import { Parking } from './support.ts';
 
@@ -127,5 +134,89 @@ describe('item 6: half-applied cleanup', () => {
     }
     expect(await redis.exists(valueKey)).toBe(0);
     expect((await cache.get(userProfile, params)).body.toString()).toBe(await fresh(userProfile, params));
+  });
+});
+
+describe('item 10: stuck states', () => {
+  let loadingRedis: RedisServer;
+  beforeAll(async () => {
+    // DEBUG RELOAD puts a live server into its loading state (-LOADING to every client).
+    loadingRedis = await startRedis({ extraArgs: ['--enable-debug-command', 'yes'] });
+  });
+  afterAll(async () => {
+    await loadingRedis?.stop();
+  });
+
+  it('the breaker leaves half-open when its probe is answered -LOADING', async () => {
+    let clock = 0;
+    const breaker = new CircuitBreaker({ now: () => clock });
+    // Fail fast while the server is down, so requests open the breaker instead of queueing.
+    const client = new Redis(loadingRedis.url, { maxRetriesPerRequest: 0, enableOfflineQueue: false });
+    client.on('error', () => {});
+    const admin = new Redis(loadingRedis.url);
+    admin.on('error', () => {});
+    const cache = new ReadThroughCache({ redis: client, db, prefix: `hole10-${++prefixes}`, breaker });
+    try {
+      await waitFor(() => client.status === 'ready', { what: 'the client to connect' });
+      await loadingRedis.kill();
+      for (let i = 0; i < 3; i++) expect((await cache.get(userProfile, { id: '7' })).status).toBe('BYPASS');
+      expect(breaker.state).toBe('open');
+      await loadingRedis.startServer();
+      await waitFor(() => client.status === 'ready', { timeoutMs: 10_000, what: 'the client to reconnect' });
+      await waitFor(() => admin.status === 'ready', { timeoutMs: 10_000, what: 'the admin to reconnect' });
+      // Enough data, loaded slowly, to hold the server in its loading state for a while.
+      await admin.eval("for i=1,3000 do redis.call('SET','pad:'..i,string.rep('x',100)) end return 1", 0);
+      await admin.config('SET', 'key-load-delay', '1000');
+      await admin.config('SET', 'loading-process-events-interval-bytes', '1024');
+      const reload = admin.call('DEBUG', 'RELOAD');
+      // No ready check: ioredis would hold its commands until the loading ends.
+      const probe = new Redis(loadingRedis.url, { enableReadyCheck: false });
+      try {
+        await waitFor(
+          async () => (await probe.get('pad:1').catch((e: Error) => e.message)) !== 'x'.repeat(100),
+          {
+            what: 'the server to be loading',
+          },
+        );
+        expect(await probe.get('pad:1').catch((e: Error) => e.message)).toMatch(/LOADING/);
+        clock += 60_000; // the cool-down passed: the next request probes, and meets -LOADING
+        expect((await cache.get(userProfile, { id: '7' })).status).toBe('BYPASS');
+        await reload;
+        await admin.config('SET', 'key-load-delay', '0');
+      } finally {
+        probe.disconnect();
+      }
+      // Redis is back: after the next cool-down a probe closes the breaker again.
+      clock += 60_000;
+      expect((await cache.get(userProfile, { id: '7' })).status).not.toBe('BYPASS');
+      expect(breaker.state).toBe('closed');
+    } finally {
+      client.disconnect();
+      admin.disconnect();
+    }
+  });
+
+  it("marker windows are judged by Redis' clock: a process whose clock runs ahead prunes nothing early", async () => {
+    const parking = new Parking();
+    const prefix = `hole10c-${++prefixes}`;
+    const cache = new ReadThroughCache({ redis, db, prefix, hooks: parking.hooks });
+    const params = { id: '5' };
+    const loaded = parking.park('afterLoad', 'user:5');
+    const reader = cache.get(userProfile, params);
+    await loaded.arrived;
+    await writer.query('update users set name = $1 where id = 5', ['renamed (item 10)']);
+    await invalidateTags(redis, cache.keys, [rowTag('users', 5)]);
+    // Another invalidator, its clock a minute ahead, runs an unrelated job (and its prune).
+    const realNow = Date.now.bind(Date);
+    const skew = vi.spyOn(Date, 'now').mockImplementation(() => realNow() + 60_000);
+    try {
+      await invalidateTags(redis, cache.keys, [rowTag('users', 29)]);
+    } finally {
+      skew.mockRestore();
+    }
+    loaded.release();
+    await reader;
+    const held = await cachedBody(redis, cache.keys.value('user:5'));
+    expect(held === null || held === (await fresh(userProfile, params))).toBe(true);
   });
 });

@@ -54,8 +54,13 @@ export async function startInvalidator(
   workerRedis.on('error', (err) => logger.debug({ err }, 'queue redis error'));
   // Why 2 retries per command: a reconnect within a second succeeds quietly; past that the
   // command fails, the job fails and BullMQ's backoff takes over.
+  // Why a 5 s command timeout: a healthy command (a job's whole cleanup transaction
+  // included) answers in milliseconds, and a socket that went silent without an error (a
+  // hung or partitioned Redis) would otherwise hold every worker until TCP gives up, minutes
+  // later. The attempt fails instead and BullMQ retries it with backoff.
   const cacheRedis = new Redis(env.REDIS_URL, {
     maxRetriesPerRequest: 2,
+    commandTimeout: 5_000,
     connectionName: 'walcache-invalidator-cache',
   });
   cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));

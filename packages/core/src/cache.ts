@@ -275,8 +275,12 @@ export class ReadThroughCache<Db> {
 
   private redisFailed(operation: string, error: unknown): void {
     // A reply error (OOM under `maxmemory`, a script error) comes from a Redis that answers:
-    // reads still work, so it must not open the breaker and turn every hit into a BYPASS.
-    if (!isReplyError(error)) this.breaker.failure();
+    // reads still work, so it must not open the breaker and turn every hit into a BYPASS;
+    // it counts as an answer (a half-open probe that got one must end, or the breaker stays
+    // half-open for good). A reply that says Redis cannot serve at all (-LOADING after a
+    // restart, -MASTERDOWN, -BUSY) is a failure like a dropped connection.
+    if (isReplyError(error) && !isUnavailableReply(error)) this.breaker.success();
+    else this.breaker.failure();
     this.options.events?.redisError?.(operation, error);
   }
 
@@ -342,6 +346,13 @@ export class ReadThroughCache<Db> {
 /** ioredis rejects with a `ReplyError` when Redis answered with an error (its type is `any`). */
 function isReplyError(error: unknown): boolean {
   return error instanceof Error && error.name === 'ReplyError';
+}
+
+/** Reply errors of a Redis that answers but serves nothing (its error code is the first word). */
+const UNAVAILABLE_REPLIES = new Set(['LOADING', 'MASTERDOWN', 'BUSY', 'TRYAGAIN', 'CLUSTERDOWN']);
+
+function isUnavailableReply(error: unknown): boolean {
+  return error instanceof Error && UNAVAILABLE_REPLIES.has(error.message.split(' ', 1)[0] ?? '');
 }
 
 /**

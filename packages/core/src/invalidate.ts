@@ -26,7 +26,8 @@ export interface InvalidationResult {
 }
 
 export interface InvalidateOptions {
-  now?: () => number;
+  /** Test seam: the markers' window (default `timings.tagVersionWindowMs`), on Redis' clock. */
+  windowMs?: number;
   /** Test seam: runs after the sequence is incremented and before the version markers are written. */
   afterIncrement?(seq: number): Promise<void> | void;
   /** Test seam: runs after the version markers are set and before the tag sets are read. */
@@ -43,14 +44,13 @@ export async function invalidateTags(
   tags: readonly Tag[],
   options: InvalidateOptions = {},
 ): Promise<InvalidationResult> {
-  const now = options.now ?? Date.now;
   const client = withCommands(redis);
   // Step 1: a new sequence, then a version marker per tag, before anything is deleted: a
   // fill that registers itself after our SMEMBERS sees the marker and refuses to cache.
   const seq = await client.incr(keys.seq);
   await options.afterIncrement?.(seq);
   if (tags.length === 0) return { seq, keys: [] };
-  const expiresAt = now() + timings.tagVersionWindowMs;
+  const windowMs = options.windowMs ?? timings.tagVersionWindowMs;
   for (let i = 0; i < tags.length; i += MARKER_BATCH) {
     const batch = tags.slice(i, i + MARKER_BATCH);
     await client.walcacheBumpTagVersions(
@@ -58,7 +58,7 @@ export async function invalidateTags(
       keys.tagVersionExpiry,
       ...batch.map((t) => keys.tagVersion(t)),
       seq,
-      expiresAt,
+      windowMs,
       ...batch,
     );
   }
@@ -96,7 +96,6 @@ export async function invalidateTags(
   for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
     const pruned = await client.walcachePruneTagVersions(
       keys.tagVersionExpiry,
-      now(),
       `${keys.prefix}:tagv:`,
       PRUNE_BATCH,
     );

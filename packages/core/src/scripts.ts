@@ -30,25 +30,32 @@ return 1`;
  * delete a marker between its write and its expiry update.
  * Markers carry no TTL on purpose: with the cache Redis on `volatile-lru`, only values and
  * leases (which have TTLs) can be evicted, never a marker a running fill still has to see.
- * KEYS[1]=expiry zset, KEYS[2..]=markers; ARGV[1]=seq ARGV[2]=expires at ms ARGV[3..]=tags
+ * The window is measured on Redis' clock (TIME), like the prune below: with each process's
+ * own clock, an invalidator whose clock runs ahead would prune markers other processes
+ * wrote before their window had passed.
+ * KEYS[1]=expiry zset, KEYS[2..]=markers; ARGV[1]=seq ARGV[2]=window ms ARGV[3..]=tags
  */
 const bumpTagVersionsLua = `
 local seq = tonumber(ARGV[1])
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
 for i = 2, #KEYS do
-  redis.call('ZADD', KEYS[1], 'GT', ARGV[2], ARGV[i + 1])
+  redis.call('ZADD', KEYS[1], 'GT', expires, ARGV[i + 1])
   local current = tonumber(redis.call('GET', KEYS[i]))
   if current == nil or current < seq then redis.call('SET', KEYS[i], ARGV[1]) end
 end
 return #KEYS - 1`;
 
 /**
- * Deletes version markers whose window has passed; the expiry index is what bounds their
- * number. KEYS[1]=expiry zset ARGV[1]=now ms ARGV[2]=marker key prefix ARGV[3]=max per call
+ * Deletes version markers whose window has passed (on Redis' clock); the expiry index is
+ * what bounds their number. KEYS[1]=expiry zset ARGV[1]=marker key prefix ARGV[2]=max per call
  */
 const pruneTagVersionsLua = `
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', ARGV[1], 'LIMIT', 0, tonumber(ARGV[3]))
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
 for _, tag in ipairs(due) do
-  redis.call('UNLINK', ARGV[2] .. tag)
+  redis.call('UNLINK', ARGV[1] .. tag)
   redis.call('ZREM', KEYS[1], tag)
 end
 return #due`;
@@ -69,12 +76,7 @@ export interface WalcacheCommands {
     version: number,
   ): Promise<number>;
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
-  walcachePruneTagVersions(
-    expiryKey: string,
-    nowMs: number,
-    markerPrefix: string,
-    max: number,
-  ): Promise<number>;
+  walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
 }
 
 export type WalcacheRedis = Redis & WalcacheCommands;

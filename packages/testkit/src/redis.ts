@@ -23,6 +23,8 @@ export interface StartRedisOptions {
   maxmemory?: string;
   maxmemoryPolicy?: 'noeviction' | 'allkeys-lru' | 'volatile-lru' | 'allkeys-lfu' | 'volatile-ttl';
   binary?: string;
+  /** More `redis-server` arguments, e.g. `['--enable-debug-command', 'yes']` for DEBUG RELOAD. */
+  extraArgs?: string[];
   /**
    * Own process group: a terminal's Ctrl-C then does not reach the server, so the caller can
    * stop it after the processes that still need it (npm start stops Redis last).
@@ -68,6 +70,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     'no',
     '--protected-mode',
     'no',
+    ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
   let output = '';
