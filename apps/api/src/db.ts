@@ -22,6 +22,9 @@ export interface ApiPoolOptions {
   onIdleError?: (error: Error) => void;
 }
 
+/** How the API's connections appear in pg_stat_activity (and the tests find them there). */
+export const API_APPLICATION_NAME = 'walcache-api';
+
 /**
  * The API's Postgres pool: only cache misses and bypasses use it, and each use is bounded
  * three ways (limits.ts has the why of each number): a statement timeout, a bounded wait for
@@ -30,7 +33,7 @@ export interface ApiPoolOptions {
 export function createApiPool(options: ApiPoolOptions): pg.Pool {
   return createPool({
     connectionString: options.connectionString,
-    applicationName: 'walcache-api',
+    applicationName: API_APPLICATION_NAME,
     max: options.max ?? limits.poolMax,
     waitMs: options.waitMs ?? limits.poolWaitMs,
     statementTimeoutMs: options.statementTimeoutMs ?? limits.statementTimeoutMs,

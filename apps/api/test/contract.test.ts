@@ -2,6 +2,8 @@ import { gunzipSync } from 'node:zlib';
 import { etagOf } from '@walcache/core';
 import { createLogger } from '@walcache/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { SqlActivity } from '../../../test/support/sql-activity.ts';
+import { API_APPLICATION_NAME } from '../src/db.ts';
 import { problemTypes } from '../src/problem.ts';
 import {
   ArticleDetailSchema,
@@ -17,17 +19,20 @@ import { buildApi, type Servers, startServers, type TestApi } from './support.ts
 let servers: Servers;
 let api: TestApi;
 let doc: OpenApiDocument;
+let activity: SqlActivity;
 let validator: (name: string) => ReturnType<ReturnType<typeof documentValidators>>;
 
 beforeAll(async () => {
   servers = await startServers();
   api = await buildApi(servers);
+  activity = await SqlActivity.connect(servers.pg.url, API_APPLICATION_NAME);
   const res = await api.app.request('/openapi.json');
   doc = openApiDocument.parse(await res.json());
   validator = documentValidators(doc);
 });
 
 afterAll(async () => {
+  await activity?.close();
   await api?.close();
   await servers?.stop();
 });
@@ -106,9 +111,15 @@ describe('HTTP caching', () => {
     'GET $url: MISS, then a HIT with the same bytes and ETag and no SQL at all',
     async (route) => {
       await api.redis.flushdb();
+      // Both measures, the pool's checkouts and what the server saw, move on the MISS: the
+      // same measures staying still on the HIT is then evidence, not a counter that is dead.
+      const beforeMiss = { checkouts: api.checkouts(), server: await activity.snapshot() };
       const first = await get(route.url);
       expect(first.headers.get('x-cache')).toBe('MISS');
       const firstBody = Buffer.from(await first.arrayBuffer());
+      expect(api.checkouts()).toBeGreaterThan(beforeMiss.checkouts);
+      const afterMiss = await activity.snapshot();
+      expect(SqlActivity.ranSql(beforeMiss.server, afterMiss)).toBe(true);
 
       const before = api.checkouts();
       const hit = await get(route.url);
@@ -117,6 +128,7 @@ describe('HTTP caching', () => {
       expect(Buffer.from(await hit.arrayBuffer()).equals(firstBody)).toBe(true);
       expect(hit.headers.get('etag')).toBe(first.headers.get('etag'));
       expect(api.checkouts()).toBe(before);
+      expect(SqlActivity.ranSql(afterMiss, await activity.snapshot())).toBe(false);
     },
   );
 
@@ -144,9 +156,10 @@ describe('HTTP caching', () => {
 
   it('a 304 costs no SQL either', async () => {
     const etag = (await get('/v1/tags')).headers.get('etag')!;
-    const before = api.checkouts();
+    const before = { checkouts: api.checkouts(), server: await activity.snapshot() };
     expect((await get('/v1/tags', { 'if-none-match': etag })).status).toBe(304);
-    expect(api.checkouts()).toBe(before);
+    expect(api.checkouts()).toBe(before.checkouts);
+    expect(SqlActivity.ranSql(before.server, await activity.snapshot())).toBe(false);
   });
 
   it('If-None-Match: * on an unknown id is still a 404 (nothing to match)', async () => {
