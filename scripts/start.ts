@@ -211,11 +211,11 @@ async function main() {
       : '  ops          set OPS_TOKEN to enable /ops/status and /ops/queues',
   );
   say('start', `  database     ${redactUrl(databaseUrl)}`);
-  say('start', `  redis        ${redisUrl}`);
+  say('start', `  redis        ${redactUrl(redisUrl)}`);
   say('start', 'Press Ctrl-C to stop.');
 }
 
 main().catch(async (error: unknown) => {
-  say('start', `failed: ${error instanceof Error ? error.message : String(error)}`);
+  say('start', `failed: ${redactUrl(error instanceof Error ? error.message : String(error))}`);
   await shutdown(1);
 });

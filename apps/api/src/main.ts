@@ -1,8 +1,17 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
-import { CircuitBreaker, ReadThroughCache } from '@walcache/core';
-import { createLogger, createRegistry, isMain, type Logger, onShutdown } from '@walcache/observability';
+import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
+import { CircuitBreaker, probeRedis, ReadThroughCache } from '@walcache/core';
+import { verifyPostgres } from '@walcache/db';
+import {
+  createLogger,
+  createRegistry,
+  isMain,
+  type Logger,
+  onShutdown,
+  startOrExit,
+} from '@walcache/observability';
+import { sourceTables } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
@@ -32,8 +41,22 @@ export async function startApi(
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
   });
   options.onPool?.(pool);
+  // Settings that cannot work stop the start here; servers merely down do not (degraded mode).
+  try {
+    await Promise.all([
+      verifyPostgres(pool, sourceTables),
+      probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+      env.OPS_TOKEN && env.QUEUE_REDIS_URL !== env.REDIS_URL
+        ? probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL')
+        : undefined,
+    ]);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
   const db = createApiDb(pool);
-  const redis = new Redis(env.REDIS_URL, {
+  const redis = new Redis({
+    ...redisConnectionOptions(env.REDIS_URL, env),
     // Fail fast instead of queueing while Redis is down: the breaker turns failures into
     // BYPASS answers, which is only useful if a failure arrives in milliseconds.
     enableOfflineQueue: false,
@@ -124,6 +147,6 @@ export async function startApi(
 if (isMain(import.meta.url)) {
   const env = loadEnvOrExit();
   const logger = createLogger('api', { level: env.LOG_LEVEL });
-  const api = await startApi(env, logger);
+  const api = await startOrExit(logger, () => startApi(env, logger));
   onShutdown(logger, () => api.close());
 }

@@ -6,7 +6,7 @@ import {
   type TagLimit,
   TagMapper,
 } from '@walcache/cdc';
-import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
+import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
 import {
   flushNamespace,
   INVALIDATE_JOB_NAME,
@@ -15,6 +15,7 @@ import {
   invalidationJobSchema,
   jobIdForLsn,
   keyspace,
+  probeRedis,
   QUEUE_PREFIX,
 } from '@walcache/core';
 import { createPool } from '@walcache/db';
@@ -25,6 +26,7 @@ import {
   type Logger,
   onShutdown,
   startMetricsServer,
+  startOrExit,
 } from '@walcache/observability';
 import { sourceTables, watchedColumns } from '@walcache/resources';
 import { Queue } from 'bullmq';
@@ -81,9 +83,18 @@ export async function startCdc(
   logger: Logger = createLogger('cdc', { level: env.LOG_LEVEL }),
   options: CdcOptions = {},
 ): Promise<RunningCdc> {
+  // Credentials or certificates that cannot work stop the start; Postgres' side is checked
+  // by the stream's bootstrap (privileges included) and a Redis merely down is retried.
+  await Promise.all([
+    probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL'),
+    env.QUEUE_REDIS_URL === env.REDIS_URL
+      ? undefined
+      : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+  ]);
   // Producer connection: fail fast while Redis is down so the batch is not acknowledged and
   // the stream backs off, instead of queueing commands in memory.
-  const queueRedis = new Redis(env.QUEUE_REDIS_URL, {
+  const queueRedis = new Redis({
+    ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectionName: 'walcache-cdc',
@@ -92,7 +103,8 @@ export async function startCdc(
   const cacheRedis =
     env.QUEUE_REDIS_URL === env.REDIS_URL
       ? queueRedis
-      : new Redis(env.REDIS_URL, {
+      : new Redis({
+          ...redisConnectionOptions(env.REDIS_URL, env),
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
           connectionName: 'walcache-cdc-flush',
@@ -229,11 +241,13 @@ if (isMain(import.meta.url)) {
     process.exit(78); // EX_CONFIG
   }
   const limits = cdcEnv.CDC_MAX_TAGS_PER_TABLE;
-  const cdc = await startCdc(env, logger, {
-    maxTagsPerTable: limits.of,
-    heartbeatIntervalMs: cdcEnv.CDC_HEARTBEAT_INTERVAL_MS,
-    lagIntervalMs: cdcEnv.CDC_LAG_INTERVAL_MS,
-  });
+  const cdc = await startOrExit(logger, () =>
+    startCdc(env, logger, {
+      maxTagsPerTable: limits.of,
+      heartbeatIntervalMs: cdcEnv.CDC_HEARTBEAT_INTERVAL_MS,
+      lagIntervalMs: cdcEnv.CDC_LAG_INTERVAL_MS,
+    }),
+  );
   onShutdown(logger, () => cdc.close());
   cdc.done.catch((error: unknown) => {
     logger.fatal({ err: error }, error instanceof Error ? error.message : 'cdc failed');

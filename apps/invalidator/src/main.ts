@@ -1,5 +1,5 @@
 import { Auditor, type AuditorOptions, registerOpsCollectors } from '@walcache/auditor';
-import { type Env, loadEnvOrExit, redactUrl } from '@walcache/config';
+import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
 import {
   type AnyResource,
   INVALIDATE_JOB_NAME,
@@ -8,10 +8,11 @@ import {
   invalidationJobOptions,
   invalidationJobSchema,
   keyspace,
+  probeRedis,
   QUEUE_PREFIX,
   ReadThroughCache,
 } from '@walcache/core';
-import { createDb, createPool } from '@walcache/db';
+import { createDb, createPool, verifyPostgres } from '@walcache/db';
 import {
   createLogger,
   createRegistry,
@@ -19,8 +20,9 @@ import {
   type Logger,
   onShutdown,
   startMetricsServer,
+  startOrExit,
 } from '@walcache/observability';
-import { type Db, resourceForKey } from '@walcache/resources';
+import { type Db, resourceForKey, sourceTables } from '@walcache/resources';
 import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
@@ -46,8 +48,27 @@ export async function startInvalidator(
   logger: Logger = createLogger('invalidator', { level: env.LOG_LEVEL }),
   options: InvalidatorOptions = {},
 ): Promise<RunningInvalidator> {
+  const pool = createPool({
+    connectionString: env.DATABASE_URL,
+    applicationName: 'walcache-invalidator',
+    onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
+  });
+  // Settings that cannot work stop the start here; servers merely down are retried.
+  try {
+    await Promise.all([
+      verifyPostgres(pool, sourceTables),
+      probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL'),
+      env.QUEUE_REDIS_URL === env.REDIS_URL
+        ? undefined
+        : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+    ]);
+  } catch (error) {
+    await pool.end();
+    throw error;
+  }
   // BullMQ workers block on Redis; they need maxRetriesPerRequest: null.
-  const workerRedis = new Redis(env.QUEUE_REDIS_URL, {
+  const workerRedis = new Redis({
+    ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
     maxRetriesPerRequest: null,
     connectionName: 'walcache-invalidator',
   });
@@ -58,17 +79,13 @@ export async function startInvalidator(
   // included) answers in milliseconds, and a socket that went silent without an error (a
   // hung or partitioned Redis) would otherwise hold every worker until TCP gives up, minutes
   // later. The attempt fails instead and BullMQ retries it with backoff.
-  const cacheRedis = new Redis(env.REDIS_URL, {
+  const cacheRedis = new Redis({
+    ...redisConnectionOptions(env.REDIS_URL, env),
     maxRetriesPerRequest: 2,
     commandTimeout: 5_000,
     connectionName: 'walcache-invalidator-cache',
   });
   cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
-  const pool = createPool({
-    connectionString: env.DATABASE_URL,
-    applicationName: 'walcache-invalidator',
-    onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
-  });
   const db = createDb(pool);
   const registry = createRegistry('invalidator');
   const metrics = createInvalidatorMetrics(registry);
@@ -217,6 +234,6 @@ export async function startInvalidator(
 if (isMain(import.meta.url)) {
   const env = loadEnvOrExit();
   const logger = createLogger('invalidator', { level: env.LOG_LEVEL });
-  const invalidator = await startInvalidator(env, logger);
+  const invalidator = await startOrExit(logger, () => startInvalidator(env, logger));
   onShutdown(logger, () => invalidator.close());
 }

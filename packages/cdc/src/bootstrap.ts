@@ -1,4 +1,5 @@
 import type { WatchedColumn } from '@walcache/core';
+import { assertCanRead, currentRole, quoteIdent as quoteName } from '@walcache/db';
 import type pg from 'pg';
 
 /** Fatal setup problems: the CDC refuses to start and says exactly what to change. */
@@ -54,6 +55,17 @@ export async function bootstrapReplication(
     );
   }
 
+  // Least privilege (docs/operations.md): a REPLICATION login that can read the published
+  // tables; the publication may be created ahead of time by the tables' owner.
+  const role = await currentRole(db);
+  if (!role.superuser && !role.replication) {
+    throw new CdcSetupError(
+      `role ${role.role} lacks the REPLICATION attribute, which creating and reading a replication slot needs`,
+      `ALTER ROLE ${quoteName(role.role)} REPLICATION;`,
+    );
+  }
+  await assertCanRead(db, options.tables);
+
   // Watched columns are read from the old row on UPDATE/DELETE: only REPLICA IDENTITY FULL
   // puts non-key old values into the WAL.
   const watchedTables = [...new Set(options.watched.map((w) => w.table))];
@@ -89,7 +101,9 @@ export async function bootstrapReplication(
     options.publicationName,
   ]);
   const tableList = options.tables.map((t) => `public.${quoteIdent(t)}`).join(', ');
+  const pubName = quoteName(options.publicationName);
   if (!pubExists) {
+    if (!role.superuser) await assertCanCreatePublication(db, role.role, options, tableList);
     await db.query(`create publication ${quoteIdent(options.publicationName)} for table ${tableList}`);
     publicationCreated = true;
   } else {
@@ -99,6 +113,21 @@ export async function bootstrapReplication(
       [options.publicationName],
     );
     const missing = options.tables.filter((t) => !rows.some((r) => r.tablename === t));
+    if (missing.length > 0 && !role.superuser) {
+      const { rows: owned } = await db.query<{ ok: boolean }>(
+        `select pg_has_role(p.pubowner, 'USAGE') and coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true) as ok
+         from pg_publication p
+         left join pg_class c on c.relnamespace = 'public'::regnamespace and c.relname = any($2::text[])
+         where p.pubname = $1 group by p.pubowner`,
+        [options.publicationName, missing],
+      );
+      if (!owned[0]?.ok) {
+        throw new CdcSetupError(
+          `publication ${options.publicationName} lacks tables walcache reads (${missing.join(', ')}) and role ${role.role} may not add them (that needs ownership of the publication and the tables)`,
+          `as the owner: ALTER PUBLICATION ${pubName} ADD TABLE ${missing.map((t) => `public.${quoteName(t)}`).join(', ')};`,
+        );
+      }
+    }
     if (missing.length > 0) {
       await db.query(
         `alter publication ${quoteIdent(options.publicationName)} add table ${missing.map((t) => `public.${quoteIdent(t)}`).join(', ')}`,
@@ -139,6 +168,41 @@ export async function bootstrapReplication(
   );
   const relationOids = new Map(oids.map((r) => [r.relname, Number(r.oid)]));
   return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys, relationOids };
+}
+
+/**
+ * CREATE PUBLICATION … FOR TABLE needs CREATE on the database and ownership of every table.
+ * A least-privilege walcache role owns neither: the operator creates the publication ahead
+ * of time and walcache only checks it; the message says both ways out.
+ */
+async function assertCanCreatePublication(
+  db: Queryable,
+  role: string,
+  options: BootstrapOptions,
+  tableList: string,
+): Promise<void> {
+  const { rows } = await db.query<{ can_create: boolean; database: string; not_owned: string[] }>(
+    `select has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as database,
+       coalesce((select array_agg(c.relname::text order by c.relname) from pg_class c
+                 where c.relnamespace = 'public'::regnamespace and c.relname = any($1::text[])
+                   and not pg_has_role(c.relowner, 'USAGE')), '{}') as not_owned`,
+    [[...options.tables]],
+  );
+  const check = rows[0];
+  if (!check || (check.can_create && check.not_owned.length === 0)) return;
+  const create = `CREATE PUBLICATION ${quoteName(options.publicationName)} FOR TABLE ${tableList};`;
+  const lacks = [
+    check.can_create ? undefined : `CREATE on database ${check.database}`,
+    check.not_owned.length > 0
+      ? `ownership of ${check.not_owned.map((t) => `public.${t}`).join(', ')}`
+      : undefined,
+  ].filter((x) => x !== undefined);
+  throw new CdcSetupError(
+    `publication ${options.publicationName} does not exist and role ${role} cannot create it: it lacks ${lacks.join(' and ')}`,
+    check.not_owned.length > 0
+      ? `as the tables' owner, create it ahead of time: ${create}`
+      : `GRANT CREATE ON DATABASE ${quoteName(check.database)} TO ${quoteName(role)}; or, as an owner: ${create}`,
+  );
 }
 
 async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]> {

@@ -1,5 +1,7 @@
 import { setTimeout as sleep } from 'node:timers/promises';
+import { ConnectionConfigError, permanentConnectionFailure } from '@walcache/config';
 import { bigIntToLsn, compareLsn, lsnToBigInt, withTimeout } from '@walcache/core';
+import { pgConnectionConfig } from '@walcache/db';
 import type { Logger } from '@walcache/observability';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
 import { type Batch, Batcher, type TagLimit, TxTags } from './batcher.ts';
@@ -46,7 +48,10 @@ export interface SlotSyncMarker {
 }
 
 export interface CdcStreamOptions extends BootstrapOptions {
-  /** The replication connection (a dedicated `replication=database` connection is opened from it). */
+  /**
+   * The replication connection (a dedicated `replication=database` connection is opened
+   * from it), with the same TLS settings as the pools (pgConnectionConfig).
+   */
   connectionString: string;
   /**
    * Ordinary queries: bootstrap, heartbeats, lag. A small pg.Pool built in main.ts: it
@@ -160,8 +165,12 @@ export class CdcStream {
         try {
           await this.streamOnce();
         } catch (error) {
-          if (error instanceof CdcSetupError) throw error;
+          if (error instanceof CdcSetupError || error instanceof ConnectionConfigError) throw error;
           if (this.stopping) break;
+          // A wrong password or an untrusted certificate does not heal: stop with the reason
+          // instead of a reconnect loop that looks like an outage.
+          const permanent = permanentConnectionFailure(error, 'DATABASE_URL', 'postgres');
+          if (permanent) throw permanent;
           const message = error instanceof Error ? error.message : String(error);
           if (/replication slot .* is active/i.test(message)) {
             if (this.state !== 'standby')
@@ -280,7 +289,7 @@ export class CdcStream {
 
     let failure: unknown;
     const service = new LogicalReplicationService(
-      { connectionString: o.connectionString, application_name: 'walcache-cdc' },
+      { ...pgConnectionConfig(o.connectionString), application_name: 'walcache-cdc' },
       // timeoutSeconds 0: the library's timer would ack the last *received* LSN (#174).
       // flowControl: a slow handler pauses the socket instead of buffering without bound.
       { acknowledge: { auto: false, timeoutSeconds: 0 }, flowControl: { enabled: true } },

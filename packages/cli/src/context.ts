@@ -1,4 +1,4 @@
-import type { Env } from '@walcache/config';
+import { type Env, permanentConnectionFailure, redisConnectionOptions } from '@walcache/config';
 import { QUEUE_PREFIX } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import type { Db } from '@walcache/resources';
@@ -21,13 +21,13 @@ export class Clients {
   constructor(readonly env: Env) {}
 
   cache(): Promise<Redis> {
-    this.cacheClient ??= connectRedis(this.env.REDIS_URL, 'REDIS_URL', 'walcache-cli');
+    this.cacheClient ??= connectRedis(this.env, 'REDIS_URL', 'walcache-cli');
     return this.cacheClient;
   }
 
   queueRedis(): Promise<Redis> {
     if (this.env.QUEUE_REDIS_URL === this.env.REDIS_URL) return this.cache();
-    this.queueClient ??= connectRedis(this.env.QUEUE_REDIS_URL, 'QUEUE_REDIS_URL', 'walcache-cli-queue');
+    this.queueClient ??= connectRedis(this.env, 'QUEUE_REDIS_URL', 'walcache-cli-queue');
     return this.queueClient;
   }
 
@@ -52,6 +52,8 @@ export class Clients {
     this.pool = pool;
     pool.on('error', () => undefined); // an idle client dropping is harmless for a one-shot command
     const client = await pool.connect().catch((error: unknown) => {
+      const permanent = permanentConnectionFailure(error, 'DATABASE_URL', 'postgres');
+      if (permanent) throw new CliError(permanent.message, exitCodes.config, { cause: error });
       throw new CliError(
         `cannot reach PostgreSQL (DATABASE_URL): ${message(error)}. Is it running, and is DATABASE_URL right?`,
         exitCodes.unavailable,
@@ -72,8 +74,14 @@ export class Clients {
   }
 }
 
-async function connectRedis(url: string, variable: string, name: string): Promise<Redis> {
-  const redis = new Redis(url, {
+async function connectRedis(
+  env: Env,
+  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
+  name: string,
+): Promise<Redis> {
+  const url = env[variable];
+  const redis = new Redis({
+    ...redisConnectionOptions(url, env),
     lazyConnect: true,
     // A one-shot command fails at once rather than retrying in the background: the operator
     // gets the reason in seconds. 3 s covers a slow network, not a dead server.
@@ -90,6 +98,8 @@ async function connectRedis(url: string, variable: string, name: string): Promis
     await redis.connect();
   } catch (error) {
     redis.disconnect();
+    const permanent = permanentConnectionFailure(lastError ?? error, variable, 'redis');
+    if (permanent) throw new CliError(permanent.message, exitCodes.config, { cause: error });
     throw new CliError(
       `cannot reach Redis at ${redactedHost(url)} (${variable}): ${message(lastError ?? error)}. Is it running, and is ${variable} right?`,
       exitCodes.unavailable,

@@ -1,5 +1,5 @@
 import { parseArgs } from 'node:util';
-import { ConfigError, parseEnv } from '@walcache/config';
+import { ConfigError, ConnectionConfigError, parseEnv, redactSecrets } from '@walcache/config';
 import { isMain } from '@walcache/observability';
 import { z } from 'zod';
 import { flushCommand } from './commands/flush.ts';
@@ -109,11 +109,18 @@ export async function run(argv: string[], io: Io = processIo(), source = process
     }
     return exitCodes.ok;
   } catch (error) {
+    // Driver messages may quote a connection string: nothing leaves the CLI unredacted.
     if (error instanceof CliError) {
-      if (error.message) io.err(`walcache: ${error.message}`);
+      if (error.message) io.err(`walcache: ${redactSecrets(error.message)}`);
       return error.exitCode;
     }
-    io.err(`walcache: ${error instanceof Error ? (error.stack ?? error.message) : String(error)}`);
+    if (error instanceof ConnectionConfigError) {
+      io.err(`walcache: ${redactSecrets(error.message)}`);
+      return exitCodes.config;
+    }
+    io.err(
+      `walcache: ${redactSecrets(error instanceof Error ? (error.stack ?? error.message) : String(error))}`,
+    );
     return exitCodes.failed;
   } finally {
     await clients?.close();

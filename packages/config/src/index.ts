@@ -1,4 +1,28 @@
+import { accessSync, constants, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { redactUrl } from './redact.ts';
+
+export {
+  ConnectionConfigError,
+  permanentConnectionFailure,
+  type RedisConnectionOptions,
+  type RedisTlsFiles,
+  redisConnectionOptions,
+} from './connections.ts';
+export { redactSecrets, redactUrl } from './redact.ts';
+
+/** A path to a file this process can read (certificates, keys, secrets mounted as files). */
+const readableFile = z.string().refine(
+  (path) => {
+    try {
+      accessSync(path, constants.R_OK);
+      return true;
+    } catch {
+      return false;
+    }
+  },
+  { error: 'cannot read this file (missing, or no permission)' },
+);
 
 /**
  * The environment of every walcache process, parsed once in each app's `main.ts`.
@@ -9,13 +33,22 @@ export const envSchema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// URL' }),
-    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// URL' }),
+    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// (TLS) URL' }),
     /** The queue may live on its own Redis (noeviction) while the cache Redis evicts (LRU). */
-    QUEUE_REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// URL' }).optional(),
+    QUEUE_REDIS_URL: z
+      .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// (TLS) URL' })
+      .optional(),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
     /** Ops routes (/ops/*) are mounted only when a token is set. */
     OPS_TOKEN: z.string().min(8, 'must be at least 8 characters').optional(),
+    /** The ops token read from a file (a mounted container secret); trailing newlines are dropped. */
+    OPS_TOKEN_FILE: readableFile.optional(),
+    /** CA certificate(s) that sign the Redis servers' certificates (rediss:// URLs); default: the system CAs. */
+    REDIS_TLS_CA_FILE: readableFile.optional(),
+    /** Client certificate and its key, for a Redis that requires them (`tls-auth-clients yes`). */
+    REDIS_TLS_CERT_FILE: readableFile.optional(),
+    REDIS_TLS_KEY_FILE: readableFile.optional(),
     CDC_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9465),
     INVALIDATOR_METRICS_PORT: z.coerce.number().int().min(0).max(65535).default(9466),
     SLOT_NAME: z
@@ -39,7 +72,49 @@ export const envSchema = z
     NEGATIVE_TTL_SECONDS: z.coerce.number().int().positive().default(30),
     INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
   })
-  .transform((env) => ({ ...env, QUEUE_REDIS_URL: env.QUEUE_REDIS_URL ?? env.REDIS_URL }));
+  .superRefine((env, ctx) => {
+    const tlsFiles = (['REDIS_TLS_CA_FILE', 'REDIS_TLS_CERT_FILE', 'REDIS_TLS_KEY_FILE'] as const).filter(
+      (name) => env[name] !== undefined,
+    );
+    const urls = [env.REDIS_URL, env.QUEUE_REDIS_URL ?? env.REDIS_URL];
+    if (tlsFiles.length > 0 && !urls.some((u) => u.startsWith('rediss:'))) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [tlsFiles[0] as string],
+        message: 'is set but no Redis URL uses TLS: write rediss:// in REDIS_URL / QUEUE_REDIS_URL',
+      });
+    }
+    if ((env.REDIS_TLS_CERT_FILE === undefined) !== (env.REDIS_TLS_KEY_FILE === undefined)) {
+      ctx.addIssue({
+        code: 'custom',
+        path: [env.REDIS_TLS_CERT_FILE === undefined ? 'REDIS_TLS_CERT_FILE' : 'REDIS_TLS_KEY_FILE'],
+        message: 'a client certificate needs both REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE',
+      });
+    }
+    if (env.OPS_TOKEN !== undefined && env.OPS_TOKEN_FILE !== undefined) {
+      ctx.addIssue({
+        code: 'custom',
+        path: ['OPS_TOKEN_FILE'],
+        message: 'set either OPS_TOKEN or OPS_TOKEN_FILE, not both',
+      });
+    }
+  })
+  .transform((env, ctx) => {
+    let opsToken = env.OPS_TOKEN;
+    if (env.OPS_TOKEN_FILE !== undefined) {
+      opsToken = readFileSync(env.OPS_TOKEN_FILE, 'utf8').replace(/\s+$/, '');
+      if (opsToken.length < 8) {
+        ctx.issues.push({
+          code: 'custom',
+          path: ['OPS_TOKEN_FILE'],
+          message: 'the token in this file must be at least 8 characters',
+          input: env.OPS_TOKEN_FILE,
+        });
+        return z.NEVER;
+      }
+    }
+    return { ...env, OPS_TOKEN: opsToken, QUEUE_REDIS_URL: env.QUEUE_REDIS_URL ?? env.REDIS_URL };
+  });
 
 export type Env = z.output<typeof envSchema>;
 
@@ -76,16 +151,5 @@ export function loadEnvOrExit(source: Record<string, string | undefined> = proce
       process.exit(78); // EX_CONFIG
     }
     throw error;
-  }
-}
-
-/** Removes the password of a connection URL so it can be logged. */
-export function redactUrl(value: string): string {
-  try {
-    const url = new URL(value);
-    if (url.password) url.password = '***';
-    return url.toString();
-  } catch {
-    return value;
   }
 }

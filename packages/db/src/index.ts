@@ -1,5 +1,19 @@
+export {
+  assertCanRead,
+  currentRole,
+  probePostgres,
+  type Queryable,
+  quoteIdent,
+  verifyPostgres,
+} from './access.ts';
 export { MigrationError, migrateToLatest } from './migrate.ts';
-export { createDb, createPool, guardConnectionErrors, type PoolOptions } from './pool.ts';
+export {
+  createDb,
+  createPool,
+  guardConnectionErrors,
+  type PoolOptions,
+  pgConnectionConfig,
+} from './pool.ts';
 export type {
   ArticlesTable,
   ArticleTagsTable,

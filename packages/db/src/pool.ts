@@ -1,8 +1,42 @@
+import { ConnectionConfigError } from '@walcache/config';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
+import { parse, toClientConfig } from 'pg-connection-string';
 import type { Database } from './schema.ts';
 
+/**
+ * The one place a Postgres URL becomes client settings, for the pools and the CDC's
+ * replication connection alike. `sslmode` means what libpq says it means: `require`
+ * encrypts without checking the certificate (unless `sslrootcert` is given, then as
+ * `verify-ca`), `verify-ca` checks the chain against `sslrootcert`, `verify-full` the chain
+ * and the host name (against the system CAs without `sslrootcert`). node-postgres 8 would
+ * otherwise treat every mode as verify-full and warn on stderr. `sslrootcert=system` (libpq
+ * 16) is the system CAs with verify-full. A bad setting throws a ConnectionConfigError
+ * naming `variable`, at startup rather than at the first query.
+ */
+export function pgConnectionConfig(connectionString: string, variable = 'DATABASE_URL'): pg.ClientConfig {
+  let text = connectionString;
+  try {
+    const url = new URL(connectionString);
+    if (url.searchParams.get('sslrootcert') === 'system') {
+      url.searchParams.delete('sslrootcert');
+      url.searchParams.set('sslmode', 'verify-full');
+      text = url.toString();
+    }
+  } catch {
+    // Not a URL (a libpq key/value string): pg-connection-string reports what is wrong.
+  }
+  try {
+    return toClientConfig(parse(text, { useLibpqCompat: true }));
+  } catch (error) {
+    const reason = error instanceof Error ? error.message : String(error);
+    const file = /ENOENT|EACCES/.test(reason) ? 'cannot read the sslrootcert/sslcert/sslkey file: ' : '';
+    throw new ConnectionConfigError(variable, `${file}${reason.split('\n')[0]}`, { cause: error });
+  }
+}
+
 export interface PoolOptions {
+  /** A postgres:// URL (DATABASE_URL), read by pgConnectionConfig. */
   connectionString: string;
   max?: number;
   /** How long a checkout may wait for a connection (default 5 s: a cold Postgres answers within it). */
@@ -16,7 +50,7 @@ export interface PoolOptions {
 
 export function createPool(options: PoolOptions): pg.Pool {
   const pool = new pg.Pool({
-    connectionString: options.connectionString,
+    ...pgConnectionConfig(options.connectionString),
     max: options.max ?? 10,
     // Why 5 s: long enough for a cold Postgres, short enough that a dead one fails requests fast.
     connectionTimeoutMillis: options.waitMs ?? 5_000,

@@ -1,8 +1,9 @@
 import { collectDefaultMetrics, Registry } from 'prom-client';
 
+export { redactSecrets } from '@walcache/config';
 export type { Logger } from 'pino';
 export { Counter, Gauge, Histogram, Registry } from 'prom-client';
-export { createLogger, logFields, redactSecrets, silentLogger } from './logger.ts';
+export { createLogger, logFields, silentLogger } from './logger.ts';
 
 /** A registry with the process metrics of prom-client, all names prefixed `walcache_`. */
 export function createRegistry(app: string): Registry {
@@ -14,3 +15,4 @@ export function createRegistry(app: string): Registry {
 
 export { type MetricsServer, startMetricsServer } from './server.ts';
 export { isMain, onShutdown } from './shutdown.ts';
+export { startOrExit } from './startup.ts';

@@ -1,3 +1,4 @@
+import { redactSecrets } from '@walcache/config';
 import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from 'pino';
 
 /**
@@ -24,20 +25,10 @@ const SECRET_KEYS = [
   'REDIS_URL',
   'QUEUE_REDIS_URL',
   'OPS_TOKEN',
+  'token',
   'password',
   'authorization',
 ];
-
-/**
- * Redacts credentials inside free text: the password of `scheme://user:password@host` URLs
- * and `password=…` pairs of libpq key/value connection strings. Error messages of drivers
- * and stacks may quote a connection string; this runs on every string a log line carries.
- */
-export function redactSecrets(text: string): string {
-  return text
-    .replace(/([a-z][a-z0-9+.-]*:\/\/[^\s:/@]*:)[^\s@/]+@/gi, '$1***@')
-    .replace(/\b(password\s*=\s*)('[^']*'|[^\s'";]+)/gi, '$1***');
-}
 
 /** How deep the redaction walks a log object; deeper values are rare and left as they are. */
 const MAX_DEPTH = 6;

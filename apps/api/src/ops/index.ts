@@ -3,7 +3,7 @@ import { BullMQAdapter } from '@bull-board/api/bullMQAdapter';
 import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { type CacheStats, cacheStatsFrom, collectStatus } from '@walcache/auditor';
-import type { Env } from '@walcache/config';
+import { type Env, redisConnectionOptions } from '@walcache/config';
 import { QUEUE_PREFIX } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
@@ -119,7 +119,8 @@ export function createOps(
   env: Env & { OPS_TOKEN: string },
   deps: { db: Db; registry: Registry; logger: Logger },
 ): Ops {
-  const queueRedis = new Redis(env.QUEUE_REDIS_URL, {
+  const queueRedis = new Redis({
+    ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
     // A dashboard or status read must fail fast while the queue Redis is down, not hang.
     maxRetriesPerRequest: 1,
     connectionName: 'walcache-api-ops',
