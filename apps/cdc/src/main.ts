@@ -6,7 +6,13 @@ import {
   type TagLimit,
   TagMapper,
 } from '@walcache/cdc';
-import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
+import {
+  type Env,
+  loadEnvOrExit,
+  redactUrl,
+  redisConnectionOptions,
+  redisUrlVariable,
+} from '@walcache/config';
 import {
   flushNamespace,
   INVALIDATE_JOB_NAME,
@@ -86,7 +92,7 @@ export async function startCdc(
   // Credentials or certificates that cannot work stop the start; Postgres' side is checked
   // by the stream's bootstrap (privileges included) and a Redis merely down is retried.
   await Promise.all([
-    probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL'),
+    probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), redisUrlVariable(env, 'queue')),
     env.QUEUE_REDIS_URL === env.REDIS_URL
       ? undefined
       : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),

@@ -1,5 +1,11 @@
 import { Auditor, type AuditorOptions, registerOpsCollectors } from '@walcache/auditor';
-import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
+import {
+  type Env,
+  loadEnvOrExit,
+  redactUrl,
+  redisConnectionOptions,
+  redisUrlVariable,
+} from '@walcache/config';
 import {
   type AnyResource,
   INVALIDATE_JOB_NAME,
@@ -57,7 +63,7 @@ export async function startInvalidator(
   try {
     await Promise.all([
       verifyPostgres(pool, sourceTables),
-      probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL'),
+      probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), redisUrlVariable(env, 'queue')),
       env.QUEUE_REDIS_URL === env.REDIS_URL
         ? undefined
         : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),

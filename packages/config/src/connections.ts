@@ -64,6 +64,17 @@ export function redisConnectionOptions(url: string, tls: RedisTlsFiles = {}): Re
 }
 
 /**
+ * The variable an operator set for a Redis connection: QUEUE_REDIS_URL defaults to
+ * REDIS_URL, and a message must name the one to change.
+ */
+export function redisUrlVariable(
+  env: { REDIS_URL: string; QUEUE_REDIS_URL: string },
+  which: 'cache' | 'queue',
+): 'REDIS_URL' | 'QUEUE_REDIS_URL' {
+  return which === 'queue' && env.QUEUE_REDIS_URL !== env.REDIS_URL ? 'QUEUE_REDIS_URL' : 'REDIS_URL';
+}
+
+/**
  * A connection that failed for a reason retrying cannot fix: wrong credentials, an
  * untrusted or mismatched certificate, a missing privilege. The process stops with this
  * one line (naming the variable to change) instead of a reconnect loop that looks like an
@@ -110,7 +121,8 @@ export function permanentConnectionFailure(
   const cause = error instanceof AggregateError && error.errors.length > 0 ? error.errors[0] : error;
   if (!(cause instanceof Error)) return undefined;
   const code = (cause as { code?: unknown }).code;
-  const detail = redactSecrets(cause.message);
+  // One line: OpenSSL's messages span several.
+  const detail = redactSecrets(cause.message).replace(/\s+/g, ' ').trim();
   const fail = (what: string, fix: string) =>
     new ConnectionConfigError(variable, `${what} (${detail}); ${fix}`, { cause });
   const caFix =

@@ -8,6 +8,7 @@ export {
   type RedisConnectionOptions,
   type RedisTlsFiles,
   redisConnectionOptions,
+  redisUrlVariable,
 } from './connections.ts';
 export { redactSecrets, redactUrl } from './redact.ts';
 

@@ -1,3 +1,4 @@
+import { connect as tlsConnect } from 'node:tls';
 import { permanentConnectionFailure } from '@walcache/config';
 import { Redis, type RedisOptions } from 'ioredis';
 
@@ -15,6 +16,13 @@ const PROBE_TIMEOUT_MS = 5_000;
  * ioredis would otherwise retry them forever, which looks like an outage.
  */
 export async function probeRedis(options: RedisOptions, variable: string): Promise<'ok' | 'unreachable'> {
+  if (options.tls?.cert) {
+    const verdict = await clientCertificateVerdict(options);
+    if (verdict instanceof Error) {
+      const permanent = permanentConnectionFailure(verdict, variable, 'redis');
+      if (permanent) throw permanent;
+    }
+  }
   const probe = new Redis({
     ...options,
     lazyConnect: true,
@@ -40,4 +48,41 @@ export async function probeRedis(options: RedisOptions, variable: string): Promi
   } finally {
     probe.disconnect();
   }
+}
+
+/**
+ * Why 2 s: the server's answer to a client certificate arrives within a round trip of the
+ * handshake; a server that sends no session ticket leaves this probe inconclusive, and it
+ * must not hold the start for longer than that.
+ */
+const CLIENT_CERT_VERDICT_MS = 2_000;
+
+/**
+ * With TLS 1.3 a server checks the client certificate after the handshake has completed on
+ * the client's side: its refusal is an alert that races the first command, and ioredis
+ * (which writes AUTH at once) usually sees only a reset connection, indistinguishable from
+ * an outage. A bare TLS connection that writes nothing gets the alert itself, or the
+ * server's session ticket once it accepted the certificate.
+ */
+async function clientCertificateVerdict(options: RedisOptions): Promise<Error | 'accepted' | 'inconclusive'> {
+  return new Promise((resolve) => {
+    const socket = tlsConnect({
+      host: options.host ?? '127.0.0.1',
+      port: options.port ?? 6379,
+      ...options.tls,
+    });
+    const done = (verdict: Error | 'accepted' | 'inconclusive') => {
+      clearTimeout(timer);
+      socket.destroy();
+      resolve(verdict);
+    };
+    const timer = setTimeout(() => done('inconclusive'), CLIENT_CERT_VERDICT_MS);
+    socket.once('secureConnect', () => {
+      // TLS 1.2 checks the client certificate inside the handshake: completing it is the verdict.
+      if (socket.getProtocol() !== 'TLSv1.3') done('accepted');
+    });
+    socket.once('session', () => done('accepted'));
+    socket.once('error', (error) => done(error));
+    socket.once('close', () => done('inconclusive'));
+  });
 }

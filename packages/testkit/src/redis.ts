@@ -37,9 +37,17 @@ export interface StartRedisOptions {
   aclUsers?: string[][];
   /**
    * TLS only (`--port 0 --tls-port`): the URL becomes rediss://. `authClients` makes the
-   * server require a client certificate signed by `caFile`.
+   * server require a client certificate signed by `caFile`; the readiness probe then
+   * presents `clientCertFile`/`clientKeyFile`.
    */
-  tls?: { certFile: string; keyFile: string; caFile: string; authClients?: boolean };
+  tls?: {
+    certFile: string;
+    keyFile: string;
+    caFile: string;
+    authClients?: boolean;
+    clientCertFile?: string;
+    clientKeyFile?: string;
+  };
 }
 
 export const REDIS_INSTALL_HINT =
@@ -119,8 +127,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
         ? {
             tls: {
               ca: readFileSync(tls.caFile),
-              ...(tls.authClients
-                ? { cert: readFileSync(tls.certFile), key: readFileSync(tls.keyFile) }
+              ...(tls.clientCertFile && tls.clientKeyFile
+                ? { cert: readFileSync(tls.clientCertFile), key: readFileSync(tls.clientKeyFile) }
                 : {}),
             },
           }

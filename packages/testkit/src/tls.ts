@@ -2,6 +2,7 @@ import { spawnSync } from 'node:child_process';
 import { mkdtemp, rm, writeFile } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
+import { ensureDebianTool } from './tools.ts';
 
 /** A private CA, a server certificate it signed and a client certificate, all PEM files. */
 export interface TestCertificates {
@@ -14,10 +15,10 @@ export interface TestCertificates {
   remove(): Promise<void>;
 }
 
-function openssl(args: string[], cwd: string): void {
-  const run = spawnSync('openssl', args, { cwd, encoding: 'utf8' });
-  if (run.error) throw new Error('openssl was not found on PATH; install it with `apt-get install openssl`');
-  if (run.status !== 0) throw new Error(`openssl ${args.join(' ')} failed: ${run.stderr}`);
+function runOpenssl(binary: string, args: string[], cwd: string): void {
+  const run = spawnSync(binary, args, { cwd, encoding: 'utf8' });
+  if (run.error || run.status !== 0)
+    throw new Error(`openssl ${args.join(' ')} failed: ${run.stderr ?? run.error?.message}`);
 }
 
 /**
@@ -31,6 +32,8 @@ export async function generateCertificates(
 ): Promise<TestCertificates> {
   const hosts = options.hosts ?? ['localhost', '127.0.0.1'];
   const name = options.name ?? 'walcache-test';
+  const binary = await ensureDebianTool('openssl', { debianPackage: 'openssl', versionArgs: ['version'] });
+  const openssl = (args: string[], cwd: string) => runOpenssl(binary, args, cwd);
   const dir = await mkdtemp(join(tmpdir(), 'walcache-certs-'));
   const key = ['-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:prime256v1', '-nodes'];
   const san = hosts.map((h) => (/^[\d.]+$|:/.test(h) ? `IP:${h}` : `DNS:${h}`)).join(',');
