@@ -220,3 +220,34 @@ describe('item 10: stuck states', () => {
     expect(held === null || held === (await fresh(userProfile, params))).toBe(true);
   });
 });
+
+describe('item 2: a cache Redis at maxmemory (noeviction)', () => {
+  let full: RedisServer;
+  beforeAll(async () => {
+    full = await startRedis({ maxmemoryPolicy: 'noeviction' });
+  });
+  afterAll(async () => {
+    await full?.stop();
+  });
+
+  it('an invalidation whose marker write is refused (OOM) still deletes the values, then fails', async () => {
+    const client = new Redis(full.url);
+    try {
+      const cache = new ReadThroughCache({ redis: client, db, prefix: `hole2-${++prefixes}` });
+      const params = { id: '9' };
+      expect((await cache.get(userProfile, params)).status).toBe('MISS');
+      expect(await client.exists(cache.keys.value('user:9'))).toBe(1);
+      // Full: 2 MB of other data, then maxmemory below what is used. Every write command is
+      // refused from here; reads, DEL/UNLINK/SREM are not.
+      await client.set('pad', 'x'.repeat(2 * 1024 * 1024));
+      await client.config('SET', 'maxmemory', '1mb');
+      await expect(client.incr(cache.keys.seq)).rejects.toThrow(/OOM/);
+      await writer.query('update users set name = $1 where id = 9', ['renamed (item 2)']);
+      await expect(invalidateTags(client, cache.keys, [rowTag('users', 9)])).rejects.toThrow(/OOM/);
+      // The hit would have been stale: it must be gone even though no marker could be written.
+      expect(await client.exists(cache.keys.value('user:9'))).toBe(0);
+    } finally {
+      client.disconnect();
+    }
+  });
+});

@@ -14,6 +14,7 @@ import {
   redisUrlVariable,
 } from '@walcache/config';
 import {
+  checkRedisMemoryPolicies,
   flushNamespace,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
@@ -116,6 +117,18 @@ export async function startCdc(
           connectionName: 'walcache-cdc-flush',
         });
   if (cacheRedis !== queueRedis) cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
+  // A Redis whose memory policy cannot stay correct is refused before anything streams.
+  // The connections fail fast by design (no offline queue); give them a moment to connect so
+  // a normal start does not begin with a failed attempt. Redis still down after that is the
+  // reconnect loop's business, not a reason to refuse to start (then the check is skipped).
+  const redisClients = [...new Set([queueRedis, cacheRedis])];
+  await Promise.all(redisClients.map((r) => untilReady(r, REDIS_READY_WAIT_MS)));
+  await checkRedisMemoryPolicies(cacheRedis, queueRedis, (message, err) =>
+    logger.warn({ err }, message),
+  ).catch((error: unknown) => {
+    for (const r of redisClients) r.disconnect();
+    throw error;
+  });
   // Bootstrap, heartbeats and lag reads. Why 2 connections: a heartbeat and a lag read may
   // overlap; the replication stream has its own connection.
   const db = createPool({
@@ -191,10 +204,6 @@ export async function startCdc(
     { database: redactUrl(env.DATABASE_URL), slot: env.SLOT_NAME, metricsPort: metricsServer.port },
     'cdc starting',
   );
-  // The connections fail fast by design (no offline queue); give them a moment to connect so
-  // a normal start does not begin with a failed attempt. Redis still down after that is the
-  // reconnect loop's business, not a reason to refuse to start.
-  await Promise.all([...new Set([queueRedis, cacheRedis])].map((r) => untilReady(r, REDIS_READY_WAIT_MS)));
   const done = stream.run();
   let closing: Promise<void> | undefined;
   return {

@@ -8,6 +8,7 @@ import {
 } from '@walcache/config';
 import {
   type AnyResource,
+  checkRedisMemoryPolicies,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
   InvalidJobError,
@@ -92,6 +93,17 @@ export async function startInvalidator(
     connectionName: 'walcache-invalidator-cache',
   });
   cacheRedis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
+  // A Redis whose memory policy cannot stay correct is refused before any job runs.
+  await checkRedisMemoryPolicies(
+    cacheRedis,
+    env.QUEUE_REDIS_URL === env.REDIS_URL ? cacheRedis : workerRedis,
+    (message, err) => logger.warn({ err }, message),
+  ).catch(async (error: unknown) => {
+    cacheRedis.disconnect();
+    workerRedis.disconnect();
+    await pool.end();
+    throw error;
+  });
   const db = createDb(pool);
   const registry = createRegistry('invalidator');
   const metrics = createInvalidatorMetrics(registry);

@@ -33,6 +33,14 @@ export { isValueOrLease, type Keyspace, keyspace, resourceKeyOf } from './keys.t
 export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
 export { invalidationJobOptions, QUEUE_PREFIX } from './queue.ts';
 export {
+  checkRedisMemoryPolicies,
+  memoryConfigProblem,
+  RedisConfigError,
+  type RedisMemoryConfig,
+  type RedisRole,
+  readMemoryConfig,
+} from './redis-policy.ts';
+export {
   type AnyResource,
   defineResource,
   type RefreshPolicy,

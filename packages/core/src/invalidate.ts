@@ -47,22 +47,34 @@ export async function invalidateTags(
   const client = withCommands(redis);
   // Step 1: a new sequence, then a version marker per tag, before anything is deleted: a
   // fill that registers itself after our SMEMBERS sees the marker and refuses to cache.
-  const seq = await client.incr(keys.seq);
-  await options.afterIncrement?.(seq);
-  if (tags.length === 0) return { seq, keys: [] };
-  const windowMs = options.windowMs ?? timings.tagVersionWindowMs;
-  for (let i = 0; i < tags.length; i += MARKER_BATCH) {
-    const batch = tags.slice(i, i + MARKER_BATCH);
-    await client.walcacheBumpTagVersions(
-      batch.length + 1,
-      keys.tagVersionExpiry,
-      ...batch.map((t) => keys.tagVersion(t)),
-      seq,
-      windowMs,
-      ...batch,
-    );
+  let seq = 0;
+  let refused: unknown;
+  try {
+    seq = await client.incr(keys.seq);
+    await options.afterIncrement?.(seq);
+    if (tags.length === 0) return { seq, keys: [] };
+    const windowMs = options.windowMs ?? timings.tagVersionWindowMs;
+    for (let i = 0; i < tags.length; i += MARKER_BATCH) {
+      const batch = tags.slice(i, i + MARKER_BATCH);
+      await client.walcacheBumpTagVersions(
+        batch.length + 1,
+        keys.tagVersionExpiry,
+        ...batch.map((t) => keys.tagVersion(t)),
+        seq,
+        windowMs,
+        ...batch,
+      );
+    }
+  } catch (error) {
+    // A Redis at `maxmemory` without eviction refuses INCR and the marker script but still
+    // answers GETs: leaving the values would serve them stale until the job succeeds. So the
+    // values are deleted anyway (DEL, SREM and reads are allowed under OOM, and free memory),
+    // then the attempt fails and its retry writes the markers. A fill racing this attempt
+    // could cache what it loaded before the commit; the retry finds it in the tag set.
+    if (!isOutOfMemory(error) || tags.length === 0) throw error;
+    refused = error;
   }
-  await options.afterVersions?.(seq);
+  if (refused === undefined) await options.afterVersions?.(seq);
 
   // Step 2: resolve tags to keys, delete values and their leases (an in-flight fill then
   // loses its compare-and-set), and remove exactly the members read: a fill that added
@@ -76,11 +88,13 @@ export async function invalidateTags(
   // aborted pipeline, a refused command) left the retry an empty set and the value cached.
   // Redis never applies half a transaction: not in memory, not in the AOF (a truncated
   // MULTI is dropped on load), not on a replica (it is replicated as one block).
-  const cleanup = client.multi();
+  // Under OOM Redis refuses to queue a transaction; that attempt unlinks without SREM (a plain
+  // pipeline): the members stay, so its retry finds the keys again and removes them.
+  const cleanup = refused === undefined ? client.multi() : client.pipeline();
   members.forEach((list, i) => {
     if (list.length === 0) return;
     for (const k of list) valueKeys.add(k);
-    cleanup.srem(keys.tagSet(tags[i]!), ...list);
+    if (refused === undefined) cleanup.srem(keys.tagSet(tags[i]!), ...list);
   });
   // Order matters: every SREM, then the leases, then the values (one connection keeps this
   // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
@@ -91,6 +105,7 @@ export async function invalidateTags(
   }
   for (const valueKey of valueKeys) cleanup.unlink(valueKey);
   if (valueKeys.size > 0) await execPipeline(cleanup);
+  if (refused !== undefined) throw refused;
 
   // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
   for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
@@ -105,4 +120,9 @@ export async function invalidateTags(
     seq,
     keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
   };
+}
+
+/** Redis refused a write because it is at `maxmemory` and may not evict (`-OOM …`). */
+function isOutOfMemory(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError' && error.message.startsWith('OOM');
 }
