@@ -1,16 +1,27 @@
 /**
- * `pnpm tsx scripts/migrate.ts [--no-seed]`: brings the schema at DATABASE_URL up to date and
- * seeds the sample data into an empty database. Used by docker compose and by operators who
- * run the apps against their own servers.
+ * `node --import tsx scripts/migrate.ts [--example NAME] [--no-seed]`: puts an example's
+ * schema and deterministic data (default: the blog) into the database at DATABASE_URL. Only
+ * ever run by hand or by the compose file's example service: walcache itself never creates
+ * tables in a database it is pointed at.
  */
 import { redactUrl } from '@walcache/config';
 import { isSourceUnavailable } from '@walcache/core';
-import { createDb, createPool, migrateToLatest, seedIfEmpty } from '@walcache/db';
+import { createDb, createPool } from '@walcache/db';
+import { examples } from '../examples/index.ts';
 
 const url = process.env.DATABASE_URL;
 if (!url) {
   process.stderr.write(
     'walcache migrate: DATABASE_URL is not set (e.g. postgres://user:pass@host:5432/db)\n',
+  );
+  process.exit(78);
+}
+const flag = process.argv.indexOf('--example');
+const name = (flag >= 0 ? process.argv[flag + 1] : undefined) ?? process.env.WALCACHE_EXAMPLE ?? 'blog';
+const example = examples[name];
+if (!example) {
+  process.stderr.write(
+    `walcache migrate: no example "${name}"; examples: ${Object.keys(examples).join(', ')}\n`,
   );
   process.exit(78);
 }
@@ -33,15 +44,10 @@ try {
       await new Promise((resolve) => setTimeout(resolve, retryDelayMs));
     }
   }
-  const applied = await migrateToLatest(db);
+  const { applied, seeded } = await example.setup(db, process.argv.includes('--no-seed') ? false : undefined);
   process.stdout.write(
-    `${redactUrl(url)}: ${applied.length ? `applied ${applied.join(', ')}` : 'schema up to date'}\n`,
+    `${redactUrl(url)}: example ${name}: ${applied.length ? `applied ${applied.join(', ')}` : 'schema up to date'}; ${seeded ? 'seeded the sample data' : 'not seeded (has data, or --no-seed)'}\n`,
   );
-  if (!process.argv.includes('--no-seed')) {
-    process.stdout.write(
-      (await seedIfEmpty(db)) ? 'seeded the sample data\n' : 'database has data; not seeding\n',
-    );
-  }
 } catch (error) {
   process.stderr.write(`walcache migrate: ${error instanceof Error ? error.message : String(error)}\n`);
   process.exitCode = 1;

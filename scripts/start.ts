@@ -12,8 +12,8 @@ import { tmpdir } from 'node:os';
 import { dirname, join, resolve } from 'node:path';
 import { createInterface } from 'node:readline';
 import { fileURLToPath } from 'node:url';
-import { redactUrl } from '@walcache/config';
-import { createDb, createPool, migrateToLatest, seedIfEmpty } from '@walcache/db';
+import { configArgs, redactUrl } from '@walcache/config';
+import { createDb, createPool } from '@walcache/db';
 import {
   findRedisServer,
   freePort,
@@ -26,6 +26,7 @@ import {
   traversableByPostgres,
 } from '@walcache/testkit';
 import { prettyFactory } from 'pino-pretty';
+import { examples } from '../examples/index.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(root, '.walcache');
@@ -184,17 +185,33 @@ async function main() {
     databaseUrl = started.pg.url;
   }
 
-  say('start', `migrating ${redactUrl(databaseUrl)}`);
-  const pool = createPool({ connectionString: databaseUrl, applicationName: 'walcache-start' });
-  const db = createDb(pool);
-  const applied = await migrateToLatest(db);
-  say('start', applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
-  const seeded = await seedIfEmpty(db);
-  say(
-    'start',
-    seeded ? 'seeded the sample data (500 users, 3000 articles)' : 'database already has data; not seeding',
-  );
-  await db.destroy();
+  // What to serve: a team's config file (WALCACHE_CONFIG / --config), else an example
+  // (WALCACHE_EXAMPLE / --example, default blog). An example's schema and sample data go only
+  // into the embedded Postgres, or into DATABASE_URL when asked with --load-example: walcache
+  // never creates tables in a database it is merely pointed at.
+  const choice = { ...process.env, ...configArgs() };
+  const configFile = choice.WALCACHE_CONFIG;
+  const exampleName = choice.WALCACHE_EXAMPLE ?? 'blog';
+  const example = configFile ? undefined : examples[exampleName];
+  if (!configFile && !example) {
+    say('start', `no example "${exampleName}"; examples: ${Object.keys(examples).join(', ')}`);
+    await shutdown(78);
+    return;
+  }
+  if (example && (started.pg || process.argv.includes('--load-example'))) {
+    say('start', `loading the ${example.name} example into ${redactUrl(databaseUrl)}`);
+    const pool = createPool({ connectionString: databaseUrl, applicationName: 'walcache-start' });
+    const db = createDb(pool);
+    const { applied, seeded } = await example.setup(db);
+    say('start', applied.length ? `applied migrations: ${applied.join(', ')}` : 'schema is up to date');
+    say('start', seeded ? 'seeded the sample data' : 'database already has data; not seeding');
+    await db.destroy();
+  } else {
+    say(
+      'start',
+      `serving ${configFile ?? `the ${exampleName} example`} from ${redactUrl(databaseUrl)} (no tables created)`,
+    );
+  }
 
   const env = {
     ...process.env,
@@ -203,6 +220,7 @@ async function main() {
     PORT: String(ports.PORT),
     CDC_METRICS_PORT: String(ports.CDC_METRICS_PORT),
     INVALIDATOR_METRICS_PORT: String(ports.INVALIDATOR_METRICS_PORT),
+    ...(configFile ? { WALCACHE_CONFIG: resolve(configFile) } : { WALCACHE_EXAMPLE: exampleName }),
   };
   const pretty = prettyFactory({
     colorize: Boolean(useColor),

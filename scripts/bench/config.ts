@@ -1,4 +1,4 @@
-import type { SeedSize } from '@walcache/db';
+import type { SeedSize } from '../../examples/blog/index.ts';
 
 /**
  * Every duration, rate and size of the benchmark, with the reason for its value. The two

@@ -1,6 +1,6 @@
 import { decodeEntry, keyspace } from '@walcache/core';
-import { articleDetail, articleList } from '@walcache/resources';
 import type { Redis } from 'ioredis';
+import { articleDetail, articleList } from '../../test/support/blog.ts';
 import type { BenchProfile } from './config.ts';
 import type { LoadGenerator, LoadSpec } from './load.ts';
 import { type Children, progress, sleep } from './procs.ts';

@@ -1,6 +1,6 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { createDb, createPool, migrateToLatest, type SeedSize, seedIfEmpty } from '@walcache/db';
+import { createDb, createPool } from '@walcache/db';
 import {
   freePort,
   type PostgresServer,
@@ -10,6 +10,8 @@ import {
 } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { blogExample, type SeedSize } from '../../examples/blog/index.ts';
+import { compileBlog } from '../../test/support/blog.ts';
 import { type Child, type Children, progress, waitForHttp } from './procs.ts';
 import { childPids, type ProcessGroup } from './sys.ts';
 
@@ -56,8 +58,8 @@ export async function startServers(seed: SeedSize): Promise<Servers> {
     progress(
       `migrating and seeding ${seed.users} users, ${seed.articles} articles, ${seed.articles * seed.commentsPerArticle} comments`,
     );
-    await migrateToLatest(db);
-    await seedIfEmpty(db, seed);
+    await blogExample.setup(db, seed);
+    await compileBlog(pool);
     const { rows } = await pool.query<{ server_version: string }>('show server_version');
     const sync = await pool.query<{ synchronous_commit: string }>('show synchronous_commit');
     if (sync.rows[0]?.synchronous_commit !== 'on') throw new Error('expected synchronous_commit=on');

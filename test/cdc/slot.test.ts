@@ -1,11 +1,11 @@
 import type { Env } from '@walcache/config';
 import { createLogger } from '@walcache/observability';
-import { articleDetail } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import type pg from 'pg';
 import { afterAll, afterEach, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCdc, startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { articleDetail } from '../support/blog.ts';
 import { adminPool, type CacheFixture, cacheFixture } from '../support/cdc-harness.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
 

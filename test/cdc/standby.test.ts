@@ -1,10 +1,10 @@
 import type { Env } from '@walcache/config';
 import { silentLogger } from '@walcache/observability';
-import { articleDetail } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { articleDetail } from '../support/blog.ts';
 import { adminPool, type CacheFixture, cacheFixture } from '../support/cdc-harness.ts';
 import { type CdcProcess, spawnCdc } from '../support/cdc-process.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';

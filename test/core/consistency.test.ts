@@ -8,18 +8,12 @@
  */
 import { type AnyResource, ReadThroughCache } from '@walcache/core';
 import { silentLogger } from '@walcache/observability';
-import {
-  articleComments,
-  articleDetail,
-  articleList,
-  type Db,
-  tagList,
-  userProfile,
-} from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
+import { articleComments, articleDetail, articleList, tagList, userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 
@@ -38,6 +32,10 @@ let api: Awaited<ReturnType<typeof startApi>>;
 
 beforeAll(async () => {
   servers = await startServers({ users: USERS, articles: ARTICLES, tags: 6, commentsPerArticle: 2 });
+  targets = declaredTargets.map((t) => ({
+    ...t,
+    params: t.resource.params.parse(t.params) as Record<string, unknown>,
+  }));
   p = await startPipeline(servers, { sentinelUser: SENTINEL_USER });
   secondRedis = new Redis(p.env.REDIS_URL);
   second = new ReadThroughCache({ redis: secondRedis, db: p.db, prefix: p.env.CACHE_PREFIX });
@@ -65,7 +63,7 @@ function prng(seed: number): () => number {
 
 type Target = { resource: AnyResource<Db>; params: Record<string, unknown>; path: string };
 
-const targets: Target[] = [
+const declaredTargets: Target[] = [
   ...Array.from({ length: ARTICLES + 2 }, (_, i) => ({
     resource: articleDetail,
     params: { id: String(i + 1) },
@@ -84,7 +82,9 @@ const targets: Target[] = [
   { resource: articleList, params: { limit: 10 }, path: '/v1/articles?limit=10' },
   { resource: articleList, params: { limit: 5 }, path: '/v1/articles?limit=5' },
   { resource: tagList, params: {}, path: '/v1/tags' },
-].map((t) => ({ ...t, params: t.resource.params.parse(t.params) as Record<string, unknown> }));
+];
+/** Canonical params need the compiled resources: built once startServers has compiled them. */
+let targets: Target[] = [];
 
 /** A reader: a cache instance, or the HTTP API (which answers 404 problem+json for null). */
 type Reader = ReadThroughCache<Db> | 'http';

@@ -4,9 +4,10 @@
  * invalidator's workers. Each command times out, the job attempt fails and BullMQ retries
  * it; once Redis answers again the invalidation completes.
  */
-import { userProfile } from '@walcache/resources';
+
 import { type RedisServer, startRedis, waitFor } from '@walcache/testkit';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 

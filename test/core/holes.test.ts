@@ -12,11 +12,12 @@ import {
   rowTag,
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { type Db, userProfile } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { type RedisServer, startRedis, waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it, vi } from 'vitest';
+import { userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { Parking } from './support.ts';
 

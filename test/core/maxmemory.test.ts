@@ -5,10 +5,11 @@
  * Redis, as documented. Writers and readers run while values are being evicted; afterwards
  * no cached value and no read is stale.
  */
-import { articleDetail, userProfile } from '@walcache/resources';
+
 import { type RedisServer, startRedis } from '@walcache/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { articleDetail, userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 

@@ -2,12 +2,13 @@ import type { Env } from '@walcache/config';
 import { decodeEntry, ReadThroughCache } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
-import { type Db, userProfile } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { type InvalidatorOptions, startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { userProfile } from '../support/blog.ts';
 import { type Servers, testEnv } from '../support/stack.ts';
 import { EventCounter } from './support.ts';
 

@@ -18,10 +18,11 @@ import {
   tableTag,
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { articleDetail, type Db, userProfile } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { articleDetail, userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { NaiveCache } from './naive-cache.ts';
 import { Parking } from './support.ts';

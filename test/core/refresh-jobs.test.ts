@@ -14,13 +14,14 @@ import {
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
-import { articleDetail, type Db, resourceForKey, userProfile } from '@walcache/resources';
+import type { Db, Params, Value } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import type { Job } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, beforeEach, describe, expect, it } from 'vitest';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { articleDetail, resourceForKey, userProfile } from '../support/blog.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
 import { counting } from './support.ts';
 
@@ -31,10 +32,11 @@ let redis: Redis;
 let db: Db;
 let writer: pg.Client;
 /** The user profile as the invalidator sees it: its load fails while `failuresLeft` > 0. */
-const flakyProfile = counting(userProfile);
+let flakyProfile: ReturnType<typeof counting<Db, Params, Value>>;
 
 beforeAll(async () => {
   servers = await startServers({ users: 20, articles: 30, tags: 3, commentsPerArticle: 1 });
+  flakyProfile = counting(userProfile);
   // No CDC here: the tests enqueue the jobs the CDC would, with short retry settings.
   const env = testEnv(servers);
   invalidator = await startInvalidator(env, silentLogger(), {

@@ -4,22 +4,18 @@
  * it. A missing tag shows up here as a cached value that never changes (waitFor times out).
  */
 import type { AnyResource } from '@walcache/core';
-import {
-  type ArticleDetail,
-  type ArticleListItem,
-  articleComments,
-  articleDetail,
-  articleList,
-  type CommentItem,
-  type Db,
-  type Page,
-  type TagList,
-  tagList,
-  type UserProfile,
-  userProfile,
-} from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import type {
+  ArticleDetail,
+  ArticleListItem,
+  CommentItem,
+  Page,
+  TagList,
+  UserProfile,
+} from '../../examples/blog/contract.ts';
+import { articleComments, articleDetail, articleList, tagList, userProfile } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { json, type Pipeline, startPipeline } from './pipeline.ts';
 

@@ -5,11 +5,12 @@
  */
 import { keyspace, ReadThroughCache } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { articleDetail, type Db } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { articleDetail } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { counting, EventCounter, Parking } from './support.ts';
 

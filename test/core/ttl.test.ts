@@ -6,9 +6,10 @@
  */
 import { invalidateTags, ReadThroughCache, timings } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { articleDetail, type Db, ttl } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { articleDetail, ttl } from '../support/blog.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 
 let servers: Servers;

@@ -1,26 +1,27 @@
 import { quantile, targetOfKey } from '@walcache/auditor';
-import {
-  articleComments,
-  articleDetail,
-  articleList,
-  encodeCursor,
-  tagList,
-  userProfile,
-} from '@walcache/resources';
-import { describe, expect, it } from 'vitest';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { encodeCursor, resourceForKey } from '../support/blog.ts';
+import { type Servers, startServers } from '../support/stack.ts';
+
+let servers: Servers;
+beforeAll(async () => {
+  // The blog's resources are compiled against a real catalog (no rows needed).
+  servers = await startServers(false);
+});
+afterAll(() => servers?.stop());
 
 describe('targetOfKey: the auditor reloads exactly the value a key was built from', () => {
   const cursor = encodeCursor({ at: '2026-01-02 03:04:05.123456+00', id: '17' });
   it.each([
-    [articleDetail.key({ id: '42' }), 'article', { id: '42' }],
-    [userProfile.key({ id: '7' }), 'user', { id: '7' }],
-    [tagList.key({}), 'tags', {}],
-    [articleList.key({ limit: 20 }), 'articles', { limit: 20 }],
-    [articleList.key({ limit: 5, cursor }), 'articles', { limit: 5, cursor }],
-    [articleComments.key({ id: '9', limit: 10 }), 'comments', { id: '9', limit: 10 }],
-    [articleComments.key({ id: '9', limit: 10, cursor }), 'comments', { id: '9', limit: 10, cursor }],
+    ['article:42', 'article', { id: '42' }],
+    ['user:7', 'user', { id: '7' }],
+    ['tags:all', 'tags', {}],
+    ['articles:20:-', 'articles', { limit: 20 }],
+    [`articles:5:${cursor}`, 'articles', { limit: 5, cursor }],
+    ['comments:9:10:-', 'comments', { id: '9', limit: 10 }],
+    [`comments:9:10:${cursor}`, 'comments', { id: '9', limit: 10, cursor }],
   ])('%s', (key, resource, params) => {
-    const target = targetOfKey(key);
+    const target = targetOfKey(key, resourceForKey);
     expect(target?.resource.name).toBe(resource);
     expect(target?.params).toEqual(params);
   });
@@ -34,7 +35,7 @@ describe('targetOfKey: the auditor reloads exactly the value a key was built fro
     'nope:1',
     'user:0',
   ])('refuses %s (not a key walcache builds)', (key) => {
-    expect(targetOfKey(key)).toBeUndefined();
+    expect(targetOfKey(key, resourceForKey)).toBeUndefined();
   });
 });
 

@@ -7,6 +7,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { resourceForKey } from '../support/blog.ts';
 import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
 import { scrape, sum } from './helpers.ts';
 
@@ -103,6 +104,7 @@ describe('consistency auditor', () => {
     const registry = new Registry();
     const auditor = new Auditor(
       {
+        resourceForKey,
         cacheRedis: redis,
         statsRedis: queueRedis,
         db: createDb(pool),

@@ -155,7 +155,7 @@ describe('the built walcache binary', () => {
     expect(missing.stdout).toContain('not cached');
     const bad = await walcache(['inspect', 'article', 'id=abc']);
     expect(bad.code).toBe(2);
-    expect(bad.stderr).toContain('bad params for article: id must be a positive integer');
+    expect(bad.stderr).toContain('bad params for article: id must be an integer between 1 and');
   });
 
   it('flush: refuses without confirmation, then deletes one resource or everything', async () => {

@@ -1,12 +1,13 @@
 import { type AnyResource, INVALIDATE_JOB_NAME, keyspace, rowTag } from '@walcache/core';
 import { silentLogger } from '@walcache/observability';
-import { type Db, resourceForKey, userProfile } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { startRedis, waitFor } from '@walcache/testkit';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { resourceForKey, userProfile } from '../support/blog.ts';
 import { type LiveSystem, type Servers, type Stack, startLiveSystem, testEnv } from '../support/stack.ts';
 import { apiCacheReady, has, type Sample, scrape, sum, value } from './helpers.ts';
 

@@ -9,11 +9,12 @@ import {
   type Resource,
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { articleComments, articleDetail, type Db, userProfile } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import pg from 'pg';
+import { articleComments, articleDetail, userProfile } from './blog.ts';
 
 /** Deterministic pseudo-random numbers: a failing storm can be replayed with its seed. */
 export function rng(seed: number): () => number {

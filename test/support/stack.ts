@@ -1,12 +1,14 @@
 import { randomBytes } from 'node:crypto';
 import { type Env, parseEnv } from '@walcache/config';
-import { createDb, createPool, migrateToLatest, type SeedSize, seedIfEmpty } from '@walcache/db';
+import { createDb, createPool } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
 import { type PostgresServer, type RedisServer, startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { blogExample, type SeedSize } from '../../examples/blog/index.ts';
+import { compileBlog } from './blog.ts';
 import { createLeastPrivilegeRole } from './roles.ts';
 
 export interface Servers {
@@ -15,7 +17,10 @@ export interface Servers {
   stop(): Promise<void>;
 }
 
-/** Private Postgres + Redis, migrated and seeded (small by default: tests need rows, not volume). */
+/**
+ * Private Postgres + Redis with the blog example's schema and data (small by default: tests
+ * need rows, not volume), and the blog's resources compiled against it (test/support/blog.ts).
+ */
 export async function startServers(
   seed: SeedSize | false = { users: 50, articles: 200, tags: 10, commentsPerArticle: 2 },
   redisOptions: Parameters<typeof startRedis>[0] = {},
@@ -23,8 +28,8 @@ export async function startServers(
   const [pg, redis] = await Promise.all([startPostgres(), startRedis(redisOptions)]);
   const pool = createPool({ connectionString: pg.url });
   const db = createDb(pool);
-  await migrateToLatest(db);
-  if (seed) await seedIfEmpty(db, seed);
+  await blogExample.setup(db, seed);
+  await compileBlog(pool);
   await db.destroy();
   return {
     pg,

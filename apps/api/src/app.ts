@@ -1,14 +1,7 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { type AnyResource, type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
+import { type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
-import {
-  articleComments,
-  articleDetail,
-  articleList,
-  type Db,
-  tagList,
-  userProfile,
-} from '@walcache/resources';
+import type { CompiledConfig, CompiledResource, Db, Params } from '@walcache/resources';
 import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
@@ -31,15 +24,11 @@ import {
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
-import {
-  articleCommentsRoute,
-  articleDetailRoute,
-  articleListRoute,
-  tagListRoute,
-  userProfileRoute,
-} from './routes.ts';
+import { resourceRoute } from './routes.ts';
 
 export interface ApiDeps {
+  /** What to serve: the config compiled against the database (routes, answers, OpenAPI). */
+  resources: CompiledConfig;
   cache: ReadThroughCache<Db>;
   db: Db;
   redis: Redis;
@@ -134,26 +123,12 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
 
   /**
-   * The cache-aside answer for one resource: validated params → canonical params (the only
-   * input a cache key is built from) → Redis or Postgres → the cached bytes as they are.
+   * The cache-aside answer for one resource: canonical params (validated once, by the
+   * route; the only input a cache key is built from) → Redis or Postgres → the cached bytes
+   * as they are.
    */
-  const serve = async (
-    c: Context<ApiEnv>,
-    resource: AnyResource<Db>,
-    raw: Record<string, string | undefined>,
-    places: Record<string, 'path' | 'query'>,
-  ): Promise<Response> => {
-    const parsed = resource.params.safeParse(withoutUndefined(raw));
-    if (!parsed.success) {
-      return invalidParameters(
-        c,
-        parsed.error.issues.map((issue) => {
-          const parameter = String(issue.path[0] ?? 'params');
-          return { parameter, in: places[parameter] ?? 'query', message: issue.message };
-        }),
-      );
-    }
-    const result = await deps.cache.get(resource, parsed.data);
+  const serve = async (c: Context<ApiEnv>, resource: CompiledResource, params: Params): Promise<Response> => {
+    const result = await deps.cache.get(resource, params);
     c.set('cacheOutcome', result.status);
     if (!result.found) {
       return problem(
@@ -184,37 +159,37 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
   };
 
-  app.openapi(articleListRoute, (c) =>
-    serve(c, articleList, c.req.valid('query'), { limit: 'query', cursor: 'query' }),
+  // Lists before lookups, and longer paths first, so `/v1/a/{id}/b` is never read as `/v1/a/{id}`.
+  const ordered = [...deps.resources.resources].sort(
+    (a, b) => b.route.split('/').length - a.route.split('/').length,
   );
-  app.openapi(articleDetailRoute, (c) => serve(c, articleDetail, c.req.valid('param'), { id: 'path' }));
-  app.openapi(articleCommentsRoute, (c) =>
-    serve(
-      c,
-      articleComments,
-      { ...c.req.valid('query'), ...c.req.valid('param') },
-      {
-        id: 'path',
-        limit: 'query',
-        cursor: 'query',
-      },
-    ),
-  );
-  app.openapi(userProfileRoute, (c) => serve(c, userProfile, c.req.valid('param'), { id: 'path' }));
-  app.openapi(tagListRoute, (c) => serve(c, tagList, {}, {}));
-
-  // An empty id never reaches a `{id}` route (the router needs a non-empty segment): answer
-  // these spellings with the same 400 a bad id gets, not a confusing "no such route".
-  const emptyId = (c: Context<ApiEnv>) =>
-    invalidParameters(c, [{ parameter: 'id', in: 'path', message: 'must not be empty' }]);
-  app.get('/v1/articles/', emptyId);
-  app.get('/v1/users/', emptyId);
-  app.get('/v1/articles//comments', emptyId);
+  for (const resource of ordered) {
+    const route = resourceRoute(resource);
+    const hasPath = resource.routeParams.some((p) => p.in === 'path');
+    const hasQuery = resource.routeParams.some((p) => p.in === 'query');
+    app.openapi(route, (c) => {
+      // biome-ignore lint/suspicious/noExplicitAny: the route's schemas are built from the config at run time.
+      const req = c.req as any;
+      const params: Params = {
+        ...(hasQuery ? (req.valid('query') as Params) : {}),
+        ...(hasPath ? (req.valid('param') as Params) : {}),
+      };
+      return serve(c, resource, params);
+    });
+    // An empty path parameter never reaches a `{id}` route (the router needs a non-empty
+    // segment): answer these spellings with the same 400 a bad value gets, not "no such route".
+    for (const p of resource.routeParams.filter((q) => q.in === 'path')) {
+      const emptied = resource.route.replace(`{${p.name}}`, '').replace(/\{([^}]+)\}/g, ':$1');
+      app.get(emptied, (c) =>
+        invalidParameters(c, [{ parameter: p.name, in: 'path', message: 'must not be empty' }]),
+      );
+    }
+  }
 
   // The OpenAPI document is built once, on first request, and served as bytes with an ETag.
   let document: { body: string; etag: string } | undefined;
   app.get(OPENAPI_PATH, (c) => {
-    document ??= renderDocument(app);
+    document ??= renderDocument(app, deps.resources);
     if (ifNoneMatchMatches(c.req.header('if-none-match'), document.etag)) {
       return c.body(null, 304, { etag: document.etag, 'cache-control': CACHE_CONTROL });
     }
@@ -301,22 +276,18 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   return app;
 }
 
-function renderDocument(app: OpenAPIHono<ApiEnv>): { body: string; etag: string } {
+function renderDocument(app: OpenAPIHono<ApiEnv>, resources: CompiledConfig): { body: string; etag: string } {
   const doc = app.getOpenAPI31Document({
     openapi: '3.1.0',
     info: {
-      title: 'walcache read API',
+      title: resources.openapi.title ?? 'walcache read API',
       version: '1.0.0',
       description:
-        "Read API of the sample blog, answered from a Redis cache that Postgres' WAL keeps correct. " +
+        `${resources.openapi.description ?? "Answered from a Redis cache that Postgres' WAL keeps correct."} ` +
         'Every `/v1` answer carries `X-Cache` and an `ETag`; send it back in `If-None-Match` for a 304. ' +
         'Errors are `application/problem+json` with a stable `type` URI.',
     },
-    tags: [
-      { name: 'articles', description: 'Articles and their comments' },
-      { name: 'users', description: 'User profiles' },
-      { name: 'tags', description: 'Tags' },
-    ],
+    tags: [...new Set(resources.resources.map((r) => r.openapiTag))].map((name) => ({ name })),
   });
   const body = JSON.stringify(doc);
   return { body, etag: `"${Buffer.from(String(hash(body))).toString('base64url')}"` };
@@ -340,10 +311,4 @@ function parameterErrors(error: ZodError, place: 'path' | 'query'): ParameterErr
     if (!seen.has(parameter)) seen.set(parameter, { parameter, in: place, message: issue.message });
   }
   return [...seen.values()];
-}
-
-function withoutUndefined(raw: Record<string, string | undefined>): Record<string, string> {
-  const out: Record<string, string> = {};
-  for (const [k, v] of Object.entries(raw)) if (v !== undefined) out[k] = v;
-  return out;
 }

@@ -1,4 +1,4 @@
-import { createPool, type Database } from '@walcache/db';
+import { createPool } from '@walcache/db';
 import type { Db } from '@walcache/resources';
 import { Kysely, PostgresDialect, type PostgresPool, type PostgresPoolClient } from 'kysely';
 import type pg from 'pg';
@@ -55,7 +55,7 @@ export function createApiDb(pool: pg.Pool, maxWaiting: number = limits.poolMaxWa
     },
     end: () => pool.end(),
   };
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool: gated }) });
+  return new Kysely({ dialect: new PostgresDialect({ pool: gated }) });
 }
 
 /** SQLSTATE 57014: the statement timeout (or a cancel) ended the query. */

@@ -11,7 +11,7 @@ import {
   onShutdown,
   startOrExit,
 } from '@walcache/observability';
-import { sourceTables } from '@walcache/resources';
+import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
@@ -29,6 +29,8 @@ export interface RunningApi {
 export interface ApiOptions {
   /** Lets a test observe the pool (e.g. count checkouts to prove a hit issues no SQL). */
   onPool?: (pool: ReturnType<typeof createApiPool>) => void;
+  /** What to serve, already compiled (tests); default: the config WALCACHE_CONFIG names. */
+  resources?: CompiledConfig;
 }
 
 export async function startApi(
@@ -41,10 +43,19 @@ export async function startApi(
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
   });
   options.onPool?.(pool);
+  // What to serve: the config compiled against the catalog (its tables are what is checked below).
+  const resources =
+    options.resources ??
+    (await loadCompiledConfig({ config: env.WALCACHE_CONFIG, example: env.WALCACHE_EXAMPLE }, pool, (w) =>
+      logger.warn(w),
+    ).catch(async (error: unknown) => {
+      await pool.end();
+      throw error;
+    }));
   // Settings that cannot work stop the start here; servers merely down do not (degraded mode).
   try {
     await Promise.all([
-      verifyPostgres(pool, sourceTables),
+      verifyPostgres(pool, resources.tables),
       probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
       env.OPS_TOKEN && env.QUEUE_REDIS_URL !== env.REDIS_URL
         ? probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL')
@@ -91,6 +102,7 @@ export async function startApi(
     : undefined;
   let draining = false;
   const app = createApp({
+    resources,
     ops: ops?.app,
     cache,
     db,

@@ -1,18 +1,11 @@
-import { createRoute, type z } from '@hono/zod-openapi';
-import {
-  ArticleDetailSchema,
-  ArticleListSchema,
-  CommentListSchema,
-  idPath,
-  ProblemSchema,
-  pageQuery,
-  TagListSchema,
-  UserProfileSchema,
-} from './schemas.ts';
+import { createRoute, z } from '@hono/zod-openapi';
+import type { CompiledResource } from '@walcache/resources';
+import { ProblemSchema } from './schemas.ts';
 
 /**
- * The `/v1` routes as OpenAPI route definitions: path, parameters, every answer with its
- * headers. app.ts binds each to its resource; /openapi.json is generated from these.
+ * The `/v1` routes as OpenAPI route definitions, one per configured resource: path,
+ * parameters, every answer with its headers. app.ts binds each to its resource;
+ * /openapi.json is generated from these, so the document always matches the config.
  */
 
 const cachingHeaders = {
@@ -59,70 +52,47 @@ const commonAnswers = {
   ),
 } as const;
 
-export const articleDetailRoute = createRoute({
-  method: 'get',
-  path: '/v1/articles/{id}',
-  operationId: 'getArticle',
-  tags: ['articles'],
-  summary: 'One article, with its author, tag names and comment count',
-  request: { params: idPath },
-  responses: {
-    200: json(ArticleDetailSchema, 'The article (published or not).'),
-    ...commonAnswers,
-    404: problemAnswer('No article has this id (…/not-found).'),
-  },
-});
-
-export const articleListRoute = createRoute({
-  method: 'get',
-  path: '/v1/articles',
-  operationId: 'listArticles',
-  tags: ['articles'],
-  summary: 'Published articles, newest first, one page at a time',
-  request: { query: pageQuery },
-  responses: {
-    200: json(ArticleListSchema, 'A page of articles.'),
-    ...commonAnswers,
-  },
-});
-
-export const articleCommentsRoute = createRoute({
-  method: 'get',
-  path: '/v1/articles/{id}/comments',
-  operationId: 'listArticleComments',
-  tags: ['articles'],
-  summary: 'Comments of one article, newest first, one page at a time',
-  request: { params: idPath, query: pageQuery },
-  responses: {
-    200: json(CommentListSchema, 'A page of comments.'),
-    ...commonAnswers,
-    404: problemAnswer('No article has this id (…/not-found).'),
-  },
-});
-
-export const userProfileRoute = createRoute({
-  method: 'get',
-  path: '/v1/users/{id}',
-  operationId: 'getUser',
-  tags: ['users'],
-  summary: 'A user profile with the number of published articles',
-  request: { params: idPath },
-  responses: {
-    200: json(UserProfileSchema, 'The user.'),
-    ...commonAnswers,
-    404: problemAnswer('No user has this id (…/not-found).'),
-  },
-});
-
-export const tagListRoute = createRoute({
-  method: 'get',
-  path: '/v1/tags',
-  operationId: 'listTags',
-  tags: ['tags'],
-  summary: 'Every tag with its number of published articles',
-  responses: {
-    200: json(TagListSchema, 'All tags, by name.'),
-    304: commonAnswers[304],
-    503: commonAnswers[503],
-  },
-});
+/** The OpenAPI route of one resource: its parameters from the catalog, its answer schema, its 404. */
+export function resourceRoute(resource: CompiledResource) {
+  const pathParams: Record<string, z.ZodType> = {};
+  const queryParams: Record<string, z.ZodType> = {};
+  for (const p of resource.routeParams) {
+    const described = p.schema.openapi({
+      param: { name: p.name, in: p.in, required: p.required },
+      description: p.description,
+      ...(p.name === 'limit' ? { type: 'integer' as const } : {}),
+    });
+    if (p.in === 'path') pathParams[p.name] = described;
+    else queryParams[p.name] = described;
+  }
+  const request = {
+    ...(Object.keys(pathParams).length ? { params: z.object(pathParams) } : {}),
+    ...(Object.keys(queryParams).length ? { query: z.object(queryParams) } : {}),
+  };
+  const answers =
+    Object.keys(pathParams).length || Object.keys(queryParams).length
+      ? commonAnswers
+      : { 304: commonAnswers[304], 503: commonAnswers[503] };
+  const notFound: Record<number, ReturnType<typeof problemAnswer>> = resource.kind === 'lookup' ||
+  Object.keys(pathParams).length
+    ? {
+        404: problemAnswer(
+          `No ${resource.kind === 'lookup' ? resource.name : 'parent row'} has these parameters (…/not-found).`,
+        ),
+      }
+    : {};
+  return createRoute({
+    method: 'get',
+    path: resource.route,
+    operationId: resource.operationId,
+    tags: [resource.openapiTag],
+    summary: resource.summary,
+    ...(resource.description ? { description: resource.description } : {}),
+    request,
+    responses: {
+      200: json(resource.answer.openapi(resource.schemaName), resource.summary),
+      ...answers,
+      ...notFound,
+    },
+  });
+}

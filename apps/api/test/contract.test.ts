@@ -2,17 +2,17 @@ import { gunzipSync } from 'node:zlib';
 import { etagOf } from '@walcache/core';
 import { createLogger } from '@walcache/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { SqlActivity } from '../../../test/support/sql-activity.ts';
-import { API_APPLICATION_NAME } from '../src/db.ts';
-import { problemTypes } from '../src/problem.ts';
 import {
   ArticleDetailSchema,
   ArticleListSchema,
   CommentListSchema,
-  ProblemSchema,
   TagListSchema,
   UserProfileSchema,
-} from '../src/schemas.ts';
+} from '../../../examples/blog/contract.ts';
+import { SqlActivity } from '../../../test/support/sql-activity.ts';
+import { API_APPLICATION_NAME } from '../src/db.ts';
+import { problemTypes } from '../src/problem.ts';
+import { ProblemSchema } from '../src/schemas.ts';
 import { documentValidators, type OpenApiDocument, openApiDocument, responseComponent } from './openapi.ts';
 import { buildApi, type Servers, startServers, type TestApi } from './support.ts';
 

@@ -1,7 +1,7 @@
-import { encodeCursor } from '@walcache/resources';
 import fc from 'fast-check';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArticleListSchema } from '../src/schemas.ts';
+import { ArticleListSchema } from '../../../examples/blog/contract.ts';
+import { encodeCursor } from '../../../test/support/blog.ts';
 import { buildApi, type Servers, startServers, type TestApi } from './support.ts';
 
 let servers: Servers;
@@ -178,7 +178,7 @@ describe('fuzzing path and query parameters', () => {
       `^(?:article:${id}|user:${id}|tags:all|articles:${limit}:(?:-|${cursor})|comments:${id}:${limit}:(?:-|${cursor}))$`,
     );
     const tag = new RegExp(
-      `^(?:row:(?:articles|users|comments|tags|article_tags):${id}|col:(?:comments|article_tags|articles):(?:article_id|author_id):${id}|col:tags:name:[a-z0-9-]+|table:[a-z_]+|epoch:[a-z_]+)$`,
+      `^(?:row:(?:articles|users|comments|tags|article_tags):${id}|col:(?:comments|article_tags|articles):(?:article_id|author_id|tag_id):${id}|col:tags:name:[a-z0-9-]+|table:[a-z_]+|epoch:[a-z_]+)$`,
     );
     const keys: string[] = [];
     let scan = '0';
@@ -220,10 +220,15 @@ function cursorCanonical(key: string): boolean {
   const parts = key.split(':');
   const last = parts.at(-1)!;
   if (!(parts[0] === 'articles' || parts[0] === 'comments') || last === '-') return true;
-  const [at, cursorId] = Buffer.from(last, 'base64url').toString('utf8').split('|');
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(last, 'base64url').toString('utf8'));
+  } catch {
+    return false;
+  }
+  const [at, cursorId] = Array.isArray(decoded) && decoded.length === 2 ? (decoded as unknown[]) : [];
+  if (typeof at !== 'string' || typeof cursorId !== 'string') return false;
   return (
-    at !== undefined &&
-    cursorId !== undefined &&
     /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/.test(at) &&
     /^[0-9]{1,19}$/.test(cursorId) &&
     encodeCursor({ at, id: cursorId }) === last

@@ -1,6 +1,6 @@
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { ArticleListSchema, CommentListSchema } from '../src/schemas.ts';
+import { ArticleListSchema, CommentListSchema } from '../../../examples/blog/contract.ts';
 import { buildApi, type Servers, startServers, type TestApi } from './support.ts';
 
 let servers: Servers;

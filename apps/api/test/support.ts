@@ -3,6 +3,7 @@ import { createRegistry, silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { Redis } from 'ioredis';
 import type pg from 'pg';
+import { blogResources } from '../../../test/support/blog.ts';
 import { type Servers, startServers } from '../../../test/support/stack.ts';
 import { type ApiDeps, createApp } from '../src/app.ts';
 import { createApiDb, createApiPool } from '../src/db.ts';
@@ -59,7 +60,16 @@ export async function buildApi(
     events: metrics.cacheEvents,
     breaker: new CircuitBreaker(),
   });
-  const app = createApp({ cache, db, redis, registry, metrics, logger: silentLogger(), ...options.deps });
+  const app = createApp({
+    resources: blogResources(),
+    cache,
+    db,
+    redis,
+    registry,
+    metrics,
+    logger: silentLogger(),
+    ...options.deps,
+  });
   return {
     app,
     pool,

@@ -35,13 +35,15 @@ import {
   startMetricsServer,
   startOrExit,
 } from '@walcache/observability';
-import { sourceTables, watchedColumns } from '@walcache/resources';
+import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { createCdcMetrics } from './metrics.ts';
 
 export interface CdcOptions {
+  /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
+  resources?: Pick<CompiledConfig, 'tables' | 'watched'>;
   heartbeatIntervalMs?: number;
   lagIntervalMs?: number;
   metricsPort?: number;
@@ -139,6 +141,20 @@ export async function startCdc(
     statementTimeoutMs: 30_000,
     onIdleError: (err) => logger.warn({ err }, 'database connection lost'),
   });
+  // The CDC never runs resources' code: it needs only the tables they read and the columns
+  // whose old and new values become tags.
+  const compiled =
+    options.resources ??
+    (await loadCompiledConfig({ config: env.WALCACHE_CONFIG, example: env.WALCACHE_EXAMPLE }, db).catch(
+      async (error: unknown) => {
+        await Promise.allSettled([
+          db.end(),
+          queueRedis.quit(),
+          cacheRedis === queueRedis ? undefined : cacheRedis.quit(),
+        ]);
+        throw error;
+      },
+    ));
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.debug({ err }, 'queue error'));
   const registry = createRegistry('cdc');
@@ -169,9 +185,9 @@ export async function startCdc(
     db,
     slotName: env.SLOT_NAME,
     publicationName: env.PUBLICATION_NAME,
-    tables: sourceTables,
-    watched: watchedColumns,
-    mapper: new TagMapper(watchedColumns, new Set(sourceTables)),
+    tables: compiled.tables,
+    watched: compiled.watched,
+    mapper: new TagMapper(compiled.watched, new Set(compiled.tables)),
     store,
     slotMarker,
     flushCache: async (reason) => {

@@ -29,7 +29,7 @@ import {
   startMetricsServer,
   startOrExit,
 } from '@walcache/observability';
-import { type Db, resourceForKey, sourceTables } from '@walcache/resources';
+import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
@@ -48,6 +48,8 @@ export interface InvalidatorOptions {
   metricsPort?: number;
   /** The deployment's resource registry; tests substitute resources (e.g. a failing load). */
   resourceForKey?: (key: string) => AnyResource<Db> | undefined;
+  /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
+  resources?: CompiledConfig;
 }
 
 export async function startInvalidator(
@@ -60,10 +62,19 @@ export async function startInvalidator(
     applicationName: 'walcache-invalidator',
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
   });
+  // What this deployment serves: the config compiled against the catalog.
+  const compiled =
+    options.resources ??
+    (await loadCompiledConfig({ config: env.WALCACHE_CONFIG, example: env.WALCACHE_EXAMPLE }, pool).catch(
+      async (error: unknown) => {
+        await pool.end();
+        throw error;
+      },
+    ));
   // Settings that cannot work stop the start here; servers merely down are retried.
   try {
     await Promise.all([
-      verifyPostgres(pool, sourceTables),
+      verifyPostgres(pool, compiled.tables),
       probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), redisUrlVariable(env, 'queue')),
       env.QUEUE_REDIS_URL === env.REDIS_URL
         ? undefined
@@ -105,6 +116,7 @@ export async function startInvalidator(
     throw error;
   });
   const db = createDb(pool);
+  const resourceForKey = options.resourceForKey ?? compiled.resourceForKey;
   const registry = createRegistry('invalidator');
   const metrics = createInvalidatorMetrics(registry);
   const keys = keyspace(env.CACHE_PREFIX);
@@ -125,6 +137,7 @@ export async function startInvalidator(
       ? undefined
       : new Auditor(
           {
+            resourceForKey,
             cacheRedis,
             statsRedis: workerRedis,
             db,
@@ -143,7 +156,7 @@ export async function startInvalidator(
     cache,
     metrics,
     logger,
-    resourceForKey: options.resourceForKey ?? resourceForKey,
+    resourceForKey,
   };
 
   /** One attempt of a job. The last failed attempt enqueues the table-wide fallback first. */

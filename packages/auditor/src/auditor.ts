@@ -11,11 +11,13 @@ import { Counter, Histogram, type Logger, type Registry } from '@walcache/observ
 import type { Db } from '@walcache/resources';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
-import { targetOfKey } from './params.ts';
+import { type ResourceForKey, targetOfKey } from './params.ts';
 import { currentInsertLsn, readSlot } from './slot.ts';
 import { type AuditOutcome, recordAudit } from './stats.ts';
 
 export interface AuditorDeps {
+  /** The deployment's compiled resources: which resource a key belongs to. */
+  resourceForKey: ResourceForKey;
   /** The cache Redis (values are read from it, a stale one is deleted from it). */
   cacheRedis: Redis;
   /** Where the shared totals live: the queue Redis (see stats.ts). */
@@ -215,7 +217,7 @@ export class Auditor {
   /** Audits one value key (`wc:{article:42}`). */
   async check(valueKey: string): Promise<CheckResult> {
     const resourceKey = resourceKeyOf(this.keys, valueKey);
-    const target = resourceKey ? targetOfKey(resourceKey) : undefined;
+    const target = resourceKey ? targetOfKey(resourceKey, this.deps.resourceForKey) : undefined;
     if (!resourceKey || !target) return { key: valueKey, outcome: 'skipped' };
     const raw = await this.deps.cacheRedis.getBuffer(valueKey);
     if (!raw) return { key: valueKey, outcome: 'gone' };

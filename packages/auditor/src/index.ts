@@ -7,7 +7,7 @@ export {
   createAuditorMetrics,
 } from './auditor.ts';
 export { type OpsCollectorDeps, registerOpsCollectors } from './collectors.ts';
-export { type KeyTarget, targetOfKey } from './params.ts';
+export { type KeyTarget, type ResourceForKey, targetOfKey } from './params.ts';
 export {
   type FailedJobSummary,
   invalidationLatency,

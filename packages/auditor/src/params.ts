@@ -1,13 +1,16 @@
 import type { AnyResource } from '@walcache/core';
-import { type Db, resourceForKey } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 
 export interface KeyTarget {
   resource: AnyResource<Db>;
   params: unknown;
 }
 
+/** The resource a key belongs to (the deployment's compiled config answers this). */
+export type ResourceForKey = (key: string) => AnyResource<Db> | undefined;
+
 /** The resource and params a cache key (`article:42`) was built from, or undefined. */
-export function targetOfKey(key: string): KeyTarget | undefined {
+export function targetOfKey(key: string, resourceForKey: ResourceForKey): KeyTarget | undefined {
   const resource = resourceForKey(key);
   if (!resource) return undefined;
   const raw: unknown = resource.paramsFromKey?.(key);

@@ -21,7 +21,8 @@ await build({
   logLevel: 'warning',
   // Everything is bundled, npm packages included: the file runs from anywhere with plain node.
   // Optional native/transport modules the CLI never loads stay external.
-  external: ['pg-native', 'pino-pretty'],
+  // tsx loads a team's TypeScript config at run time and must stay a real package.
+  external: ['pg-native', 'pino-pretty', 'tsx', 'tsx/esm/api'],
   // Bundled CommonJS packages call require(); give the ESM bundle one.
   banner: {
     js: [

@@ -1,7 +1,7 @@
 import { type Env, permanentConnectionFailure, redisConnectionOptions } from '@walcache/config';
 import { QUEUE_PREFIX } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import type { Db } from '@walcache/resources';
+import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 import { CliError, exitCodes } from './errors.ts';
@@ -17,6 +17,7 @@ export class Clients {
   private queueInstance: Promise<Queue> | undefined;
   private pool: ReturnType<typeof createPool> | undefined;
   private dbInstance: Promise<Db> | undefined;
+  private compiled: Promise<CompiledConfig> | undefined;
 
   constructor(readonly env: Env) {}
 
@@ -41,6 +42,19 @@ export class Clients {
   db(): Promise<Db> {
     this.dbInstance ??= this.connectDb();
     return this.dbInstance;
+  }
+
+  /** The deployment's resources: the config compiled against the database's catalog. */
+  resources(): Promise<CompiledConfig> {
+    this.compiled ??= this.db().then(() =>
+      loadCompiledConfig(
+        { config: this.env.WALCACHE_CONFIG, example: this.env.WALCACHE_EXAMPLE },
+        this.pool!,
+      ).catch((error: unknown) => {
+        throw new CliError(message(error), exitCodes.config, { cause: error });
+      }),
+    );
+    return this.compiled;
   }
 
   private async connectDb(): Promise<Db> {

@@ -25,6 +25,8 @@ const readableFile = z.string().refine(
   { error: 'cannot read this file (missing, or no permission)' },
 );
 
+import { configArgs } from './choice.ts';
+
 /**
  * The environment of every walcache process, parsed once in each app's `main.ts`.
  * Defaults are the embedded development setup; production sets the URLs explicitly.
@@ -72,6 +74,13 @@ export const envSchema = z
     CACHE_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
     NEGATIVE_TTL_SECONDS: z.coerce.number().int().positive().default(30),
     INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+    /** The config file to serve (docs/config.md); unset: the example below. */
+    WALCACHE_CONFIG: z.string().min(1).optional(),
+    /** A bundled example (examples/<name>) to serve when no config file is named; default blog. */
+    WALCACHE_EXAMPLE: z
+      .string()
+      .regex(/^[a-z][a-z0-9-]*$/, 'the name of a folder under examples/')
+      .optional(),
   })
   .superRefine((env, ctx) => {
     const tlsFiles = (['REDIS_TLS_CA_FILE', 'REDIS_TLS_CERT_FILE', 'REDIS_TLS_KEY_FILE'] as const).filter(
@@ -143,7 +152,9 @@ export function parseEnv(source: Record<string, string | undefined>): Env {
 }
 
 /** For main.ts: parse or print the problem and exit, so a bad value never starts a half-configured process. */
-export function loadEnvOrExit(source: Record<string, string | undefined> = process.env): Env {
+export function loadEnvOrExit(
+  source: Record<string, string | undefined> = { ...process.env, ...configArgs() },
+): Env {
   try {
     return parseEnv(source);
   } catch (error) {
@@ -154,3 +165,16 @@ export function loadEnvOrExit(source: Record<string, string | undefined> = proce
     throw error;
   }
 }
+
+export { configArgs } from './choice.ts';
+export { CONFIG_EXTENSIONS, ConfigFileError, loadConfigFile, parseConfig } from './file.ts';
+export {
+  configJsonSchema,
+  defineConfig,
+  type EmbedConfig,
+  type ListConfig,
+  type ResourceConfig,
+  type WalcacheConfig,
+  type WalcacheConfigInput,
+  walcacheConfigSchema,
+} from './resources.ts';

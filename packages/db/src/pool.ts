@@ -2,7 +2,6 @@ import { ConnectionConfigError } from '@walcache/config';
 import { Kysely, PostgresDialect } from 'kysely';
 import pg from 'pg';
 import { parse, toClientConfig } from 'pg-connection-string';
-import type { Database } from './schema.ts';
 
 /**
  * The one place a Postgres URL becomes client settings, for the pools and the CDC's
@@ -74,6 +73,10 @@ export function guardConnectionErrors(pool: pg.Pool, onError: (error: Error) => 
   pool.on('connect', (client) => client.on('error', onError));
 }
 
-export function createDb(pool: pg.Pool): Kysely<Database> {
-  return new Kysely<Database>({ dialect: new PostgresDialect({ pool }) });
+/** Compiled resources read tables no TypeScript type describes; a custom resource narrows it itself. */
+// biome-ignore lint/suspicious/noExplicitAny: the database's tables come from the user's config.
+export type AnyDb = Kysely<any>;
+
+export function createDb(pool: pg.Pool): AnyDb {
+  return new Kysely({ dialect: new PostgresDialect({ pool }) });
 }

@@ -1,6 +1,6 @@
 import { QUEUE_PREFIX } from '@walcache/core';
-import { articleDetail } from '@walcache/resources';
 import { Queue } from 'bullmq';
+import { articleDetail } from '../../../test/support/blog.ts';
 import { type Ctx, fillAll, keys } from '../context.ts';
 import { LagProbe } from '../lag.ts';
 import { progress, sleep } from '../procs.ts';

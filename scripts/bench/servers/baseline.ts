@@ -16,9 +16,10 @@ import { createRequire } from 'node:module';
 import { pathToFileURL } from 'node:url';
 import type { AnyResource } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { articleDetail, articleList, type Db } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import { type Context, Hono } from 'hono';
 import { Redis } from 'ioredis';
+import { articleDetail, articleList, compileBlog } from '../../../test/support/blog.ts';
 
 /**
  * The HTTP adapter is resolved from the API package, so this server runs the very same
@@ -54,6 +55,7 @@ const NAIVE_TTL_SECONDS = 3600;
 const json = () => ({ 'content-type': 'application/json' });
 
 // An article-sized body, fixed at start: the constant route answers the same bytes as a hit.
+await compileBlog(pool);
 const constBody = Buffer.from(JSON.stringify(await articleDetail.load(db, { id: '1' })));
 
 const app = new Hono();

@@ -6,7 +6,7 @@
  *   node_modules/.bin/tsx apps/api/test/bench/compression.ts
  */
 import { gzipSync } from 'node:zlib';
-import { defaultSeedSize } from '@walcache/db';
+import { defaultSeedSize } from '../../../../examples/blog/index.ts';
 import { startServers } from '../../../../test/support/stack.ts';
 import { buildApi } from '../support.ts';
 

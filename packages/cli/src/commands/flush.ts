@@ -1,5 +1,4 @@
 import { flushNamespace, keyspace } from '@walcache/core';
-import { resources } from '@walcache/resources';
 import type { Clients } from '../context.ts';
 import { usageError } from '../errors.ts';
 import { confirm, type Io } from '../io.ts';
@@ -15,6 +14,7 @@ export async function flushCommand(
 ): Promise<void> {
   const keys = keyspace(clients.env.CACHE_PREFIX);
   const [name, ...extra] = args;
+  const resources = name ? (await clients.resources()).resources : [];
   if (extra.length > 0 || (options.all && name) || (!options.all && !name))
     throw usageError(`flush takes one resource (${resources.map((r) => r.name).join(', ')}) or --all`);
   const resource = name ? resources.find((r) => r.name === name) : undefined;

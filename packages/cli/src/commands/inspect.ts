@@ -6,7 +6,7 @@ import {
   keyspace,
   resourceKeyOf,
 } from '@walcache/core';
-import { type Db, resources } from '@walcache/resources';
+import type { Db } from '@walcache/resources';
 import type { Clients } from '../context.ts';
 import { CliError, exitCodes, usageError } from '../errors.ts';
 import { formatSeconds, type Io } from '../io.ts';
@@ -30,7 +30,7 @@ export interface InspectResult {
  * `inspect article:42`, `inspect 'wc:{article:42}'` or `inspect article id=42` (params are
  * validated by the resource's own schema, so the key is exactly the one the API uses).
  */
-export function keyFromArgs(prefix: string, args: string[]): string {
+export function keyFromArgs(prefix: string, args: string[], resources: readonly AnyResource<Db>[]): string {
   const [first, ...rest] = args;
   if (!first)
     throw usageError(`inspect needs a key (article:42) or a resource and params (${exampleParams()})`);
@@ -78,7 +78,8 @@ export async function inspectCommand(
   options: { json: boolean },
 ): Promise<void> {
   const keys = keyspace(clients.env.CACHE_PREFIX);
-  const key = keyFromArgs(keys.prefix, args);
+  const { resources } = await clients.resources();
+  const key = keyFromArgs(keys.prefix, args, resources);
   const redis = await clients.cache();
   const redisKey = keys.value(key);
   const [raw, pttl, lease] = await Promise.all([

@@ -85,7 +85,7 @@ const verbs = [
  * (generate_series) so a few thousand rows take well under a second.
  * Returns false (and writes nothing) when the database already has users.
  */
-export async function seedIfEmpty(db: Kysely<Database>, size: SeedSize = defaultSeedSize): Promise<boolean> {
+export async function seedBlog(db: Kysely<Database>, size: SeedSize = defaultSeedSize): Promise<boolean> {
   const existing = await db.selectFrom('users').select('id').limit(1).executeTakeFirst();
   if (existing) return false;
   await db.transaction().execute(async (trx) => {

@@ -1,5 +1,5 @@
 import { type Kysely, type Migration, type MigrationProvider, Migrator } from 'kysely';
-import * as m0001 from './migrations/0001_sample_schema.ts';
+import * as m0001 from './migration-0001.ts';
 
 /** Migrations are imported statically so they run the same from source, a bundle or a test. */
 const migrations: Record<string, Migration> = {
@@ -16,8 +16,8 @@ export class MigrationError extends Error {
   readonly code = 'WALCACHE_MIGRATION';
 }
 
-/** Brings the schema up to date; returns the names of the migrations it applied. */
-export async function migrateToLatest<DB>(database: Kysely<DB>): Promise<string[]> {
+/** Brings the blog's sample schema up to date; returns the names of the migrations it applied. */
+export async function migrateBlog<DB>(database: Kysely<DB>): Promise<string[]> {
   // Migrations are written against no particular schema type.
   const db = database as unknown as Kysely<unknown>;
   const migrator = new Migrator({ db, provider: new StaticMigrationProvider() });

@@ -1,0 +1,14 @@
+import type { Kysely } from 'kysely';
+import { blogExample } from './blog/index.ts';
+
+/** An example system: its config file, and its schema and data for a database handed to it. */
+export interface Example {
+  name: string;
+  configPath: string;
+  setup<DB>(db: Kysely<DB>, size?: false): Promise<{ applied: string[]; seeded: boolean }>;
+}
+
+/** The bundled examples, by the name `npm start -- --example NAME` takes. */
+export const examples: Record<string, Example> = {
+  blog: blogExample,
+};

@@ -1,0 +1,88 @@
+import { existsSync, readFileSync } from 'node:fs';
+import { extname, isAbsolute, resolve } from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
+import type { z } from 'zod';
+import { type WalcacheConfig, walcacheConfigSchema } from './resources.ts';
+
+export const CONFIG_EXTENSIONS = ['.ts', '.mts', '.mjs', '.js', '.json', '.yaml', '.yml'] as const;
+
+/** A config file that cannot be used: the message names the file, the field and the fix. */
+export class ConfigFileError extends Error {
+  readonly code = 'WALCACHE_CONFIG_FILE';
+  constructor(
+    readonly file: string,
+    readonly problems: string[],
+    options?: { cause?: unknown },
+  ) {
+    super(`config ${file}:\n${problems.map((p) => `  - ${p}`).join('\n')}`, options);
+  }
+}
+
+/** Validates a config object (from any source); throws a ConfigFileError naming each field. */
+export function parseConfig(raw: unknown, file = '(inline config)'): WalcacheConfig {
+  const result = walcacheConfigSchema.safeParse(raw);
+  if (result.success) return result.data;
+  throw new ConfigFileError(file, result.error.issues.map(describeIssue));
+}
+
+function describeIssue(issue: z.core.$ZodIssue): string {
+  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.');
+  if (issue.code === 'unrecognized_keys') {
+    return `${path || '(top level)'}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys
+      .map((k) => JSON.stringify(k))
+      .join(', ')} (see docs/config.md for the fields)`;
+  }
+  return `${path || '(top level)'}: ${issue.message}`;
+}
+
+/**
+ * Reads and validates a config file. TypeScript configs are loaded through tsx so a team's
+ * `walcache.config.ts` works from its own repository, outside this checkout; a `.ts` file
+ * may export its config as `default` or as `config`.
+ */
+export async function loadConfigFile(path: string, cwd = process.cwd()): Promise<WalcacheConfig> {
+  const file = isAbsolute(path) ? path : resolve(cwd, path);
+  const ext = extname(file).toLowerCase();
+  if (!(CONFIG_EXTENSIONS as readonly string[]).includes(ext)) {
+    throw new ConfigFileError(file, [
+      `unsupported extension "${ext}": use one of ${CONFIG_EXTENSIONS.join(', ')}`,
+    ]);
+  }
+  if (!existsSync(file)) {
+    throw new ConfigFileError(file, ['file not found (set WALCACHE_CONFIG or --config to an existing file)']);
+  }
+  let raw: unknown;
+  try {
+    if (ext === '.json') raw = JSON.parse(readFileSync(file, 'utf8'));
+    else if (ext === '.yaml' || ext === '.yml') raw = parseYaml(readFileSync(file, 'utf8'));
+    else raw = await importModule(file, ext);
+  } catch (error) {
+    if (error instanceof ConfigFileError) throw error;
+    throw new ConfigFileError(
+      file,
+      [`cannot be read: ${error instanceof Error ? error.message : String(error)}`],
+      {
+        cause: error,
+      },
+    );
+  }
+  return parseConfig(raw, file);
+}
+
+async function importModule(file: string, ext: string): Promise<unknown> {
+  const url = pathToFileURL(file).href;
+  let mod: Record<string, unknown>;
+  if (ext === '.ts' || ext === '.mts') {
+    // tsx's API compiles this one import without changing how the rest of the process loads.
+    const { tsImport } = await import('tsx/esm/api');
+    mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+  } else {
+    mod = (await import(url)) as Record<string, unknown>;
+  }
+  const exported = mod.default ?? mod.config;
+  if (exported === undefined) throw new Error('exports no config: use `export default defineConfig({...})`');
+  // tsImport of a CommonJS-shaped module can nest the default once more.
+  const inner = (exported as { default?: unknown }).default;
+  return inner !== undefined && !('resources' in (exported as object)) ? inner : exported;
+}

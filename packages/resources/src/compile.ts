@@ -1,0 +1,415 @@
+import { z } from '@hono/zod-openapi';
+import type { WalcacheConfig } from '@walcache/config';
+import { colTag, type Resource, rowTag, type Tag, tableTag, type WatchedColumn } from '@walcache/core';
+import type { Kysely } from 'kysely';
+import { type Catalog, type Queryable, readCatalog } from './catalog.ts';
+import {
+  type ListPlan,
+  type LookupPlan,
+  type NodePlan,
+  type ParamPlan,
+  planConfig,
+  type ResourcePlan,
+  tablesOfConfig,
+} from './plan.ts';
+import { listQuery, lookupQuery } from './sql.ts';
+import { answerSchema, paramSchema } from './types.ts';
+
+/**
+ * A config compiled against a database: the resources every app serves, and what the CDC
+ * needs. This is the one seam between the domain (a team's config) and walcache's code.
+ */
+
+// biome-ignore lint/suspicious/noExplicitAny: compiled resources read tables no TypeScript type describes.
+export type Db = Kysely<any>;
+
+export type Params = Record<string, string | number | undefined>;
+export type Value = Record<string, unknown>;
+
+export interface RouteParam {
+  name: string;
+  in: 'path' | 'query';
+  required: boolean;
+  description: string;
+  schema: z.ZodType;
+}
+
+export interface CompiledResource extends Resource<Db, Params, Value> {
+  readonly kind: 'lookup' | 'list';
+  /** OpenAPI path, `{param}` style. */
+  readonly route: string;
+  readonly routeParams: readonly RouteParam[];
+  /** The answer's schema (registered as an OpenAPI component under `schemaName`). */
+  readonly answer: z.ZodType;
+  readonly schemaName: string;
+  readonly operationId: string;
+  readonly summary: string;
+  readonly description?: string;
+  readonly openapiTag: string;
+  /** The tables this resource reads. */
+  readonly reads: readonly string[];
+}
+
+export interface CompiledConfig {
+  resources: CompiledResource[];
+  /** The publication's tables. */
+  tables: string[];
+  watched: WatchedColumn[];
+  needsFullIdentity: string[];
+  warnings: string[];
+  openapi: { title?: string; description?: string };
+  byName(name: string): CompiledResource | undefined;
+  /** The resource a cache key (`article:42`) belongs to, by its `name:` prefix. */
+  resourceForKey(key: string): CompiledResource | undefined;
+}
+
+/** Reads the catalog for the config's tables and compiles it; throws ConfigMismatchError naming each fix. */
+export async function compileConfig(config: WalcacheConfig, db: Queryable): Promise<CompiledConfig> {
+  const catalog = await readCatalog(db, tablesOfConfig(config));
+  return compileWithCatalog(config, catalog);
+}
+
+export function compileWithCatalog(config: WalcacheConfig, catalog: Catalog): CompiledConfig {
+  const plan = planConfig(config, catalog);
+  const resources = plan.resources.map(compileResource);
+  const byName = new Map(resources.map((r) => [r.name, r]));
+  return {
+    resources,
+    tables: plan.tables,
+    watched: plan.watched,
+    needsFullIdentity: plan.needsFullIdentity,
+    warnings: plan.warnings,
+    openapi: config.openapi ?? {},
+    byName: (name) => byName.get(name),
+    resourceForKey: (key) => byName.get(key.slice(0, key.indexOf(':'))),
+  };
+}
+
+/**
+ * Tags computed by the load's own query, handed to `tags(params, value)` by the value
+ * object (core asks for tags right after the load that produced the value).
+ */
+const loadedTags = new WeakMap<object, Tag[]>();
+
+function flattenTags(raw: unknown, out: Tag[]): Tag[] {
+  if (typeof raw === 'string') out.push(raw);
+  else if (Array.isArray(raw)) for (const item of raw) flattenTags(item, out);
+  return out;
+}
+
+const pascal = (name: string) =>
+  name
+    .split(/[^A-Za-z0-9]+/)
+    .filter(Boolean)
+    .map((p) => p[0]!.toUpperCase() + p.slice(1))
+    .join('');
+
+function tablesRead(node: NodePlan, out = new Set<string>()): Set<string> {
+  out.add(node.table.tagName);
+  for (const e of node.embeds) {
+    if (e.kind === 'one' || e.kind === 'many') tablesRead(e.node, out);
+    else if (e.kind === 'through') {
+      out.add(e.join.tagName);
+      tablesRead(e.node, out);
+    } else if (e.kind === 'count') out.add(e.table.tagName);
+    else {
+      out.add(e.join.tagName);
+      out.add(e.target.tagName);
+    }
+  }
+  return out;
+}
+
+function nodeSchema(node: NodePlan): z.ZodType {
+  if (node.pluck) return answerSchema(node.pluck);
+  const shape: Record<string, z.ZodType> = {};
+  for (const c of node.columns) shape[c.field] = answerSchema(c.column);
+  for (const e of node.embeds) {
+    if (e.kind === 'one') {
+      const inner = nodeSchema(e.node);
+      shape[e.field] = e.via.some((c) => c.nullable) ? inner.nullable() : inner;
+    } else if (e.kind === 'many' || e.kind === 'through') shape[e.field] = z.array(nodeSchema(e.node));
+    else shape[e.field] = z.number().int().min(0);
+  }
+  return z.object(shape);
+}
+
+const encodeKeyPart = (value: string | number) => encodeURIComponent(String(value));
+
+function paramDoc(p: ParamPlan): string {
+  return `${p.column.name} (${p.column.sqlType})`;
+}
+
+function compileResource(plan: ResourcePlan): CompiledResource {
+  const reads = [
+    ...tablesRead(
+      plan.node,
+      plan.shape.kind === 'list' && plan.shape.parent
+        ? new Set([plan.shape.parent.table.tagName])
+        : new Set(),
+    ),
+  ].sort();
+  const coarseTags = () => reads.map(tableTag);
+  const schemaName = plan.openapi.name ?? pascal(plan.name);
+  const common = {
+    name: plan.name,
+    route: plan.route,
+    ttlSeconds: plan.ttlSeconds,
+    negativeTtlSeconds: plan.negativeTtlSeconds,
+    policy: plan.policy,
+    schemaName,
+    openapiTag: plan.openapi.tag ?? plan.name,
+    reads,
+    ...(plan.openapi.description ? { description: plan.openapi.description } : {}),
+  };
+  return plan.shape.kind === 'lookup'
+    ? compileLookup(plan, plan.shape, common, coarseTags)
+    : compileList(plan, plan.shape, common, coarseTags);
+}
+
+type Common = Pick<
+  CompiledResource,
+  | 'name'
+  | 'route'
+  | 'ttlSeconds'
+  | 'negativeTtlSeconds'
+  | 'policy'
+  | 'schemaName'
+  | 'openapiTag'
+  | 'reads'
+  | 'description'
+>;
+
+function compileLookup(
+  plan: ResourcePlan,
+  shape: LookupPlan,
+  common: Common,
+  coarseTags: () => Tag[],
+): CompiledResource {
+  const table = plan.node.table;
+  const positive = (p: ParamPlan) =>
+    shape.byPrimaryKey && table.primaryKey.length === 1 && p.column.name === table.primaryKey[0];
+  const paramSchemas = Object.fromEntries(
+    shape.params.map((p) => [p.name, paramSchema(p.column, { positiveIds: positive(p) })]),
+  );
+  const params = z.object(paramSchemas) as unknown as z.ZodType<Params>;
+  const query = lookupQuery(plan.node, shape);
+  const names = shape.params.map((p) => p.name);
+  const selfTag = (p: Params): Tag =>
+    shape.byPrimaryKey
+      ? rowTag(table.tagName, table.primaryKey.map((k) => String(p[k])).join(','))
+      : colTag(table.tagName, shape.by[0]!.name, String(p[shape.by[0]!.name]));
+  const keyPattern = new RegExp(`^${escapeRegExp(plan.name)}:${names.map(() => '([^:]*)').join(':')}$`);
+  return {
+    ...common,
+    kind: 'lookup',
+    params,
+    routeParams: shape.params.map((p) => ({
+      name: p.name,
+      in: 'path',
+      required: true,
+      description: paramDoc(p),
+      schema: paramSchemas[p.name]!,
+    })),
+    answer: nodeSchema(plan.node),
+    operationId: plan.openapi.operationId ?? `get${pascal(plan.name)}`,
+    summary: plan.openapi.summary ?? `One ${plan.name} by ${names.join(', ')}`,
+    key: (p) => `${plan.name}:${names.map((n) => encodeKeyPart(p[n]!)).join(':')}`,
+    paramsFromKey(key) {
+      const m = keyPattern.exec(key);
+      if (!m) return undefined;
+      return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]));
+    },
+    async load(db, p) {
+      const { rows } = await query(names.map((n) => String(p[n]))).execute(db);
+      const row = rows[0] as { v: Value; t: unknown } | undefined;
+      if (!row) return null;
+      loadedTags.set(row.v, [selfTag(p), ...flattenTags(row.t, [])]);
+      return row.v;
+    },
+    tags: (p, value) =>
+      value === null ? [selfTag(p)] : (loadedTags.get(value) ?? [selfTag(p), ...coarseTags()]),
+    watched: [],
+  };
+}
+
+/** The opaque cursor: the last row's order values, exact text, base64url JSON. */
+export function encodeCursor(values: readonly string[]): string {
+  return Buffer.from(JSON.stringify(values), 'utf8').toString('base64url');
+}
+
+function compileList(
+  plan: ResourcePlan,
+  shape: ListPlan,
+  common: Common,
+  coarseTags: () => Tag[],
+): CompiledResource {
+  const table = plan.node.table;
+  const paramNames = shape.params.map((p) => p.name);
+  const shapeSchemas: Record<string, z.ZodType> = {};
+  for (const p of shape.params) {
+    const positive = shape.parent?.param === p && p.column.type.startsWith('int');
+    shapeSchemas[p.name] = paramSchema(p.column, { positiveIds: positive });
+  }
+  const { default: defaultSize, max } = shape.pageSize;
+  const limitMessage = `must be an integer between 1 and ${max}`;
+  const cursorChecks = shape.order.map((o) => paramSchema(o.column));
+  const cursorSchema = z
+    .string()
+    .min(1, 'is not a valid cursor')
+    .max(512, 'is not a valid cursor')
+    .regex(/^[A-Za-z0-9_-]+$/, 'is not a valid cursor')
+    .transform((value, ctx) => {
+      const values = decodeCursor(value, cursorChecks);
+      if (!values) {
+        ctx.addIssue({ code: 'custom', message: 'is not a valid cursor' });
+        return z.NEVER;
+      }
+      // Re-encoded from the parsed parts: the cache key is built from this canonical form only.
+      return encodeCursor(values);
+    });
+  if (shape.paginate) {
+    shapeSchemas.limit = z
+      .union([z.string(), z.number()])
+      .optional()
+      .transform((v, ctx) => {
+        if (v === undefined) return defaultSize;
+        const text = String(v);
+        const n = /^[0-9]{1,4}$/.test(text) ? Number(text) : Number.NaN;
+        if (!(n >= 1 && n <= max)) {
+          ctx.addIssue({ code: 'custom', message: limitMessage });
+          return z.NEVER;
+        }
+        return n;
+      });
+    shapeSchemas.cursor = cursorSchema.optional();
+  }
+  const params = z.object(shapeSchemas) as unknown as z.ZodType<Params>;
+  const query = listQuery(plan.node, shape);
+  const paramFilter = shape.filters.find((f) => 'param' in f);
+  const listTags = (p: Params): Tag[] => {
+    const tags: Tag[] = [];
+    if (shape.parent) {
+      const v = String(p[shape.parent.param.name]);
+      tags.push(rowTag(shape.parent.table.tagName, v), colTag(table.tagName, shape.parent.via[0]!.name, v));
+    } else if (paramFilter && 'param' in paramFilter) {
+      tags.push(colTag(table.tagName, paramFilter.column.name, String(p[paramFilter.param])));
+    } else {
+      tags.push(tableTag(table.tagName));
+    }
+    return tags;
+  };
+  const keyParts = shape.paginate ? [...paramNames, 'limit', 'cursor'] : paramNames;
+  const keyPattern = new RegExp(
+    `^${escapeRegExp(plan.name)}:${keyParts.length ? keyParts.map(() => '([^:]*)').join(':') : 'all'}$`,
+  );
+  const itemSchema = nodeSchema(plan.node);
+  const answer = shape.paginate
+    ? z.object({
+        items: z.array(itemSchema.openapi(`${common.schemaName}Item`)),
+        nextCursor: z
+          .string()
+          .nullable()
+          .openapi({ description: 'Pass as `cursor` for the next page; `null` on the last page.' }),
+      })
+    : z.object({ items: z.array(itemSchema.openapi(`${common.schemaName}Item`)) });
+
+  const routeParams: RouteParam[] = shape.params.map((p) => ({
+    name: p.name,
+    in: p.in,
+    required: true,
+    description: paramDoc(p),
+    schema: shapeSchemas[p.name]!,
+  }));
+  if (shape.paginate) {
+    routeParams.push(
+      {
+        name: 'limit',
+        in: 'query',
+        required: false,
+        description: `Page size, 1–${max}. Default ${defaultSize}.`,
+        schema: shapeSchemas.limit!,
+      },
+      {
+        name: 'cursor',
+        in: 'query',
+        required: false,
+        description:
+          'Opaque position returned as `nextCursor` by the previous page. Omit it for the first page. ' +
+          'A walk from the first page to `nextCursor: null` sees every item that existed when it started exactly once.',
+        schema: shapeSchemas.cursor!,
+      },
+    );
+  }
+
+  return {
+    ...common,
+    kind: 'list',
+    params,
+    routeParams,
+    answer,
+    operationId: plan.openapi.operationId ?? `list${pascal(plan.name)}`,
+    summary: plan.openapi.summary ?? `A page of ${plan.name}`,
+    key(p) {
+      if (keyParts.length === 0) return `${plan.name}:all`;
+      return `${plan.name}:${keyParts.map((n) => (p[n] === undefined ? '-' : encodeKeyPart(p[n]!))).join(':')}`;
+    },
+    paramsFromKey(key) {
+      const m = keyPattern.exec(key);
+      if (!m) return undefined;
+      const out: Params = {};
+      keyParts.forEach((n, i) => {
+        const raw = decodeURIComponent(m[i + 1]!);
+        if (n === 'limit') out.limit = Number(raw);
+        else if (!(n === 'cursor' && raw === '-')) out[n] = raw;
+      });
+      return out;
+    },
+    async load(db, p) {
+      const values = Object.fromEntries(paramNames.map((n) => [n, String(p[n])]));
+      const limit = shape.paginate ? Number(p.limit ?? defaultSize) : undefined;
+      const after = typeof p.cursor === 'string' ? decodeCursor(p.cursor, cursorChecks) : undefined;
+      const { rows } = await query({ params: values, limit, after }).execute(db);
+      const typed = rows as { p?: boolean; v: Value | null; t: unknown; k: string[] | null }[];
+      if (shape.parent && typed[0]?.p === false) return null;
+      const found = typed.filter((r) => r.v !== null);
+      const page = limit === undefined ? found : found.slice(0, limit);
+      const tags = listTags(p);
+      for (const r of page) flattenTags(r.t, tags);
+      const value: Value = { items: page.map((r) => r.v) };
+      if (shape.paginate) {
+        const last = page.at(-1);
+        value.nextCursor =
+          limit !== undefined && found.length > limit && last?.k ? encodeCursor(last.k) : null;
+      }
+      loadedTags.set(value, tags);
+      return value;
+    },
+    tags: (p, value) =>
+      value === null ? listTags(p) : (loadedTags.get(value) ?? [...listTags(p), ...coarseTags()]),
+    watched: [],
+  };
+}
+
+function decodeCursor(value: string, checks: readonly z.ZodType<string>[]): string[] | undefined {
+  let decoded: unknown;
+  try {
+    decoded = JSON.parse(Buffer.from(value, 'base64url').toString('utf8'));
+  } catch {
+    return undefined;
+  }
+  if (!Array.isArray(decoded) || decoded.length !== checks.length) return undefined;
+  const out: string[] = [];
+  for (let i = 0; i < checks.length; i++) {
+    const item = decoded[i];
+    if (typeof item !== 'string') return undefined;
+    const parsed = checks[i]!.safeParse(item);
+    if (!parsed.success) return undefined;
+    out.push(parsed.data);
+  }
+  return out;
+}
+
+function escapeRegExp(text: string): string {
+  return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}

@@ -1,0 +1,56 @@
+import { existsSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { ConfigFileError, loadConfigFile } from '@walcache/config';
+import type { Queryable } from './catalog.ts';
+import { type CompiledConfig, compileConfig } from './compile.ts';
+
+const DEFAULT_EXAMPLE_NAME = 'blog';
+
+/** The bundled sample systems (examples/<name>/walcache.config.ts); the blog is the default. */
+const examplesDir = findExamplesDir(dirname(fileURLToPath(import.meta.url)));
+
+/** From the sources or from a bundle (packages/cli/dist, apps/x/dist): the checkout's examples/. */
+function findExamplesDir(from: string): string {
+  for (let dir = from; ; dir = dirname(dir)) {
+    if (existsSync(join(dir, 'examples', DEFAULT_EXAMPLE_NAME, 'walcache.config.ts')))
+      return `${join(dir, 'examples')}/`;
+    if (dirname(dir) === dir) return `${join(from, 'examples')}/`;
+  }
+}
+export const DEFAULT_EXAMPLE = DEFAULT_EXAMPLE_NAME;
+
+export function exampleConfigPath(name: string): string {
+  const path = `${examplesDir}${name}/walcache.config.ts`;
+  if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(path)) {
+    throw new ConfigFileError(path, [`no example named "${name}" (see the folders under examples/)`]);
+  }
+  return path;
+}
+
+export interface ConfigChoice {
+  /** WALCACHE_CONFIG or --config. */
+  config?: string | undefined;
+  /** WALCACHE_EXAMPLE or --example; used only without a config file. */
+  example?: string | undefined;
+}
+
+/** The config file a process serves: the named file, else the named example, else the blog. */
+export function chosenConfigPath(choice: ConfigChoice): string {
+  return choice.config ?? exampleConfigPath(choice.example ?? DEFAULT_EXAMPLE);
+}
+
+/**
+ * Loads the chosen config file and compiles it against the database's catalog. Throws a
+ * ConfigFileError or ConfigMismatchError whose message names every field to fix.
+ */
+export async function loadCompiledConfig(
+  choice: ConfigChoice,
+  db: Queryable,
+  onWarning: (message: string) => void = () => {},
+): Promise<CompiledConfig> {
+  const config = await loadConfigFile(chosenConfigPath(choice));
+  const compiled = await compileConfig(config, db);
+  for (const warning of compiled.warnings) onWarning(warning);
+  return compiled;
+}

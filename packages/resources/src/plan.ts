@@ -1,0 +1,564 @@
+import type { EmbedConfig, ResourceConfig, WalcacheConfig } from '@walcache/config';
+import type { WatchedColumn } from '@walcache/core';
+import { type Catalog, type ColumnInfo, canonicalTableName, type TableInfo } from './catalog.ts';
+import { isParamType, servedAsText } from './types.ts';
+
+/**
+ * A config checked against the catalog: every name resolved to a column, every embed to
+ * the foreign key that links it. Problems are collected, not thrown one at a time, so one
+ * start names everything to fix, each with the resource, the field and the fix.
+ */
+
+export interface OrderPlan {
+  column: ColumnInfo;
+  desc: boolean;
+}
+
+export type Literal = string | number | boolean | null;
+
+export interface WherePlan {
+  column: ColumnInfo;
+  value: Literal;
+}
+
+export interface NodePlan {
+  table: TableInfo;
+  columns: { field: string; column: ColumnInfo }[];
+  embeds: EmbedPlan[];
+  /** Serve this one column of each row instead of an object. */
+  pluck?: ColumnInfo;
+  /**
+   * Whether the node's own `row:` tag is needed. A row reached through a foreign key
+   * (to-one) needs it; children and list items are already covered by their parent's
+   * `col:`/`table:` tag, which every change of theirs emits.
+   */
+  rowTag: boolean;
+}
+
+export type EmbedPlan =
+  | { kind: 'one'; field: string; via: ColumnInfo[]; targetKey: string[]; node: NodePlan }
+  | {
+      kind: 'many';
+      field: string;
+      via: ColumnInfo[];
+      parentKey: string[];
+      node: NodePlan;
+      where: WherePlan[];
+      order: OrderPlan[];
+      limit?: number;
+    }
+  | {
+      kind: 'through';
+      field: string;
+      join: TableInfo;
+      joinParent: ColumnInfo[];
+      parentKey: string[];
+      joinTarget: ColumnInfo[];
+      targetKey: string[];
+      node: NodePlan;
+      where: WherePlan[];
+      order: OrderPlan[];
+      limit?: number;
+    }
+  | {
+      kind: 'count';
+      field: string;
+      table: TableInfo;
+      via: ColumnInfo[];
+      parentKey: string[];
+      where: WherePlan[];
+    }
+  | {
+      kind: 'countThrough';
+      field: string;
+      join: TableInfo;
+      joinParent: ColumnInfo[];
+      parentKey: string[];
+      joinTarget: ColumnInfo[];
+      target: TableInfo;
+      targetKey: string[];
+      where: WherePlan[];
+    };
+
+export interface ParamPlan {
+  name: string;
+  column: ColumnInfo;
+  in: 'path' | 'query';
+}
+
+export interface LookupPlan {
+  kind: 'lookup';
+  by: ColumnInfo[];
+  /** True when `by` is the primary key: the value's own tag is `row:`, else `col:` of the first column. */
+  byPrimaryKey: boolean;
+  params: ParamPlan[];
+}
+
+export interface ListPlan {
+  kind: 'list';
+  params: ParamPlan[];
+  /** Equality filters on the root: fixed, or a parameter's value. */
+  filters: ({ column: ColumnInfo; value: Literal } | { column: ColumnInfo; param: string })[];
+  parent?: { table: TableInfo; via: ColumnInfo[]; param: ParamPlan };
+  order: OrderPlan[];
+  paginate: boolean;
+  pageSize: { default: number; max: number };
+}
+
+export interface ResourcePlan {
+  name: string;
+  route: string;
+  node: NodePlan;
+  shape: LookupPlan | ListPlan;
+  ttlSeconds: number;
+  negativeTtlSeconds: number;
+  policy: 'delete' | 'refresh';
+  openapi: NonNullable<ResourceConfig['openapi']>;
+}
+
+export interface Plan {
+  resources: ResourcePlan[];
+  /** Every table a resource reads: the publication's tables. */
+  tables: string[];
+  watched: WatchedColumn[];
+  /** Tables whose watched columns are not all in the primary key: their old values need REPLICA IDENTITY FULL. */
+  needsFullIdentity: string[];
+  warnings: string[];
+}
+
+export class ConfigMismatchError extends Error {
+  readonly code = 'WALCACHE_CONFIG_MISMATCH';
+  constructor(readonly problems: string[]) {
+    super(
+      `the config does not match the database:\n${problems.map((p) => `  - ${p}`).join('\n')}\n` +
+        'Fix the config (docs/config.md) or the schema, then start again.',
+    );
+  }
+}
+
+/** Every table a config names, so the catalog can be read for exactly those. */
+export function tablesOfConfig(config: WalcacheConfig): string[] {
+  const out = new Set<string>();
+  const walk = (embed: EmbedConfig) => {
+    for (const t of [embed.one, embed.many, embed.count, embed.through])
+      if (t) out.add(canonicalTableName(t));
+    for (const e of Object.values(embed.embed ?? {})) walk(e);
+  };
+  for (const r of Object.values(config.resources)) {
+    out.add(canonicalTableName(r.table));
+    if (r.list?.parent) out.add(canonicalTableName(r.list.parent.table));
+    for (const e of Object.values(r.embed ?? {})) walk(e);
+  }
+  return [...out];
+}
+
+export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
+  const problems: string[] = [];
+  const warnings = new Set<string>();
+  const watched = new Map<string, WatchedColumn>();
+  const tables = new Set<string>();
+
+  const watch = (table: TableInfo, column: ColumnInfo) => {
+    watched.set(`${table.tagName}.${column.name}`, { table: table.tagName, column: column.name });
+  };
+
+  const table = (where: string, name: string): TableInfo | undefined => {
+    const canonical = canonicalTableName(name);
+    const info = catalog.tables.get(canonical);
+    if (!info) {
+      problems.push(
+        `${where}: table ${canonical} does not exist${suggest(canonical, catalog.allTableNames)}`,
+      );
+      return undefined;
+    }
+    tables.add(info.tagName);
+    return info;
+  };
+
+  const column = (where: string, t: TableInfo, name: string): ColumnInfo | undefined => {
+    const info = t.columns.get(name);
+    if (!info)
+      problems.push(`${where}: table ${t.tagName} has no column "${name}"${suggest(name, t.columnOrder)}`);
+    return info;
+  };
+
+  const keyOf = (where: string, t: TableInfo): string[] | undefined => {
+    if (t.primaryKey.length === 0) {
+      problems.push(`${where}: table ${t.tagName} has no primary key; walcache needs one to name its rows`);
+      return undefined;
+    }
+    return t.primaryKey;
+  };
+
+  const wherePlan = (where: string, t: TableInfo, raw: Record<string, Literal> | undefined): WherePlan[] =>
+    Object.entries(raw ?? {}).flatMap(([name, value]) => {
+      const c = column(`${where} where`, t, name);
+      return c ? [{ column: c, value }] : [];
+    });
+
+  const orderPlan = (where: string, t: TableInfo, raw: EmbedConfig['order']): OrderPlan[] =>
+    (raw ?? []).flatMap((item) => {
+      const [name, desc] =
+        typeof item === 'string'
+          ? [item.replace(/^-/, ''), item.startsWith('-')]
+          : [item[0], item[1] === 'desc'];
+      const c = column(`${where} order`, t, name);
+      return c ? [{ column: c, desc }] : [];
+    });
+
+  /** The foreign key from `from` to `to`: the one named by `via`, or the only one. */
+  const foreignKey = (
+    where: string,
+    from: TableInfo,
+    to: TableInfo,
+    via: string | undefined,
+  ): { columns: ColumnInfo[]; referenced: string[] } | undefined => {
+    const candidates = from.foreignKeys.filter(
+      (fk) =>
+        fk.references === to.tagName &&
+        (via === undefined || (fk.columns.length === 1 && fk.columns[0] === via)),
+    );
+    if (candidates.length === 1) {
+      const fk = candidates[0]!;
+      return { columns: fk.columns.map((c) => from.columns.get(c)!), referenced: fk.referencedColumns };
+    }
+    if (via !== undefined) {
+      // No constraint, but a named column: joined to the primary key, as the team says.
+      const c = column(`${where} via`, from, via);
+      const key = keyOf(where, to);
+      if (!c || !key) return undefined;
+      if (key.length !== 1) {
+        problems.push(`${where}: ${to.tagName} has a composite primary key; declare a foreign key to it`);
+        return undefined;
+      }
+      return { columns: [c], referenced: key };
+    }
+    if (candidates.length === 0) {
+      problems.push(
+        `${where}: no foreign key from ${from.tagName} to ${to.tagName}; name the column with "via"`,
+      );
+    } else {
+      problems.push(
+        `${where}: ${candidates.length} foreign keys from ${from.tagName} to ${to.tagName} (${candidates
+          .map((fk) => fk.columns.join(','))
+          .join('; ')}); pick one with "via"`,
+      );
+    }
+    return undefined;
+  };
+
+  const node = (
+    where: string,
+    t: TableInfo,
+    spec: Pick<EmbedConfig, 'columns' | 'embed' | 'pluck'> & { exclude?: string[] },
+    rowTag: boolean,
+  ): NodePlan => {
+    const out: NodePlan = { table: t, columns: [], embeds: [], rowTag };
+    if (spec.pluck) {
+      const c = column(`${where} pluck`, t, spec.pluck);
+      if (c) out.pluck = c;
+      return out;
+    }
+    const entries: [string, string][] = Array.isArray(spec.columns)
+      ? spec.columns.map((c) => [c, c])
+      : spec.columns
+        ? Object.entries(spec.columns)
+        : t.columnOrder.filter((c) => !spec.exclude?.includes(c)).map((c) => [c, c]);
+    for (const [field, name] of entries) {
+      const c = column(`${where} columns`, t, name);
+      if (!c) continue;
+      if (servedAsText(c)) {
+        warnings.add(
+          `${t.tagName}.${c.name} (${c.sqlType}) has no JSON form: served as its Postgres text; leave it out with "columns" or "exclude"`,
+        );
+      }
+      out.columns.push({ field, column: c });
+    }
+    for (const [field, embed] of Object.entries(spec.embed ?? {})) {
+      const planned = embedPlan(`${where.replace(/:$/, '')} embed "${field}":`, t, field, embed);
+      if (planned) out.embeds.push(planned);
+    }
+    const fields = [...out.columns.map((c) => c.field), ...out.embeds.map((e) => e.field)];
+    const dup = fields.find((f, i) => fields.indexOf(f) !== i);
+    if (dup) problems.push(`${where} field "${dup}" is declared twice (a column and an embed?)`);
+    return out;
+  };
+
+  const embedPlan = (
+    where: string,
+    parent: TableInfo,
+    field: string,
+    e: EmbedConfig,
+  ): EmbedPlan | undefined => {
+    const parentKey = keyOf(where, parent);
+    if (e.one) {
+      const target = table(where, e.one);
+      if (!target) return undefined;
+      const fk = foreignKey(where, parent, target, e.via);
+      if (!fk) return undefined;
+      return {
+        kind: 'one',
+        field,
+        via: fk.columns,
+        targetKey: fk.referenced,
+        node: node(where, target, e, true),
+      };
+    }
+    const name = (e.many ?? e.count)!;
+    const target = table(where, name);
+    if (!target || !parentKey) return undefined;
+    if (e.through) {
+      const join = table(where, e.through);
+      if (!join) return undefined;
+      const toParent = foreignKey(`${where} (through ${join.tagName})`, join, parent, undefined);
+      const toTarget = foreignKey(`${where} (through ${join.tagName})`, join, target, e.via);
+      if (!toParent || !toTarget) return undefined;
+      watch(join, toParent.columns[0]!);
+      if (e.count) {
+        return {
+          kind: 'countThrough',
+          field,
+          join,
+          joinParent: toParent.columns,
+          parentKey: toParent.referenced,
+          joinTarget: toTarget.columns,
+          target,
+          targetKey: toTarget.referenced,
+          where: wherePlan(where, target, e.where),
+        };
+      }
+      return {
+        kind: 'through',
+        field,
+        join,
+        joinParent: toParent.columns,
+        parentKey: toParent.referenced,
+        joinTarget: toTarget.columns,
+        targetKey: toTarget.referenced,
+        node: node(where, target, e, true),
+        where: wherePlan(where, target, e.where),
+        order: orderPlan(where, target, e.order),
+        ...(e.limit ? { limit: e.limit } : {}),
+      };
+    }
+    const fk = foreignKey(where, target, parent, e.via);
+    if (!fk) return undefined;
+    watch(target, fk.columns[0]!);
+    if (e.count) {
+      return {
+        kind: 'count',
+        field,
+        table: target,
+        via: fk.columns,
+        parentKey: fk.referenced,
+        where: wherePlan(where, target, e.where),
+      };
+    }
+    return {
+      kind: 'many',
+      field,
+      via: fk.columns,
+      parentKey: fk.referenced,
+      node: node(where, target, e, false),
+      where: wherePlan(where, target, e.where),
+      order: orderPlan(where, target, e.order),
+      ...(e.limit ? { limit: e.limit } : {}),
+    };
+  };
+
+  const paramOf = (
+    where: string,
+    name: string,
+    c: ColumnInfo,
+    route: string,
+    defaultIn: 'path' | 'query',
+  ): ParamPlan => {
+    if (!isParamType(c)) {
+      problems.push(
+        `${where}: column ${c.name} (${c.sqlType}) cannot be taken from a URL; pick a text, number, uuid, enum, boolean, date or timestamp column`,
+      );
+    }
+    const inPath = route.includes(`{${name}}`);
+    return { name, column: c, in: inPath ? 'path' : defaultIn };
+  };
+
+  const resources: ResourcePlan[] = [];
+  for (const [name, r] of Object.entries(config.resources)) {
+    const where = `resource "${name}":`;
+    const root = table(where, r.table);
+    if (!root) continue;
+    const key = keyOf(where, root);
+    let shape: LookupPlan | ListPlan | undefined;
+    let route = r.route;
+    if (r.by !== undefined) {
+      const byNames = Array.isArray(r.by) ? r.by : [r.by];
+      const by = byNames.map((b) => column(`${where} by`, root, b)).filter((c): c is ColumnInfo => !!c);
+      if (by.length !== byNames.length) continue;
+      const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
+      if (!root.uniques.some((u) => sameSet(u, byNames))) {
+        problems.push(
+          `${where} lookup "by: ${byNames.join(', ')}" on ${root.tagName}: no unique index on (${byNames.join(', ')}); ` +
+            `CREATE UNIQUE INDEX ON ${root.tagName} (${byNames.join(', ')}); or look up by the primary key`,
+        );
+        continue;
+      }
+      route ??= `/v1/${name}/${byNames.map((b) => `{${b}}`).join('/')}`;
+      const byPrimaryKey = !!key && sameSet(key, byNames);
+      if (!byPrimaryKey) watch(root, by[0]!);
+      shape = {
+        kind: 'lookup',
+        by,
+        byPrimaryKey,
+        params: by.map((c) => paramOf(where, c.name, c, route!, 'path')),
+      };
+      for (const p of shape.params) {
+        if (p.in !== 'path')
+          problems.push(`${where} route ${route} has no {${p.name}} for the lookup column ${p.name}`);
+      }
+    } else if (r.list) {
+      const list = r.list;
+      route ??= list.parent ? `/v1/${name}/{${list.parent.param}}` : `/v1/${name}`;
+      const params: ParamPlan[] = [];
+      const filters: ListPlan['filters'] = [];
+      for (const [col, value] of Object.entries(list.filter ?? {})) {
+        const c = column(`${where} list.filter`, root, col);
+        if (!c) continue;
+        if (value !== null && typeof value === 'object') {
+          params.push(paramOf(`${where} list.filter.${col}`, value.param, c, route, 'query'));
+          filters.push({ column: c, param: value.param });
+          watch(root, c);
+        } else {
+          filters.push({ column: c, value });
+        }
+      }
+      let parent: ListPlan['parent'];
+      if (list.parent) {
+        const p = table(`${where} list.parent`, list.parent.table);
+        const fk = p ? foreignKey(`${where} list.parent`, root, p, list.parent.via) : undefined;
+        const pkey = p ? keyOf(`${where} list.parent`, p) : undefined;
+        if (p && fk && pkey) {
+          if (pkey.length !== 1) {
+            problems.push(
+              `${where} list.parent: ${p.tagName} has a composite primary key; scope the list with "filter" instead`,
+            );
+          } else {
+            const param = paramOf(
+              `${where} list.parent`,
+              list.parent.param,
+              p.columns.get(pkey[0]!)!,
+              route,
+              'path',
+            );
+            if (param.in !== 'path')
+              problems.push(`${where} route ${route} has no {${list.parent.param}} for list.parent.param`);
+            params.unshift(param);
+            parent = { table: p, via: fk.columns, param };
+            watch(root, fk.columns[0]!);
+          }
+        }
+      }
+      const order = orderPlan(`${where} list`, root, list.order);
+      // The primary key ends every order: a keyset cursor needs a total order.
+      for (const k of key ?? []) {
+        if (!order.some((o) => o.column.name === k)) {
+          order.push({ column: root.columns.get(k)!, desc: order.at(-1)?.desc ?? false });
+        }
+      }
+      if (list.paginate) {
+        for (const o of order) {
+          if (o.column.nullable) {
+            problems.push(
+              `${where} list.order: column ${o.column.name} is nullable; a keyset cursor needs NOT NULL order columns (or "paginate": false)`,
+            );
+          } else if (!isParamType(o.column)) {
+            problems.push(
+              `${where} list.order: column ${o.column.name} (${o.column.sqlType}) cannot be part of a cursor`,
+            );
+          }
+        }
+      }
+      for (const p of params) {
+        if (p.name === 'limit' || p.name === 'cursor')
+          problems.push(`${where}: parameter name "${p.name}" is reserved for paging`);
+      }
+      shape = {
+        kind: 'list',
+        params,
+        filters,
+        ...(parent ? { parent } : {}),
+        order,
+        paginate: list.paginate,
+        pageSize: list.pageSize ?? { default: 20, max: 100 },
+      };
+    }
+    if (!shape || route === undefined) continue;
+    const routeParams = [...route.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
+    for (const p of routeParams) {
+      if (!shape.params.some((q) => q.name === p && q.in === 'path')) {
+        problems.push(
+          `${where} route ${route}: {${p}} is not a lookup column, list.parent.param or list.filter param`,
+        );
+      }
+    }
+    resources.push({
+      name,
+      route,
+      node: node(where, root, r, false),
+      shape,
+      ttlSeconds: r.ttl ?? config.defaults.ttl,
+      negativeTtlSeconds: r.negativeTtl ?? config.defaults.negativeTtl,
+      policy: r.policy ?? config.defaults.policy,
+      openapi: r.openapi ?? {},
+    });
+  }
+  const routes = resources.map((r) => r.route.replace(/\{[^}]+\}/g, '{}'));
+  routes.forEach((route, i) => {
+    if (routes.indexOf(route) !== i)
+      problems.push(
+        `resource "${resources[i]!.name}": route ${resources[i]!.route} is taken by another resource; set "route"`,
+      );
+  });
+  if (problems.length > 0) throw new ConfigMismatchError(problems);
+
+  const needsFullIdentity = [...tables].filter((t) => {
+    const info = catalog.tables.get(t)!;
+    return [...watched.values()].some((w) => w.table === t && !info.primaryKey.includes(w.column));
+  });
+  return {
+    resources,
+    tables: [...tables].sort(),
+    watched: [...watched.values()].sort((a, b) =>
+      `${a.table}.${a.column}`.localeCompare(`${b.table}.${b.column}`),
+    ),
+    needsFullIdentity: needsFullIdentity.sort(),
+    warnings: [...warnings],
+  };
+}
+
+/** `; did you mean "title"?` for a near miss (edit distance ≤ 2, or a case difference). */
+export function suggest(name: string, candidates: readonly string[]): string {
+  let best: string | undefined;
+  let bestDistance = 3;
+  for (const c of candidates) {
+    const d = c.toLowerCase() === name.toLowerCase() ? 0 : distance(name, c);
+    if (d < bestDistance) {
+      best = c;
+      bestDistance = d;
+    }
+  }
+  return best === undefined ? '' : `; did you mean "${best}"?`;
+}
+
+function distance(a: string, b: string): number {
+  const row = Array.from({ length: b.length + 1 }, (_, i) => i);
+  for (let i = 1; i <= a.length; i++) {
+    let prev = row[0]!;
+    row[0] = i;
+    for (let j = 1; j <= b.length; j++) {
+      const tmp = row[j]!;
+      row[j] = Math.min(row[j]! + 1, row[j - 1]! + 1, prev + (a[i - 1] === b[j - 1] ? 0 : 1));
+      prev = tmp;
+    }
+  }
+  return row[b.length]!;
+}
