@@ -38,9 +38,17 @@ async function documentedRole(): Promise<{ role: LeastPrivilegeRole; env: Return
   return { role, env: testEnv(servers, { DATABASE_URL: role.url, PUBLICATION_NAME: publication }) };
 }
 
-/** The CDC's stream loop ends with the setup error instead of retrying; returns its message. */
+/**
+ * The CDC stops with the setup error instead of retrying: at start (it reads the catalog for
+ * its config first) or when its stream loop ends. Returns that error.
+ */
 async function cdcFailure(env: ReturnType<typeof testEnv>): Promise<Error> {
-  const cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 0 });
+  let cdc: Awaited<ReturnType<typeof startCdc>>;
+  try {
+    cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 0 });
+  } catch (error) {
+    return error as Error;
+  }
   try {
     const error = await cdc.done.then(
       () => new Error('the CDC ended without an error'),

@@ -2,7 +2,7 @@ import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { ConfigFileError, loadConfigFile } from '@walcache/config';
-import type { Queryable } from './catalog.ts';
+import { probePostgres, type Queryable } from '@walcache/db';
 import { type CompiledConfig, compileConfig } from './compile.ts';
 
 const DEFAULT_EXAMPLE_NAME = 'blog';
@@ -50,6 +50,9 @@ export async function loadCompiledConfig(
   onWarning: (message: string) => void = () => {},
 ): Promise<CompiledConfig> {
   const config = await loadConfigFile(chosenConfigPath(choice));
+  // A role that cannot connect at all (no CONNECT, a wrong password) is named with its fix
+  // before the catalog read fails on it less clearly.
+  await probePostgres(db);
   const compiled = await compileConfig(config, db);
   for (const warning of compiled.warnings) onWarning(warning);
   return compiled;
