@@ -24,6 +24,7 @@ import {
   keyspace,
   probeRedis,
   QUEUE_PREFIX,
+  quitRedis,
 } from '@walcache/core';
 import { createPool } from '@walcache/db';
 import {
@@ -243,22 +244,6 @@ export async function startCdc(
       return closing;
     },
   };
-}
-
-/**
- * QUIT, or drop the socket when Redis does not answer: a hung Redis must not hold the exit.
- * Why 2 s: a healthy QUIT answers in a millisecond.
- */
-async function quitRedis(redis: Redis): Promise<void> {
-  let timer: NodeJS.Timeout | undefined;
-  const gaveUp = new Promise<'timeout'>((r) => {
-    timer = setTimeout(() => r('timeout'), 2_000);
-  });
-  const outcome = await Promise.race([redis.quit().then(() => 'quit' as const), gaveUp]).catch(
-    () => 'failed' as const,
-  );
-  clearTimeout(timer);
-  if (outcome !== 'quit') redis.disconnect();
 }
 
 if (isMain(import.meta.url)) {

@@ -17,7 +17,9 @@ import {
   keyspace,
   probeRedis,
   QUEUE_PREFIX,
+  quitRedis,
   ReadThroughCache,
+  withTimeout,
 } from '@walcache/core';
 import { createDb, createPool, verifyPostgres } from '@walcache/db';
 import {
@@ -34,6 +36,13 @@ import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
 import { fallbackJob, parseJob, processJob, RefreshFailedError } from './processor.ts';
+
+/**
+ * Why 5 s: an invalidation job takes milliseconds and a refresh is bounded by the statement
+ * timeout; together with the auditor's 5 s stop (run alongside) and the 2 s QUITs this
+ * stays inside onShutdown's 15 s deadline.
+ */
+const WORKER_CLOSE_MS = 5_000;
 
 export interface RunningInvalidator {
   worker: Worker<InvalidationJob>;
@@ -252,12 +261,27 @@ export async function startInvalidator(
     queue,
     metricsPort: metricsServer.port,
     async close() {
-      await auditor?.stop();
-      // worker.close() waits for the jobs in progress to finish before resolving.
-      await worker.close();
+      await Promise.all([
+        auditor?.stop(),
+        // worker.close() waits for the jobs in progress, and never resolves while Redis is
+        // unreachable: bounded, and not waited for at all when Redis is down (a running job
+        // cannot finish then). A job cut short is picked up again as stalled; jobs are
+        // idempotent (deletes and version-guarded refreshes).
+        workerRedis.status === 'ready'
+          ? withTimeout(worker.close(), WORKER_CLOSE_MS, 'closing the worker').catch(() =>
+              logger.warn(
+                { timeoutMs: WORKER_CLOSE_MS },
+                'running jobs did not finish in time; they will be retried',
+              ),
+            )
+          : logger.info(
+              { redis: workerRedis.status },
+              'queue Redis is unreachable: not waiting for running jobs',
+            ),
+      ]);
       await queue.close();
       await metricsServer.close();
-      await Promise.allSettled([pool.end(), cacheRedis.quit(), workerRedis.quit()]);
+      await Promise.allSettled([pool.end(), quitRedis(cacheRedis), quitRedis(workerRedis)]);
     },
   };
 }

@@ -86,3 +86,24 @@ async function clientCertificateVerdict(options: RedisOptions): Promise<Error | 
     socket.once('close', () => done('inconclusive'));
   });
 }
+
+/**
+ * QUIT, or drop the socket when Redis does not answer: a hung Redis must not hold the exit.
+ * Why 2 s: a healthy QUIT answers in a millisecond. A client that is not connected is
+ * disconnected at once: its QUIT would only wait in the offline queue for a reconnect.
+ */
+export async function quitRedis(redis: Redis): Promise<void> {
+  if (redis.status !== 'ready') {
+    redis.disconnect();
+    return;
+  }
+  let timer: NodeJS.Timeout | undefined;
+  const gaveUp = new Promise<'timeout'>((r) => {
+    timer = setTimeout(() => r('timeout'), 2_000);
+  });
+  const outcome = await Promise.race([redis.quit().then(() => 'quit' as const), gaveUp]).catch(
+    () => 'failed' as const,
+  );
+  clearTimeout(timer);
+  if (outcome !== 'quit') redis.disconnect();
+}

@@ -23,7 +23,7 @@ export {
   isNullBody,
   NULL_BODY,
 } from './codec.ts';
-export { probeRedis } from './connect.ts';
+export { probeRedis, quitRedis } from './connect.ts';
 export { timings } from './constants.ts';
 export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheError } from './errors.ts';
 export { flushNamespace } from './flush.ts';
