@@ -81,6 +81,12 @@ ensureDeps();
 
 const [bin, ...args] = commands[command];
 if (bin === 'true') process.exit(0); // `setup`: install only
+// `npm test` is what CI runs (.ci/run): it checks what a reviewer checks (lint, format, types)
+// before the tests, so nothing passes CI that `npm run check` rejects.
+if (command === 'test') {
+  log('checking lint, format and types first (npm run check)');
+  run(commands.check[0], commands.check.slice(1));
+}
 const [executable, programArgs] =
   bin === 'node'
     ? [process.execPath, ['--import', 'tsx', ...args]]
