@@ -26,6 +26,8 @@ export interface Pipeline {
   db: Db;
   redis: Redis;
   writer: pg.Client;
+  /** A new writer connection, after a test restarted Postgres. */
+  reconnectWriter(): Promise<void>;
   /** The JSON cached for a key, or null. */
   cached(key: string): Promise<string | null>;
   /** Waits until every commit so far has been invalidated and the queue is empty. */
@@ -50,8 +52,14 @@ export async function startPipeline(
   const redis = new Redis(env.REDIS_URL);
   const events = new EventCounter();
   const cache = new ReadThroughCache({ redis, db, prefix: env.CACHE_PREFIX, events });
-  const writer = new pg.Client({ connectionString: env.DATABASE_URL });
-  await writer.connect();
+  const connectWriter = async () => {
+    const client = new pg.Client({ connectionString: env.DATABASE_URL });
+    // A test that stops Postgres ends this connection; the error is expected there.
+    client.on('error', () => {});
+    await client.connect();
+    return client;
+  };
+  let writer = await connectWriter();
   const cached = async (key: string) => {
     const raw = await redis.getBuffer(cache.keys.value(key));
     return raw ? decodeEntry(raw).body.toString() : null;
@@ -68,7 +76,13 @@ export async function startPipeline(
     events,
     db,
     redis,
-    writer,
+    get writer() {
+      return writer;
+    },
+    async reconnectWriter() {
+      await writer.end().catch(() => undefined);
+      writer = await connectWriter();
+    },
     cached,
     async drain() {
       nonce += 1;
@@ -95,7 +109,7 @@ export async function startPipeline(
       );
     },
     async stop() {
-      await writer.end();
+      await writer.end().catch(() => undefined);
       await Promise.allSettled([cdc.close(), invalidator.close()]);
       redis.disconnect();
       await db.destroy();

@@ -20,11 +20,12 @@ import {
   type InvalidationJob,
   invalidationJobOptions,
   invalidationJobSchema,
-  jobIdForLsn,
+  jobIdForCommit,
   keyspace,
   probeRedis,
   QUEUE_PREFIX,
   quitRedis,
+  type SourceIdentity,
 } from '@walcache/core';
 import { createPool } from '@walcache/db';
 import {
@@ -163,18 +164,21 @@ export async function startCdc(
   const keys = keyspace(env.CACHE_PREFIX);
   const markerKey = slotMarkerKey(env);
 
-  const store = async (batch: Batch) => {
+  const store = async (batch: Batch, source: SourceIdentity) => {
     const job = invalidationJobSchema.parse({ v: 1, ...batch, enqueuedMs: Date.now() });
     // The job id derives from the batch's last LSN: a replay after a crash that forms a batch
     // ending at the same commit is deduplicated by BullMQ (everything up to that commit is
     // already in a stored job) instead of running twice.
-    await queue.add(INVALIDATE_JOB_NAME, job, { ...invalidationJobOptions, jobId: jobIdForLsn(batch.lsnTo) });
+    await queue.add(INVALIDATE_JOB_NAME, job, {
+      ...invalidationJobOptions,
+      jobId: jobIdForCommit(source, batch.lsnTo),
+    });
   };
 
   const slotMarker: SlotSyncMarker = {
-    get: async () => (await cacheRedis.get(markerKey)) !== null,
-    set: async () => {
-      await cacheRedis.set(markerKey, new Date().toISOString());
+    get: () => cacheRedis.get(markerKey),
+    set: async (source) => {
+      await cacheRedis.set(markerKey, source);
     },
     clear: async () => {
       await cacheRedis.del(markerKey);

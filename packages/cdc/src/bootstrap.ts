@@ -1,4 +1,4 @@
-import type { WatchedColumn } from '@walcache/core';
+import type { SourceIdentity, WatchedColumn } from '@walcache/core';
 import { assertCanRead, currentRole, quoteIdent as quoteName } from '@walcache/db';
 import type pg from 'pg';
 
@@ -30,6 +30,8 @@ export interface BootstrapResult {
   primaryKeys: Map<string, string[]>;
   /** pg_class oid of every published table: a table renamed later is still recognised. */
   relationOids: Map<string, number>;
+  /** The cluster and timeline the slot streams from. */
+  identity: SourceIdentity;
 }
 
 /** The one method the CDC needs from pg's Client or Pool (a Pool reconnects by itself). */
@@ -167,7 +169,8 @@ export async function bootstrapReplication(
     [[...options.tables]],
   );
   const relationOids = new Map(oids.map((r) => [r.relname, Number(r.oid)]));
-  return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys, relationOids };
+  const identity = await sourceIdentity(db);
+  return { slotCreated, publicationCreated, confirmedFlushLsn, primaryKeys, relationOids, identity };
 }
 
 /**
@@ -203,6 +206,23 @@ async function assertCanCreatePublication(
       ? `as the tables' owner, create it ahead of time: ${create}`
       : `GRANT CREATE ON DATABASE ${quoteName(check.database)} TO ${quoteName(role)}; or, as an owner: ${create}`,
   );
+}
+
+/**
+ * The cluster's system identifier and its current WAL timeline (the first 8 hex digits of
+ * the current WAL file's name: the timeline WAL is inserted on now, right after a
+ * promotion too, unlike pg_control_checkpoint()'s, which waits for the next checkpoint).
+ */
+export async function sourceIdentity(db: Queryable): Promise<SourceIdentity> {
+  const { rows } = await db.query<{ system_id: string; wal_file: string }>(
+    `select (select system_identifier::text from pg_control_system()) as system_id,
+            pg_walfile_name(pg_current_wal_lsn()) as wal_file`,
+  );
+  const row = rows[0];
+  const timeline = Number.parseInt(row?.wal_file.slice(0, 8) ?? '', 16);
+  if (!row?.system_id || !Number.isInteger(timeline))
+    throw new Error(`could not read the database identity (got ${JSON.stringify(row)})`);
+  return { systemId: row.system_id, timeline };
 }
 
 async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]> {

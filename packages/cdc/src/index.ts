@@ -15,6 +15,7 @@ export {
   bootstrapReplication,
   CdcSetupError,
   type SqlClient,
+  sourceIdentity,
 } from './bootstrap.ts';
 export { type ChangeKind, type RelationInfo, TagMapper } from './changes.ts';
 export { type CdcEnv, cdcEnvSchema, parseCdcEnv } from './env.ts';

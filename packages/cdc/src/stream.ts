@@ -1,6 +1,13 @@
 import { setTimeout as sleep } from 'node:timers/promises';
 import { ConnectionConfigError, permanentConnectionFailure } from '@walcache/config';
-import { bigIntToLsn, compareLsn, lsnToBigInt, withTimeout } from '@walcache/core';
+import {
+  bigIntToLsn,
+  compareLsn,
+  lsnToBigInt,
+  type SourceIdentity,
+  sourceKey,
+  withTimeout,
+} from '@walcache/core';
 import { pgConnectionConfig } from '@walcache/db';
 import type { Logger } from '@walcache/observability';
 import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
@@ -16,9 +23,12 @@ export const HEARTBEAT_PREFIX = 'walcache.heartbeat';
  * - `dropped`: the slot the cache was in sync with is gone (dropped by hand, a failover),
  * - `invalidated`: Postgres removed WAL the slot still needed (`max_slot_wal_keep_size`),
  * - `unverified`: the slot exists but the cache never recorded being in sync with it (a
- *   crash between creating a slot and finishing its flush, or the marker was evicted).
+ *   crash between creating a slot and finishing its flush, or the marker was evicted),
+ * - `moved`: the cache was in sync with another database history: another cluster (a
+ *   re-initdb, a restore elsewhere) or another timeline (a failover, a PITR). Commits the
+ *   cache saw may not exist here, and this history's commits were never streamed to it.
  */
-export type SlotResetReason = 'created' | 'dropped' | 'invalidated' | 'unverified';
+export type SlotResetReason = 'created' | 'dropped' | 'invalidated' | 'unverified' | 'moved';
 
 export interface CdcEvents {
   connected?(slot: string): void;
@@ -37,13 +47,15 @@ export interface CdcEvents {
 }
 
 /**
- * Remembers, next to the cache, that the cache is in sync with the current slot. Cleared
- * before a slot is (re)created and set only after the flush that follows, so a crash in
- * between makes the next start flush again instead of trusting a cache that missed changes.
+ * Remembers, next to the cache, that the cache is in sync with the current slot, and with
+ * which database history (`sourceKey`: system identifier and timeline). Cleared before a
+ * slot is (re)created and set only after the flush that follows, so a crash in between makes
+ * the next start flush again instead of trusting a cache that missed changes.
  */
 export interface SlotSyncMarker {
-  get(): Promise<boolean>;
-  set(): Promise<void>;
+  /** The recorded source key, or null when the cache never recorded being in sync. */
+  get(): Promise<string | null>;
+  set(source: string): Promise<void>;
   clear(): Promise<void>;
 }
 
@@ -60,7 +72,7 @@ export interface CdcStreamOptions extends BootstrapOptions {
   db: SqlClient;
   mapper: TagMapper;
   /** Stores one batch as a job; must throw unless the job is durably in Redis. */
-  store(batch: Batch): Promise<void>;
+  store(batch: Batch, source: SourceIdentity): Promise<void>;
   /** Deletes every cached value: run before streaming from a new slot (changes may be lost). */
   flushCache(reason: SlotResetReason): Promise<void>;
   slotMarker?: SlotSyncMarker;
@@ -140,6 +152,8 @@ export class CdcStream {
   lastReceivedLsn: string | null = null;
   /** Last slot lag read from Postgres, for /healthz and /ops. */
   lag: { bytes: number; seconds: number } | null = null;
+  /** The database history being streamed, read at each connect. */
+  source: SourceIdentity | undefined;
   private stopping = false;
   private session: Session | undefined;
   private timers: NodeJS.Timeout[] = [];
@@ -307,7 +321,9 @@ export class CdcStream {
         await o.beforeStore?.(batch);
         if (batch.tags.length === 0) return;
         const started = performance.now();
-        await withTimeout(o.store(batch), storeTimeoutMs, 'storing the invalidation job');
+        const source = this.source;
+        if (!source) throw new Error('no database identity: the slot was not prepared');
+        await withTimeout(o.store(batch, source), storeTimeoutMs, 'storing the invalidation job');
         o.events?.stored?.(batch, performance.now() - started);
       },
       stored: (lsn) => {
@@ -546,7 +562,7 @@ export class CdcStream {
       [o.slotName],
     );
     const existing = rows[0];
-    let inSync = o.slotMarker ? await o.slotMarker.get() : true;
+    const recorded = o.slotMarker ? await o.slotMarker.get() : null;
     let reason: SlotResetReason | undefined;
     if (existing?.wal_status === 'lost') {
       reason = 'invalidated';
@@ -563,9 +579,11 @@ export class CdcStream {
     const result = await bootstrapReplication(o.db, o);
     o.mapper.setPrimaryKeys(result.primaryKeys);
     o.mapper.setRelationOids(result.relationOids);
+    this.source = result.identity;
+    const source = sourceKey(result.identity);
+    const inSync = !o.slotMarker || recorded === source;
     if (result.slotCreated) {
-      reason ??= o.slotMarker && inSync ? 'dropped' : 'created';
-      inSync = false;
+      reason ??= o.slotMarker && recorded !== null ? 'dropped' : 'created';
       if (reason === 'created')
         o.logger.warn(
           { slot: o.slotName },
@@ -577,17 +595,23 @@ export class CdcStream {
           'replication slot was lost and is recreated: changes may have been missed, flushing the whole cache before streaming',
         );
       o.events?.slotRecreated?.(reason);
-    } else if (!inSync) {
+    } else if (!inSync && recorded === null) {
       reason = 'unverified';
       o.logger.warn(
         { slot: o.slotName },
         'the cache never recorded being in sync with this slot: flushing it before streaming',
       );
+    } else if (!inSync) {
+      reason = 'moved';
+      o.logger.error(
+        { slot: o.slotName, was: recorded, now: source },
+        'the database is another cluster or timeline than the one the cache was in sync with (re-initdb, PITR, failover): flushing the whole cache before streaming',
+      );
     }
     if (reason) {
       await o.flushCache(reason);
       o.events?.cacheFlushed?.(reason);
-      await o.slotMarker?.set();
+      await o.slotMarker?.set(source);
     }
     return result.confirmedFlushLsn ? normalizeLsn(result.confirmedFlushLsn) : null;
   }

@@ -28,7 +28,14 @@ export { timings } from './constants.ts';
 export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheError } from './errors.ts';
 export { flushNamespace } from './flush.ts';
 export { type InvalidateOptions, type InvalidationResult, invalidateTags } from './invalidate.ts';
-export { INVALIDATE_JOB_NAME, type InvalidationJob, invalidationJobSchema, jobIdForLsn } from './job.ts';
+export {
+  INVALIDATE_JOB_NAME,
+  type InvalidationJob,
+  invalidationJobSchema,
+  jobIdForCommit,
+  type SourceIdentity,
+  sourceKey,
+} from './job.ts';
 export { isValueOrLease, type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
 export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
 export { invalidationJobOptions, QUEUE_PREFIX } from './queue.ts';

@@ -31,9 +31,29 @@ export const invalidationJobSchema = z.object({
 
 export type InvalidationJob = z.infer<typeof invalidationJobSchema>;
 
-/** BullMQ job ids may not contain ':' and may not be all digits. */
-export function jobIdForLsn(lsn: string): string {
-  return `lsn-${lsn.replace('/', '-')}`;
+/**
+ * Which database history a commit LSN belongs to: the cluster's `system_identifier` and its
+ * WAL timeline. The same LSN names different commits after a re-initdb (another cluster), a
+ * PITR or a failover (another timeline).
+ */
+export interface SourceIdentity {
+  systemId: string;
+  timeline: number;
+}
+
+/** The identity as one string (the CDC's in-sync marker records it). */
+export function sourceKey(source: SourceIdentity): string {
+  return `${source.systemId}-${source.timeline}`;
+}
+
+/**
+ * The job id of the batch ending at `lsn`: deterministic, so a replay that forms the same
+ * batch is deduplicated, and qualified by the source, so a commit of another cluster or
+ * timeline at the same LSN is never taken for a duplicate (and dropped while the CDC acks).
+ * BullMQ job ids may not contain ':' and may not be all digits.
+ */
+export function jobIdForCommit(source: SourceIdentity, lsn: string): string {
+  return `lsn-${sourceKey(source)}-${lsn.replace('/', '-')}`;
 }
 
 export const INVALIDATE_JOB_NAME = 'invalidate';
