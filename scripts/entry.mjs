@@ -68,6 +68,7 @@ const commands = {
   test: ['vitest', 'run'],
   bench: ['node', 'scripts/bench/main.ts'],
   walcache: ['node', 'packages/cli/src/main.ts'],
+  'config-schema': ['node', 'scripts/config-schema.ts'],
   setup: ['true'],
   check: ['sh', '-c', 'node_modules/.bin/biome check . && node_modules/.bin/tsc -p tsconfig.json'],
 };

@@ -6,6 +6,8 @@ import { defineConfig } from '@walcache/config';
  * list. No tag, key or SQL is written by hand: walcache derives them from this file.
  */
 export default defineConfig({
+  // For editors and `npm run config-schema` readers; walcache itself ignores it.
+  $schema: '../../packages/config/walcache.config.schema.json',
   resources: {
     article: {
       table: 'articles',

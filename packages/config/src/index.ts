@@ -178,3 +178,4 @@ export {
   type WalcacheConfigInput,
   walcacheConfigSchema,
 } from './resources.ts';
+export { CONFIG_SCHEMA_FILE, configJsonSchemaText } from './schema-file.ts';
