@@ -1,5 +1,5 @@
 import { existsSync, readFileSync } from 'node:fs';
-import { extname, isAbsolute, resolve } from 'node:path';
+import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
@@ -27,7 +27,17 @@ export function parseConfig(raw: unknown, file = '(inline config)'): WalcacheCon
 }
 
 function describeIssue(issue: z.core.$ZodIssue): string {
-  const path = issue.path.map((p) => (typeof p === 'number' ? `[${p}]` : String(p))).join('.');
+  const path = issue.path
+    .map((p, i) => (typeof p === 'number' ? `[${p}]` : `${i > 0 ? '.' : ''}${String(p)}`))
+    .join('');
+  if (issue.code === 'invalid_key') {
+    // A record key (a resource or field name) that breaks its rule: zod's own message is
+    // only "Invalid key in record"; the key's check says what a valid one looks like.
+    return `${path}: ${issue.issues.map((i) => i.message).join('; ')}`;
+  }
+  if (issue.code === 'invalid_type' && / received undefined$/.test(issue.message)) {
+    return `${path}: is required (${issue.expected === 'record' ? 'an object' : `a ${issue.expected}`}); see docs/config.md`;
+  }
   if (issue.code === 'unrecognized_keys') {
     return `${path || '(top level)'}: unknown field${issue.keys.length > 1 ? 's' : ''} ${issue.keys
       .map((k) => JSON.stringify(k))
@@ -59,6 +69,16 @@ export async function loadConfigFile(path: string, cwd = process.cwd()): Promise
     else raw = await importModule(file, ext);
   } catch (error) {
     if (error instanceof ConfigFileError) throw error;
+    const message = error instanceof Error ? error.message : String(error);
+    if (/Cannot find (module|package) '@walcache\/config'/.test(message)) {
+      throw new ConfigFileError(
+        file,
+        [
+          `imports @walcache/config, which does not resolve from ${dirname(file)}: export plain data (\`export default {...}\`, types with \`import type\`), or make @walcache/config a dependency there`,
+        ],
+        { cause: error },
+      );
+    }
     throw new ConfigFileError(
       file,
       [`cannot be read: ${error instanceof Error ? error.message : String(error)}`],
@@ -80,9 +100,16 @@ async function importModule(file: string, ext: string): Promise<unknown> {
   } else {
     mod = (await import(url)) as Record<string, unknown>;
   }
-  const exported = mod.default ?? mod.config;
-  if (exported === undefined) throw new Error('exports no config: use `export default defineConfig({...})`');
-  // tsImport of a CommonJS-shaped module can nest the default once more.
-  const inner = (exported as { default?: unknown }).default;
-  return inner !== undefined && !('resources' in (exported as object)) ? inner : exported;
+  // tsImport hands a file it compiled to CommonJS (no `"type": "module"` around it, the usual
+  // case for a config in its own folder) back as a namespace whose `default` is the whole
+  // exports object, marked `__esModule`: the config's own `default`/`config` are one level down.
+  const wrapped = mod.default as { __esModule?: unknown } | undefined;
+  const exports =
+    typeof wrapped === 'object' && wrapped !== null && wrapped.__esModule === true
+      ? (wrapped as Record<string, unknown>)
+      : mod;
+  const exported = exports.default ?? exports.config;
+  if (exported === undefined)
+    throw new Error('exports no config: use `export default defineConfig({...})` or `export const config`');
+  return exported;
 }

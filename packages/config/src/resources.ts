@@ -25,7 +25,9 @@ const fieldName = z
   .regex(/^[A-Za-z_][A-Za-z0-9_]*$/, 'a JSON field name (letters, digits, _)')
   .describe('A field name in the JSON answer.');
 
-const literal = z.union([z.string(), z.number(), z.boolean(), z.null()]);
+const literal = z.union([z.string(), z.number(), z.boolean(), z.null()], {
+  error: 'a string, a number, true, false or null',
+});
 
 /** Fixed equality conditions: `{ published: true }`. */
 const where = z
@@ -33,20 +35,28 @@ const where = z
   .describe('Fixed equality conditions on the embedded or counted rows, e.g. `{ "published": true }`.');
 
 const columns = z
-  .union([
-    z.array(identifier).min(1),
-    z.record(fieldName, identifier).refine((r) => Object.keys(r).length > 0, 'must name at least one column'),
-  ])
+  .union(
+    [
+      z.array(identifier).min(1),
+      z
+        .record(fieldName, identifier)
+        .refine((r) => Object.keys(r).length > 0, 'must name at least one column'),
+    ],
+    { error: 'a list of column names, or { "field": "column" } to rename' },
+  )
   .describe(
     'The columns to serve: a list of column names, or `{ "field": "column" }` to rename. Default: every column whose type has a JSON form.',
   );
 
 const direction = z.enum(['asc', 'desc']);
 /** `"created_at"` (ascending), `"-created_at"` (descending) or `["created_at", "desc"]`. */
-const orderItem = z.union([
-  z.string().regex(/^-?[A-Za-z_][A-Za-z0-9_$]*$/, 'a column, or "-column" for descending'),
-  z.tuple([identifier, direction]),
-]);
+const orderItem = z.union(
+  [
+    z.string().regex(/^-?[A-Za-z_][A-Za-z0-9_$]*$/, 'a column, or "-column" for descending'),
+    z.tuple([identifier, direction]),
+  ],
+  { error: '"column" (ascending), "-column" (descending) or ["column", "asc" | "desc"]' },
+);
 const order = z
   .array(orderItem)
   .min(1)
@@ -117,12 +127,15 @@ export const embedSchema: z.ZodType<EmbedConfig> = z.lazy(() =>
     }),
 );
 
-const filterValue = z.union([
-  literal,
-  z.strictObject({
-    param: fieldName.describe('Name of the path or query parameter that gives the value.'),
-  }),
-]);
+const filterValue = z.union(
+  [
+    literal,
+    z.strictObject({
+      param: fieldName.describe('Name of the path or query parameter that gives the value.'),
+    }),
+  ],
+  { error: 'a fixed value (string, number, boolean, null) or { "param": "name" }' },
+);
 
 const listSchema = z
   .strictObject({
@@ -168,7 +181,9 @@ export const resourceSchema = z
   .strictObject({
     table: tableName.describe('The root table.'),
     by: z
-      .union([identifier, z.array(identifier).min(1)])
+      .union([identifier, z.array(identifier).min(1)], {
+        error: 'a column name, or a list of column names for a composite key',
+      })
       .optional()
       .describe('Lookup: the primary key, a composite key, or a column with a unique index.'),
     list: listSchema.optional(),
