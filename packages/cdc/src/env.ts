@@ -6,7 +6,7 @@ import { tagLimitsSchema } from './limits.ts';
  * (which every app shares). Kept here so the shared schema does not grow CDC knobs.
  */
 export const cdcEnvSchema = z.object({
-  /** `10000`, or `default=10000,comments=50000`: tags per table before a table-wide invalidation. */
+  /** `10000`, or `default=10000,events=50000`: tags per table before a table-wide invalidation. */
   CDC_MAX_TAGS_PER_TABLE: z.string().default('').pipe(tagLimitsSchema),
   CDC_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
   CDC_LAG_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),

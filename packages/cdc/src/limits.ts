@@ -13,7 +13,7 @@ const tableName = z.string().regex(/^[a-z_][a-z0-9_$]{0,62}$/, 'a lower-case tab
 
 /**
  * Parses the per-table threshold for over-large transactions, e.g. `CDC_MAX_TAGS_PER_TABLE`:
- * `10000` (every table) or `default=10000,comments=50000` (per table, default for the rest).
+ * `10000` (every table) or `default=10000,events=50000` (per table, default for the rest).
  * Throws a zod error naming the bad entry.
  */
 export const tagLimitsSchema = z

@@ -29,10 +29,10 @@ const literal = z.union([z.string(), z.number(), z.boolean(), z.null()], {
   error: 'a string, a number, true, false or null',
 });
 
-/** Fixed equality conditions: `{ published: true }`. */
+/** Fixed equality conditions: `{ hidden: false }`. */
 const where = z
   .record(identifier, literal)
-  .describe('Fixed equality conditions on the embedded or counted rows, e.g. `{ "published": true }`.');
+  .describe('Fixed equality conditions on the embedded or counted rows, e.g. `{ "hidden": false }`.');
 
 const columns = z
   .union(
@@ -154,7 +154,7 @@ const listSchema = z
           .describe('The foreign key column of the root table (optional when unambiguous).'),
       })
       .optional()
-      .describe('Scope the list to one parent row (e.g. the comments of an article).'),
+      .describe('Scope the list to one parent row (e.g. the lines of one order).'),
     order: order.optional(),
     pageSize: z
       .strictObject({
@@ -191,7 +191,7 @@ export const resourceSchema = z
     embed: z.record(fieldName, embedSchema).optional().describe('Related rows embedded in each answer.'),
     route: z
       .string()
-      .regex(/^\/[A-Za-z0-9_\-/{}.]*$/, 'a path such as /v1/articles/{id}')
+      .regex(/^\/[A-Za-z0-9_\-/{}.]*$/, 'a path such as /v1/orders/{id}')
       .optional()
       .describe('The route; default `/v1/<resource>/{by}` for lookups, `/v1/<resource>` for lists.'),
     ttl: ttlSchema.optional().describe('Seconds a value stays cached (default: defaults.ttl).'),

@@ -34,7 +34,7 @@ export interface StartRedisOptions {
   detached?: boolean;
   /** `requirepass`: the default user needs this password (the URL carries it). */
   password?: string;
-  /** ACL users, each one `user` directive: `['app', 'on', '>secret', '~wc:*', '+@all']`. */
+  /** ACL accounts, one `user` directive each: `['app', 'on', '>secret', '~wc:*', '+@all']`. */
   aclUsers?: string[][];
   /**
    * TLS only (`--port 0 --tls-port`): the URL becomes rediss://. `authClients` makes the
