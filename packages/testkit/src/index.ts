@@ -1,6 +1,9 @@
 export { freePort, portIsFree, waitFor } from './ports.ts';
 export {
   type PostgresServer,
+  packagedBinaries,
+  postgresUser,
+  runnableBinaries,
   type StartPostgresOptions,
   startPostgres,
   traversableByPostgres,
@@ -14,4 +17,4 @@ export {
   startRedis,
 } from './redis.ts';
 export { generateCertificates, type TestCertificates } from './tls.ts';
-export { type DebianToolOptions, ensureDebianTool } from './tools.ts';
+export { type DebianToolOptions, ensureDebianPackage, ensureDebianTool } from './tools.ts';

