@@ -2,15 +2,18 @@ import { existsSync } from 'node:fs';
 import { mkdir } from 'node:fs/promises';
 import { join } from 'node:path';
 import { INVALIDATE_JOB_NAME, type InvalidationJob } from '@walcache/core';
-import { waitFor } from '@walcache/testkit';
+import { ensureDebianPackage, waitFor } from '@walcache/testkit';
 import { type Browser, chromium } from 'playwright-core';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
 
-const CHROMIUM = '/usr/bin/chromium';
-const hasChromium = existsSync(CHROMIUM);
-if (!hasChromium)
-  console.warn(`browser tests skipped: ${CHROMIUM} not found (Debian: apt-get install -y chromium)`);
+// Installed when missing (Debian, as root); skipped only where that is impossible, saying why.
+const CHROMIUM = await ensureDebianPackage('chromium', { debianPackage: 'chromium' }).catch(
+  (error: unknown) => {
+    console.warn(`browser tests skipped: ${error instanceof Error ? error.message : String(error)}`);
+    return undefined;
+  },
+);
 
 const TOKEN = 'browser-ops-token-5678';
 const outDir = join(import.meta.dirname, '..', '..', 'test-output');
@@ -18,7 +21,7 @@ let servers: Servers;
 let stack: Stack;
 let browser: Browser;
 
-describe.skipIf(!hasChromium)(`in a real browser (${CHROMIUM})`, () => {
+describe.skipIf(!CHROMIUM)(`in a real browser (${CHROMIUM})`, () => {
   beforeAll(async () => {
     await mkdir(outDir, { recursive: true });
     servers = await startServers();

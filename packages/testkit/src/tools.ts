@@ -66,3 +66,46 @@ export async function ensureDebianTool(command: string, options: DebianToolOptio
   if (!works(local, versionArgs)) throw new Error(`${hint}; the unpacked ${local} does not run`);
   return local;
 }
+
+/**
+ * The path of `command`, installing the Debian package that ships it when it is missing
+ * (`apt-get install`, as root). For tools that need their libraries installed with them
+ * (Chromium), where unpacking one binary (ensureDebianTool) is not enough. Throws with the
+ * reason when installing is impossible (not root, no apt-get) or fails: only then may a test
+ * skip, printing that reason.
+ */
+export async function ensureDebianPackage(
+  command: string,
+  options: DebianToolOptions & { path?: string },
+): Promise<string> {
+  const path = options.path ?? `/usr/bin/${command}`;
+  const versionArgs = options.versionArgs ?? ['--version'];
+  if (works(path, versionArgs)) return path;
+  const hint = `${command} is missing: install it with \`apt-get install -y ${options.debianPackage}\``;
+  if (!works('apt-get', ['--version'])) throw new Error(`${hint} (no apt-get on this machine)`);
+  if (process.getuid?.() !== 0) throw new Error(`${hint} (installing needs root)`);
+  // Why 15 minutes: a first `apt-get update` plus Chromium and its libraries (~150 MB) on a
+  // slow mirror; past that, the error below names the manual fix.
+  const timeout = 900_000;
+  // Why a lock timeout: two test files may install at once; dpkg allows one at a time.
+  const lock = ['-o', 'DPkg::Lock::Timeout=600'];
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  try {
+    await run('apt-get', [...lock, 'update', '-qq'], { timeout, env }).catch(() => undefined);
+    await run(
+      'apt-get',
+      [...lock, 'install', '-y', '-qq', '--no-install-recommends', options.debianPackage],
+      {
+        timeout,
+        env,
+        maxBuffer: 64 * 1024 * 1024,
+      },
+    );
+  } catch (error) {
+    throw new Error(`${hint}; installing it failed: ${error instanceof Error ? error.message : error}`, {
+      cause: error,
+    });
+  }
+  if (!works(path, versionArgs)) throw new Error(`${hint}; after installing, ${path} does not run`);
+  return path;
+}
