@@ -1,4 +1,4 @@
-import { ConnectionConfigError } from '@walcache/config';
+import { ConfigFileError, ConnectionConfigError } from '@walcache/config';
 import type { Logger } from 'pino';
 
 /**
@@ -15,10 +15,22 @@ export async function startOrExit<T>(logger: Logger, start: () => Promise<T>): P
       logger.fatal({ variable: error.variable }, error.message);
       process.exit(78); // EX_CONFIG
     }
+    // A config file that is not the format (ConfigFileError) or does not match the database
+    // (ConfigMismatchError, from @walcache/resources): the message lists every problem, each
+    // naming the field and the fix; a stack trace would only bury it.
+    if (error instanceof ConfigFileError || isConfigMismatch(error)) {
+      logger.fatal({ code: error.code }, error.message);
+      process.exit(78); // EX_CONFIG
+    }
     if (error instanceof Error && typeof (error as { fix?: unknown }).fix === 'string') {
       logger.fatal({ code: (error as { code?: unknown }).code }, error.message);
       process.exit(78); // EX_CONFIG
     }
     throw error;
   }
+}
+
+/** By shape: observability sits below the resource compiler and must not import it. */
+function isConfigMismatch(error: unknown): error is Error & { code: string } {
+  return error instanceof Error && (error as { code?: unknown }).code === 'WALCACHE_CONFIG_MISMATCH';
 }
