@@ -32,10 +32,18 @@ import {
   startOrExit,
 } from '@walcache/observability';
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
-import { type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
+import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
-import { fallbackJob, parseJob, processJob, RefreshFailedError } from './processor.ts';
+import { fallbackJob, NotVisibleYetError, parseJob, processJob, RefreshFailedError } from './processor.ts';
+
+/**
+ * How long a job whose transactions are not visible yet is put off before it checks again.
+ * Why 250 ms: a commit held by a synchronous standby becomes visible as soon as the standby
+ * answers, and the invalidation latency should follow within a fraction of a second; each
+ * re-check is one small query.
+ */
+const VISIBILITY_RECHECK_MS = 250;
 
 /**
  * Why 5 s: an invalidation job takes milliseconds and a refresh is bounded by the statement
@@ -165,11 +173,12 @@ export async function startInvalidator(
     cache,
     metrics,
     logger,
+    db: pool,
     resourceForKey,
   };
 
   /** One attempt of a job. The last failed attempt enqueues the table-wide fallback first. */
-  const run = async (job: Job<InvalidationJob>) => {
+  const run = async (job: Job<InvalidationJob>, token?: string) => {
     let payload: InvalidationJob;
     try {
       payload = parseJob(job.data);
@@ -184,6 +193,18 @@ export async function startInvalidator(
       logger.debug({ jobId: job.id, tags: payload.tags.length, ...result }, 'invalidated');
       return result;
     } catch (error) {
+      if (error instanceof NotVisibleYetError && token) {
+        // Not a failure: the commit is not visible yet (a synchronous standby that does not
+        // answer can hold it for as long as it likes). Put the job off without using an
+        // attempt; it runs once its transactions are visible, however long that takes.
+        metrics.visibilityWaits.inc();
+        logger.debug(
+          { jobId: job.id, invisible: error.invisible },
+          'transactions not visible yet; job put off',
+        );
+        await job.moveToDelayed(Date.now() + VISIBILITY_RECHECK_MS, token);
+        throw new DelayedError();
+      }
       if (error instanceof RefreshFailedError) {
         // The failed keys' tag entries are gone; the next attempt must know them. If even
         // this write fails, the keys stay deleted (cold, not stale): log it and go on failing.

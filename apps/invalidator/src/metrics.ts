@@ -36,6 +36,11 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Job attempts that failed and will be retried',
       registers: r,
     }),
+    visibilityWaits: new Counter({
+      name: 'walcache_invalidator_visibility_waits_total',
+      help: 'Job attempts put off because a transaction of the job was committed in the WAL but not yet visible',
+      registers: r,
+    }),
     fallbacks: new Counter({
       name: 'walcache_invalidator_fallbacks_total',
       help: 'Jobs that exhausted their retries and were replaced by a table-wide invalidation',

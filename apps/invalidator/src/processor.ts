@@ -1,5 +1,6 @@
 import {
   type AnyResource,
+  countInvisibleXids,
   epochTag,
   type InvalidationJob,
   InvalidJobError,
@@ -8,6 +9,7 @@ import {
   type Keyspace,
   type ReadThroughCache,
   tableOfTag,
+  type XidQueryable,
 } from '@walcache/core';
 import type { Logger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
@@ -20,6 +22,8 @@ export interface ProcessorDeps {
   cache: ReadThroughCache<Db>;
   metrics: InvalidatorMetrics;
   logger: Logger;
+  /** Postgres, for the visibility check of the job's transactions (step 0). */
+  db: XidQueryable;
   /** The resource a cache key belongs to (the deployment's registry). */
   resourceForKey(key: string): AnyResource<Db> | undefined;
 }
@@ -41,6 +45,40 @@ export class RefreshFailedError extends Error {
   }
 }
 
+/**
+ * How long an attempt polls for its transactions to become visible before it is put off.
+ * Why 100 ms in steps of 10 ms: a descheduled backend leaves the proc array within
+ * milliseconds; a transaction still invisible after that is waiting for something slow
+ * (a synchronous standby), and a worker slot should not be held for it.
+ */
+export const visibilityTimings = { pollMs: 100, stepMs: 10 } as const;
+
+/** Some transactions of the job are committed in the WAL but not yet visible: put it off, do not fail it. */
+export class NotVisibleYetError extends Error {
+  readonly code = 'WALCACHE_NOT_VISIBLE_YET';
+  constructor(readonly invisible: number) {
+    super(`${invisible} transaction(s) of the job are not visible yet`);
+    this.name = 'NotVisibleYetError';
+  }
+}
+
+/**
+ * Step 0: waits (briefly) until every transaction of the job is visible to new snapshots;
+ * throws NotVisibleYetError when some still are not. Only then may the sequence step run:
+ * an invalidation before that would let the next load (or the refresh) read the old row
+ * and cache it with an `s0` above the invalidation's markers.
+ */
+export async function awaitVisible(db: XidQueryable, xids: readonly number[] | undefined): Promise<void> {
+  if (!xids || xids.length === 0) return;
+  const deadline = Date.now() + visibilityTimings.pollMs;
+  for (;;) {
+    const invisible = await countInvisibleXids(db, xids);
+    if (invisible === 0) return;
+    if (Date.now() >= deadline) throw new NotVisibleYetError(invisible);
+    await new Promise((r) => setTimeout(r, visibilityTimings.stepMs));
+  }
+}
+
 /** Validates a job payload; a bad one is a permanent failure with the reason. */
 export function parseJob(data: unknown): InvalidationJob {
   const parsed = invalidationJobSchema.safeParse(data);
@@ -57,6 +95,7 @@ export function parseJob(data: unknown): InvalidationJob {
  * invalidation is idempotent, so a retry repeats it harmlessly.
  */
 export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Promise<ProcessResult> {
+  await awaitVisible(deps.db, job.xids);
   const { keys } = await invalidateTags(deps.redis, deps.keys, job.tags);
   deps.metrics.keysDeleted.inc(keys.length);
   let refreshed = 0;

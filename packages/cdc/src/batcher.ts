@@ -7,6 +7,8 @@ export interface CommittedTx {
   /** End LSN of the commit record: what we acknowledge once the job is stored. */
   endLsn: string;
   commitMs: number;
+  /** The transaction's xid (pgoutput's Begin); none for a heartbeat message. */
+  xid?: number;
 }
 
 export interface Batch {
@@ -16,6 +18,8 @@ export interface Batch {
   firstCommitMs: number;
   lastCommitMs: number;
   transactions: number;
+  /** Xids of the transactions that carry tags (the invalidator waits for their visibility). */
+  xids: number[];
 }
 
 /** A table's limit of tags in one transaction or job, before it collapses to `table:` + `epoch:`. */
@@ -214,6 +218,8 @@ export class Batcher {
       if (all.size <= maxPerJob) break;
       collapse(table);
     }
+    const xids = new Set<number>();
+    for (const tx of txs) if (tx.xid !== undefined && tx.tags.size > 0) xids.add(tx.xid);
     let first = txs[0] as CommittedTx;
     let last = first;
     for (const tx of txs) {
@@ -227,6 +233,7 @@ export class Batcher {
       firstCommitMs: first.commitMs,
       lastCommitMs: last.commitMs,
       transactions: txs.length,
+      xids: [...xids],
     };
   }
 }

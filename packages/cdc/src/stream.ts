@@ -136,6 +136,8 @@ interface Session {
   service: LogicalReplicationService;
   batcher: Batcher;
   tx: TxTags | undefined;
+  /** The open transaction's xid, from its Begin message. */
+  xid: number | undefined;
   lastMessageMs: number;
 }
 
@@ -335,7 +337,7 @@ export class CdcStream {
       // slot, and nothing after them may be acked in the meantime.
       failed: (error) => fail(error),
     });
-    const session: Session = { service, batcher, tx: undefined, lastMessageMs: Date.now() };
+    const session: Session = { service, batcher, tx: undefined, xid: undefined, lastMessageMs: Date.now() };
     this.session = session;
 
     service.on('data', async (lsn: string, message: Pgoutput.Message) => {
@@ -413,6 +415,7 @@ export class CdcStream {
     switch (message.tag) {
       case 'begin':
         session.tx = new TxTags(o.maxTagsPerTable);
+        session.xid = message.xid;
         return;
       case 'relation': {
         for (const table of o.mapper.observeRelation(message)) {
@@ -459,7 +462,9 @@ export class CdcStream {
       }
       case 'commit': {
         const current = session.tx ?? new TxTags(o.maxTagsPerTable);
+        const xid = session.xid;
         session.tx = undefined;
+        session.xid = undefined;
         o.events?.transaction?.(current.changes, current.size);
         // Empty transactions go through the batcher too: their LSN is acked in order.
         await session.batcher.add({
@@ -467,6 +472,7 @@ export class CdcStream {
           endLsn: normalizeLsn(message.commitEndLsn ?? lsn),
           // commitTime is a BigInt of microseconds since the Unix epoch.
           commitMs: Number((message.commitTime as bigint) / 1000n),
+          xid,
         });
         return;
       }

@@ -66,3 +66,4 @@ export {
   withEpochTags,
 } from './tags.ts';
 export { withTimeout } from './timeout.ts';
+export { countInvisibleXids, type XidQueryable } from './visibility.ts';

@@ -14,6 +14,12 @@ export const invalidationJobSchema = z.object({
   firstCommitMs: z.number().int().nonnegative(),
   lastCommitMs: z.number().int().nonnegative(),
   transactions: z.number().int().positive(),
+  /**
+   * The 32-bit xids of the batch's transactions that carry tags: the invalidator waits until
+   * every one is visible before it invalidates (see visibility.ts). Absent in jobs of older
+   * CDCs, which are run without that wait.
+   */
+  xids: z.array(z.number().int().min(0).max(0xffff_ffff)).max(100_000).optional(),
   /** When the CDC stored the job; commit → enqueued → invalidated latency is measured from these. */
   enqueuedMs: z.number().int().nonnegative(),
   /**

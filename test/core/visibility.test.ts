@@ -1,0 +1,81 @@
+/**
+ * Issue 11, item 1: a commit is in the WAL (and decoded by the CDC) before other sessions
+ * can see it. Forced for real: `synchronous_standby_names` names a standby that never
+ * connects, and the writer commits with `synchronous_commit = on`, so its COMMIT waits
+ * while the commit record is already decoded and its job stored. An invalidation (and the
+ * refresh after it) that ran in that window would re-cache the old row for good; the
+ * invalidator must wait until the transaction is visible.
+ */
+import { waitFor } from '@walcache/testkit';
+import pg from 'pg';
+import { afterAll, beforeAll, expect, it } from 'vitest';
+import { userProfile } from '../support/blog.ts';
+import { type Servers, startServers } from '../support/stack.ts';
+import { type Pipeline, startPipeline } from './pipeline.ts';
+
+let servers: Servers;
+let p: Pipeline;
+
+beforeAll(async () => {
+  servers = await startServers({ users: 10, articles: 5, tags: 2, commentsPerArticle: 1 });
+  // No auditor: it would find and delete a stale value itself, hiding what this test checks.
+  p = await startPipeline(servers, { invalidator: { auditor: false } });
+});
+
+afterAll(async () => {
+  await p?.writer.query('alter system reset synchronous_standby_names').catch(() => undefined);
+  await p?.writer.query('select pg_reload_conf()').catch(() => undefined);
+  await p?.stop();
+  await servers?.stop();
+});
+
+it('an invalidation waits until its transaction is visible (a synchronous standby that never answers)', async () => {
+  await p.cache.get(userProfile, { id: '5' });
+  expect(JSON.parse((await p.cached('user:5'))!).name).not.toBe('renamed (item 1)');
+  await p.writer.query("alter system set synchronous_standby_names = 'walcache_never_connects'");
+  await p.writer.query('select pg_reload_conf()');
+
+  const hung = new pg.Client({ connectionString: p.env.DATABASE_URL });
+  await hung.connect();
+  let committed = false;
+  try {
+    await hung.query('set synchronous_commit = on');
+    const commit = hung
+      .query("update users set name = 'renamed (item 1)' where id = 5")
+      .then(() => (committed = true));
+    commit.catch(() => undefined); // awaited below; a failed assertion before must not leave it unhandled
+    // The commit is decoded, its job stored and picked up (run or put off) while the COMMIT
+    // still waits for the standby.
+    await waitFor(
+      async () => {
+        // Completed (run in the window), or delayed (put off until visible).
+        const jobs = await p.invalidator.queue.getJobs(['completed', 'delayed'], 0, 100);
+        return jobs.some((j) => j.data.tags.includes('row:users:5'));
+      },
+      { timeoutMs: 20_000, what: "the commit's job to be picked up" },
+    );
+    // Still invisible: other sessions read the old row.
+    expect(committed).toBe(false);
+    const { rows } = await p.writer.query<{ name: string }>('select name from users where id = 5');
+    expect(rows[0]?.name).not.toBe('renamed (item 1)');
+
+    // The standby requirement goes away: the commit becomes visible.
+    await p.writer.query('alter system reset synchronous_standby_names');
+    await p.writer.query('select pg_reload_conf()');
+    await commit;
+  } finally {
+    await hung.end();
+  }
+  await p.drain();
+  const fresh = JSON.stringify(await userProfile.load(p.db, { id: '5' }));
+  expect(JSON.parse(fresh).name).toBe('renamed (item 1)');
+  await waitFor(
+    async () => {
+      const held = await p.cached('user:5');
+      return held === null || held === fresh;
+    },
+    // Why 10 s: the fix re-checks a waiting job twice a second; without it the old row
+    // stays cached for its whole TTL and this bound fails the test.
+    { timeoutMs: 10_000, what: 'the cached profile to be fresh' },
+  );
+});
