@@ -6,6 +6,7 @@
 import {
   CircuitBreaker,
   decodeEntry,
+  flushNamespace,
   invalidateTags,
   ReadThroughCache,
   type Resource,
@@ -250,5 +251,34 @@ describe('item 2: a cache Redis at maxmemory (noeviction)', () => {
     } finally {
       client.disconnect();
     }
+  });
+});
+
+describe('item 4: a namespace flush', () => {
+  it('leaves no value whose fill began before it, even one written during its value pass', async () => {
+    const parking = new Parking();
+    const prefix = `hole4-${++prefixes}`;
+    const cache = new ReadThroughCache({ redis, db, prefix, hooks: parking.hooks });
+    // Enough other values that each pass takes several SCAN steps.
+    const pad = redis.pipeline();
+    for (let i = 0; i < 5000; i++) pad.set(cache.keys.value(`pad:${i}`), 'x', 'PX', 600_000);
+    await pad.exec();
+    // 200 fills (ids without a row: "not found" is cached too) loaded before the flush,
+    // parked just before their compare-and-set.
+    const ids = Array.from({ length: 200 }, (_, i) => String(5000 + i));
+    const parked = ids.map((id) => parking.park('beforeCas', `user:${id}`));
+    const readers = ids.map((id) => cache.get(userProfile, { id }));
+    await Promise.all(parked.map((b) => b.arrived));
+    let released = false;
+    await flushNamespace(redis, cache.keys, undefined, async (pass) => {
+      // In the middle of the value pass: every parked fill writes now.
+      if (pass !== 1 || released) return;
+      released = true;
+      for (const b of parked) b.release();
+      await Promise.all(readers);
+    });
+    expect(released).toBe(true);
+    const left = await redis.exists(...ids.map((id) => cache.keys.value(`user:${id}`)));
+    expect(left).toBe(0);
   });
 });
