@@ -265,9 +265,9 @@ async function main() {
   );
   say(
     'start',
-    process.env.OPS_TOKEN
+    process.env.OPS_TOKEN || process.env.OPS_TOKEN_FILE
       ? `  ops          ${base}/ops/status  ${base}/ops/queues`
-      : '  ops          set OPS_TOKEN to enable /ops/status and /ops/queues',
+      : '  ops          set OPS_TOKEN (or OPS_TOKEN_FILE) to enable /ops/status and /ops/queues',
   );
   say('start', `  database     ${redactUrl(databaseUrl)}`);
   say('start', `  redis        ${redactUrl(redisUrl)}`);

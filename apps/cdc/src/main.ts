@@ -1,5 +1,6 @@
 import {
   type Batch,
+  CdcSetupError,
   CdcStream,
   parseCdcEnv,
   type SlotSyncMarker,
@@ -7,6 +8,7 @@ import {
   TagMapper,
 } from '@walcache/cdc';
 import {
+  ConnectionConfigError,
   type Env,
   loadEnvOrExit,
   redactUrl,
@@ -270,6 +272,11 @@ if (isMain(import.meta.url)) {
   );
   onShutdown(logger, () => cdc.close());
   cdc.done.catch((error: unknown) => {
+    // A setting to fix (a privilege, a password, the publication) exits like a bad variable.
+    if (error instanceof CdcSetupError || error instanceof ConnectionConfigError) {
+      logger.fatal(error.message);
+      process.exit(78); // EX_CONFIG
+    }
     logger.fatal({ err: error }, error instanceof Error ? error.message : 'cdc failed');
     process.exit(1);
   });

@@ -76,6 +76,11 @@ export function createLogger(
         // node-postgres puts the whole Client (socket, pool state, config) on connection
         // errors: hundreds of lines per "connection lost" warning, none of them useful.
         const { client: _client, ...fields } = s as typeof s & { client?: unknown };
+        // ioredis puts the failed command on its errors: for AUTH (and HELLO … AUTH) its
+        // arguments are the user and the password.
+        const command = (fields as { command?: { name?: unknown; args?: unknown } }).command;
+        if (command && typeof command.name === 'string' && /^(auth|hello)$/i.test(command.name))
+          (fields as { command?: unknown }).command = { name: command.name, args: ['***'] };
         return scrub(fields, 0) as typeof s;
       },
     },
