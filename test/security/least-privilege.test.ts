@@ -5,10 +5,10 @@ import { silentLogger } from '@walcache/observability';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
-import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { createLeastPrivilegeRole, type LeastPrivilegeRole } from '../support/roles.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
+import { cdcFailure } from './support.ts';
 
 // The end-to-end suite (test/e2e) runs as the documented role; here each missing privilege
 // is taken away from it in turn and every process must stop with the statement that fixes it.
@@ -36,28 +36,6 @@ async function documentedRole(): Promise<{ role: LeastPrivilegeRole; env: Return
     publication,
   });
   return { role, env: testEnv(servers, { DATABASE_URL: role.url, PUBLICATION_NAME: publication }) };
-}
-
-/**
- * The CDC stops with the setup error instead of retrying: at start (it reads the catalog for
- * its config first) or when its stream loop ends. Returns that error.
- */
-async function cdcFailure(env: ReturnType<typeof testEnv>): Promise<Error> {
-  let cdc: Awaited<ReturnType<typeof startCdc>>;
-  try {
-    cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 0 });
-  } catch (error) {
-    return error as Error;
-  }
-  try {
-    const error = await cdc.done.then(
-      () => new Error('the CDC ended without an error'),
-      (e: unknown) => e as Error,
-    );
-    return error;
-  } finally {
-    await cdc.close();
-  }
 }
 
 describe('the documented role', () => {

@@ -1,7 +1,7 @@
 import { chmodSync, chownSync, copyFileSync, statSync } from 'node:fs';
 import { join } from 'node:path';
 import { ConnectionConfigError } from '@walcache/config';
-import { createDb, createPool, migrateToLatest, pgConnectionConfig, seedIfEmpty } from '@walcache/db';
+import { createDb, createPool, pgConnectionConfig } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
 import {
   generateCertificates,
@@ -17,9 +17,11 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { blogExample } from '../../examples/blog/index.ts';
+import { compileBlog } from '../support/blog.ts';
 import { createLeastPrivilegeRole } from '../support/roles.ts';
 import { type Servers, startStack, testEnv } from '../support/stack.ts';
-import { expectWriteInvalidates } from './support.ts';
+import { cdcFailure, expectWriteInvalidates } from './support.ts';
 
 // Postgres with ssl=on and a generated certificate; pg_hba.conf admits TLS connections only.
 let certs: TestCertificates;
@@ -39,9 +41,10 @@ beforeAll(async () => {
     }),
     startRedis(),
   ]);
-  const db = createDb(createPool({ connectionString: postgres.url }));
-  await migrateToLatest(db);
-  await seedIfEmpty(db, { users: 20, articles: 40, tags: 5, commentsPerArticle: 1 });
+  const pool = createPool({ connectionString: postgres.url });
+  const db = createDb(pool);
+  await blogExample.setup(db, { users: 20, articles: 40, tags: 5, commentsPerArticle: 1 });
+  await compileBlog(pool);
   await db.destroy();
   servers = { pg: postgres, redis, stop: async () => undefined };
 });
@@ -71,7 +74,11 @@ async function refusal(start: () => Promise<{ close(): Promise<void> }>): Promis
 }
 
 describe('PostgreSQL over TLS', () => {
-  it('sslmode=verify-full: the pools and the CDC replication connection are encrypted, and a write invalidates', async () => {
+  // Why 120 s: the whole system starts over TLS in this test; a loaded machine is slow, and
+  // nothing here asserts speed.
+  it('sslmode=verify-full: the pools and the CDC replication connection are encrypted, and a write invalidates', {
+    timeout: 120_000,
+  }, async () => {
     expect(postgres.url).toContain('sslmode=verify-full');
     // As the documented role too: TLS and least privilege together, as production runs.
     const role = await createLeastPrivilegeRole(postgres.url, {
@@ -111,7 +118,9 @@ describe('PostgreSQL over TLS', () => {
     }
   });
 
-  it('sslmode=require means what libpq says: encrypted, certificate not checked', async () => {
+  it('sslmode=require means what libpq says: encrypted, certificate not checked', {
+    timeout: 120_000,
+  }, async () => {
     const config = pgConnectionConfig(urlWith({ sslmode: 'require' }));
     const client = new pg.Client(config);
     await client.connect();
@@ -148,12 +157,7 @@ describe('PostgreSQL over TLS', () => {
       );
       expect(error.message).not.toContain('\n');
     }
-    const cdc = await startCdc(env, silentLogger());
-    const error = await cdc.done.then(
-      () => new Error('ended'),
-      (e: unknown) => e as Error,
-    );
-    await cdc.close();
+    const error = await cdcFailure(env);
     expect(error).toBeInstanceOf(ConnectionConfigError);
     expect(error.message).toMatch(/^DATABASE_URL: the server's TLS certificate is not trusted/);
   });

@@ -14,6 +14,8 @@ import { captureIo, expectWriteInvalidates } from './support.ts';
 
 const ADMIN_PASSWORD = 'adm1n-s3cret-pw';
 const APP_PASSWORD = 'app-s3cret-pw-42';
+/** Why 120 s: these start the whole system; a loaded machine is slow and nothing here asserts speed. */
+const STACK_TEST_MS = 120_000;
 
 /** Each app's start must fail at once with this one-line error, not enter a reconnect loop. */
 async function expectEveryAppRefuses(env: ReturnType<typeof testEnv>, message: RegExp): Promise<void> {
@@ -58,7 +60,9 @@ describe('redis with requirepass and the documented ACL user', () => {
     await servers?.stop();
   });
 
-  it('the default user with its password: every app serves and invalidates', async () => {
+  it('the default user with its password: every app serves and invalidates', {
+    timeout: STACK_TEST_MS,
+  }, async () => {
     const stack = await startStack(servers, {}, { heartbeatIntervalMs: 500 });
     try {
       expect(stack.env.REDIS_URL).toContain(`:${ADMIN_PASSWORD}@`);
@@ -68,7 +72,9 @@ describe('redis with requirepass and the documented ACL user', () => {
     }
   });
 
-  it('the ACL user (user:password in the URL): every app serves, invalidates and shows /ops', async () => {
+  it('the ACL user (user:password in the URL): every app serves, invalidates and shows /ops', {
+    timeout: STACK_TEST_MS,
+  }, async () => {
     const url = `redis://walcache:${APP_PASSWORD}@127.0.0.1:${servers.redis.port}`;
     const stack = await startStack(
       servers,
@@ -169,7 +175,9 @@ describe('TLS-only redis (--port 0 --tls-port) with client certificates', () => 
     plain.disconnect();
   });
 
-  it('rediss:// with the CA and a client certificate: every app serves and invalidates', async () => {
+  it('rediss:// with the CA and a client certificate: every app serves and invalidates', {
+    timeout: STACK_TEST_MS,
+  }, async () => {
     const stack = await startStack(
       servers,
       tlsEnv({

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { readFileSync, writeFileSync } from 'node:fs';
 import { join, resolve } from 'node:path';
-import { createDb, createPool, migrateToLatest, seedIfEmpty } from '@walcache/db';
+import { createDb, createPool } from '@walcache/db';
 import {
   freePort,
   generateCertificates,
@@ -15,6 +15,7 @@ import {
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { blogExample } from '../../examples/blog/index.ts';
 import { docsBlock } from '../support/roles.ts';
 
 // The issue's own scenario: `npm start` against a TLS-only Redis with an ACL user and a TLS
@@ -26,6 +27,11 @@ const REDIS_APP_PASSWORD = 'redis-app-pw-5e2a';
 const OPS_TOKEN = 'ops-token-from-a-file-77d3';
 /** The testkit's superuser password, as it appears inside a URL. */
 const PG_CREDENTIALS = 'walcache:walcache@';
+/**
+ * Why 180 s: these tests start real processes through tsx (several seconds each on a loaded
+ * 2-core machine, four at once in the second test); no assertion is about their speed.
+ */
+const PROCESS_TEST_MS = 180_000;
 
 let certs: TestCertificates;
 let postgres: PostgresServer;
@@ -43,9 +49,9 @@ beforeAll(async () => {
       tls: { certFile: certs.certFile, keyFile: certs.keyFile, caFile: certs.caFile },
     }),
   ]);
-  const db = createDb(createPool({ connectionString: postgres.url }));
-  await migrateToLatest(db);
-  await seedIfEmpty(db, { users: 20, articles: 40, tags: 5, commentsPerArticle: 1 });
+  const pool = createPool({ connectionString: postgres.url });
+  const db = createDb(pool);
+  await blogExample.setup(db, { users: 20, articles: 40, tags: 5, commentsPerArticle: 1 });
   await db.destroy();
   await createAclUser();
 });
@@ -105,139 +111,153 @@ function productionEnv(overrides: Record<string, string> = {}): Record<string, s
 }
 
 describe('npm start with credentials everywhere', () => {
-  it('serves, invalidates and answers /ops with the token from a file; the banner hides the passwords', async () => {
-    const [api, cdc, inv] = await Promise.all([freePort(), freePort(), freePort()]);
-    const start = spawnScript(
-      'scripts/start.ts',
-      productionEnv({
-        PORT: String(api),
-        CDC_METRICS_PORT: String(cdc),
-        INVALIDATOR_METRICS_PORT: String(inv),
-      }),
-    );
-    try {
-      await waitFor(
-        async () => {
-          if (start.child.exitCode !== null) throw new Error(`npm start exited:\n${start.output()}`);
-          const health = await fetch(`http://127.0.0.1:${cdc}/healthz`).then(
-            (r) => r.json() as Promise<{ state?: string }>,
-            () => undefined,
-          );
-          const ready = await fetch(`http://127.0.0.1:${api}/readyz`).then(
-            (r) => r.ok,
-            () => false,
-          );
-          return health?.state === 'streaming' && ready;
-        },
-        { timeoutMs: 90_000, intervalMs: 200, what: 'the CDC of npm start to stream' },
+  it(
+    'serves, invalidates and answers /ops with the token from a file; the banner hides the passwords',
+    async () => {
+      const [api, cdc, inv] = await Promise.all([freePort(), freePort(), freePort()]);
+      const start = spawnScript(
+        'scripts/start.ts',
+        productionEnv({
+          PORT: String(api),
+          CDC_METRICS_PORT: String(cdc),
+          INVALIDATOR_METRICS_PORT: String(inv),
+        }),
       );
-      expect(start.output()).toMatch(/redis\s+rediss:\/\/walcache:\*\*\*@127\.0\.0\.1:/);
-      expect(start.output()).toMatch(/database\s+postgres:\/\/walcache:\*\*\*@127\.0\.0\.1:/);
-      expect(start.output()).toMatch(/ops\s+http:\/\/127\.0\.0\.1:\d+\/ops\/status/);
+      try {
+        await waitFor(
+          async () => {
+            if (start.child.exitCode !== null) throw new Error(`npm start exited:\n${start.output()}`);
+            const health = await fetch(`http://127.0.0.1:${cdc}/healthz`).then(
+              (r) => r.json() as Promise<{ state?: string }>,
+              () => undefined,
+            );
+            const ready = await fetch(`http://127.0.0.1:${api}/readyz`).then(
+              (r) => r.ok,
+              () => false,
+            );
+            return health?.state === 'streaming' && ready;
+          },
+          { timeoutMs: 90_000, intervalMs: 200, what: 'the CDC of npm start to stream' },
+        );
+        expect(start.output()).toMatch(/redis\s+rediss:\/\/walcache:\*\*\*@127\.0\.0\.1:/);
+        expect(start.output()).toMatch(/database\s+postgres:\/\/walcache:\*\*\*@127\.0\.0\.1:/);
+        expect(start.output()).toMatch(/ops\s+http:\/\/127\.0\.0\.1:\d+\/ops\/status/);
 
-      const base = `http://127.0.0.1:${api}`;
-      const title = async () =>
-        ((await (await fetch(`${base}/v1/articles/2`)).json()) as { title: string }).title;
-      await title();
-      const writer = new pg.Client({ connectionString: postgres.url });
-      await writer.connect();
-      await writer.query("update articles set title = 'over TLS everywhere' where id = 2");
-      await writer.end();
-      await waitFor(async () => (await title()) === 'over TLS everywhere', {
-        what: 'the invalidation',
-        timeoutMs: 20_000,
-      });
+        const base = `http://127.0.0.1:${api}`;
+        const title = async () =>
+          ((await (await fetch(`${base}/v1/articles/2`)).json()) as { title: string }).title;
+        await title();
+        const writer = new pg.Client({ connectionString: postgres.url });
+        await writer.connect();
+        await writer.query("update articles set title = 'over TLS everywhere' where id = 2");
+        await writer.end();
+        await waitFor(async () => (await title()) === 'over TLS everywhere', {
+          what: 'the invalidation',
+          timeoutMs: 20_000,
+        });
 
-      const status = await fetch(`${base}/ops/status`, { headers: { authorization: `Bearer ${OPS_TOKEN}` } });
-      expect(status.status).toBe(200);
-      const statusText = await status.text();
-      outputs.push(statusText);
-      expect(statusText).not.toContain(REDIS_APP_PASSWORD);
-      expect(statusText).not.toContain(PG_CREDENTIALS);
-      // A wrong token and Basic auth put credentials in headers: the logs must not echo them.
-      expect(
-        (await fetch(`${base}/ops/status`, { headers: { authorization: 'Bearer wrong-token-123' } })).status,
-      ).toBe(401);
-      const basic = Buffer.from(`me:${OPS_TOKEN}`).toString('base64');
-      expect(
-        (await fetch(`${base}/ops/queues`, { headers: { authorization: `Basic ${basic}` } })).status,
-      ).toBe(200);
+        const status = await fetch(`${base}/ops/status`, {
+          headers: { authorization: `Bearer ${OPS_TOKEN}` },
+        });
+        expect(status.status).toBe(200);
+        const statusText = await status.text();
+        outputs.push(statusText);
+        expect(statusText).not.toContain(REDIS_APP_PASSWORD);
+        expect(statusText).not.toContain(PG_CREDENTIALS);
+        // A wrong token and Basic auth put credentials in headers: the logs must not echo them.
+        expect(
+          (await fetch(`${base}/ops/status`, { headers: { authorization: 'Bearer wrong-token-123' } }))
+            .status,
+        ).toBe(401);
+        const basic = Buffer.from(`me:${OPS_TOKEN}`).toString('base64');
+        expect(
+          (await fetch(`${base}/ops/queues`, { headers: { authorization: `Basic ${basic}` } })).status,
+        ).toBe(200);
 
-      // Connection errors are what log connection details: a Redis restart and a Postgres restart.
-      await redis.kill();
-      await waitFor(async () => (await fetch(`${base}/v1/articles/3`)).headers.get('x-cache') === 'BYPASS', {
-        what: 'the API to bypass the dead Redis',
-      });
-      await redis.startServer();
-      // The ACL user lived in memory only: the restarted Redis needs it again.
-      await createAclUser();
-      await postgres.restart();
-      await waitFor(
-        async () => {
-          const health = await fetch(`http://127.0.0.1:${cdc}/healthz`).then(
-            (r) => r.json() as Promise<{ state?: string }>,
-            () => undefined,
-          );
-          return health?.state === 'streaming';
-        },
-        { timeoutMs: 30_000, intervalMs: 200, what: 'the CDC to stream again' },
-      );
-    } finally {
-      start.child.kill('SIGTERM');
-      await start.exit;
-    }
-    expect(start.output()).toMatch(/reconnect|connection|lost/i);
-  });
+        // Connection errors are what log connection details: a Redis restart and a Postgres restart.
+        await redis.kill();
+        await waitFor(
+          async () => (await fetch(`${base}/v1/articles/3`)).headers.get('x-cache') === 'BYPASS',
+          {
+            what: 'the API to bypass the dead Redis',
+          },
+        );
+        await redis.startServer();
+        // The ACL user lived in memory only: the restarted Redis needs it again.
+        await createAclUser();
+        await postgres.restart();
+        await waitFor(
+          async () => {
+            const health = await fetch(`http://127.0.0.1:${cdc}/healthz`).then(
+              (r) => r.json() as Promise<{ state?: string }>,
+              () => undefined,
+            );
+            return health?.state === 'streaming';
+          },
+          { timeoutMs: 30_000, intervalMs: 200, what: 'the CDC to stream again' },
+        );
+      } finally {
+        start.child.kill('SIGTERM');
+        await start.exit;
+      }
+      expect(start.output()).toMatch(/reconnect|connection|lost/i);
+    },
+    PROCESS_TEST_MS,
+  );
 });
 
 describe('a setting that cannot work: each process exits 78 with one line', () => {
-  it('wrong Redis password, wrong Postgres password, untrusted CA: api, cdc, invalidator and the CLI', async () => {
-    const [api, cdc, inv] = await Promise.all([freePort(), freePort(), freePort()]);
-    const wrongPg = new URL(postgres.url);
-    wrongPg.password = 'wrong-pg-password-1';
-    const runs = [
-      spawnScript(
-        'apps/api/src/main.ts',
-        productionEnv({
-          PORT: String(api),
-          REDIS_URL: `rediss://walcache:wrong-redis-pw-2@127.0.0.1:${redis.port}`,
-        }),
-      ),
-      spawnScript(
-        'apps/cdc/src/main.ts',
-        productionEnv({ CDC_METRICS_PORT: String(cdc), DATABASE_URL: wrongPg.toString() }),
-      ),
-      spawnScript(
-        'apps/invalidator/src/main.ts',
-        productionEnv({
-          INVALIDATOR_METRICS_PORT: String(inv),
-          REDIS_TLS_CA_FILE: certs.certFile, // a leaf certificate is no CA
-        }),
-      ),
-      spawnScript('packages/cli/src/main.ts', productionEnv({ DATABASE_URL: wrongPg.toString() }), [
-        'status',
-      ]),
-    ];
-    const expected = [
-      /"msg":"REDIS_URL: Redis refused the credentials/,
-      /"msg":"DATABASE_URL: PostgreSQL refused the login/,
-      /"msg":"REDIS_URL: the server's TLS certificate is not trusted/,
-      /^walcache: DATABASE_URL: PostgreSQL refused the login/,
-    ];
-    for (const [i, run] of runs.entries()) {
-      const code = await run.exit;
-      const lines = run.output().trim().split('\n');
-      // JSON log lines: what a process said before (e.g. "cdc starting", or the warning that
-      // the ACL user may not read maxmemory-policy) is below error; the refusal is its only
-      // error line: no retry was logged.
-      const loud = lines.filter(
-        (line) => !line.startsWith('{') || (JSON.parse(line) as { level: number }).level >= 50,
-      );
-      expect({ code, loud: loud.length, output: run.output() }).toMatchObject({ code: 78, loud: 1 });
-      expect(loud[0]).toMatch(expected[i] as RegExp);
-      expect(lines.at(-1)).toBe(loud[0]);
-    }
-  });
+  it(
+    'wrong Redis password, wrong Postgres password, untrusted CA: api, cdc, invalidator and the CLI',
+    async () => {
+      const [api, cdc, inv] = await Promise.all([freePort(), freePort(), freePort()]);
+      const wrongPg = new URL(postgres.url);
+      wrongPg.password = 'wrong-pg-password-1';
+      const runs = [
+        spawnScript(
+          'apps/api/src/main.ts',
+          productionEnv({
+            PORT: String(api),
+            REDIS_URL: `rediss://walcache:wrong-redis-pw-2@127.0.0.1:${redis.port}`,
+          }),
+        ),
+        spawnScript(
+          'apps/cdc/src/main.ts',
+          productionEnv({ CDC_METRICS_PORT: String(cdc), DATABASE_URL: wrongPg.toString() }),
+        ),
+        spawnScript(
+          'apps/invalidator/src/main.ts',
+          productionEnv({
+            INVALIDATOR_METRICS_PORT: String(inv),
+            REDIS_TLS_CA_FILE: certs.certFile, // a leaf certificate is no CA
+          }),
+        ),
+        spawnScript('packages/cli/src/main.ts', productionEnv({ DATABASE_URL: wrongPg.toString() }), [
+          'status',
+        ]),
+      ];
+      const expected = [
+        /"msg":"REDIS_URL: Redis refused the credentials/,
+        /"msg":"DATABASE_URL: PostgreSQL refused the login/,
+        /"msg":"REDIS_URL: the server's TLS certificate is not trusted/,
+        /^walcache: DATABASE_URL: PostgreSQL refused the login/,
+      ];
+      for (const [i, run] of runs.entries()) {
+        const code = await run.exit;
+        const lines = run.output().trim().split('\n');
+        // JSON log lines: what a process said before (e.g. "cdc starting", or the warning that
+        // the ACL user may not read maxmemory-policy) is below error; the refusal is its only
+        // error line: no retry was logged.
+        const loud = lines.filter(
+          (line) => !line.startsWith('{') || (JSON.parse(line) as { level: number }).level >= 50,
+        );
+        expect({ code, loud: loud.length, output: run.output() }).toMatchObject({ code: 78, loud: 1 });
+        expect(loud[0]).toMatch(expected[i] as RegExp);
+        expect(lines.at(-1)).toBe(loud[0]);
+      }
+    },
+    PROCESS_TEST_MS,
+  );
 });
 
 describe('the scan', () => {
