@@ -1,5 +1,6 @@
 import type { Kysely } from 'kysely';
 import { blogExample } from './blog/index.ts';
+import { messagingExample } from './messaging/index.ts';
 import { personalitiesExample } from './personalities/index.ts';
 
 /** An example system: its config file, and its schema and data for a database handed to it. */
@@ -12,5 +13,6 @@ export interface Example {
 /** The bundled examples, by the name `npm start -- --example NAME` takes. */
 export const examples: Record<string, Example> = {
   blog: blogExample,
+  messaging: messagingExample,
   personalities: personalitiesExample,
 };
