@@ -1,4 +1,5 @@
 import type { Kysely } from 'kysely';
+import { agentsExample } from './agents/index.ts';
 import { blogExample } from './blog/index.ts';
 import { messagingExample } from './messaging/index.ts';
 import { personalitiesExample } from './personalities/index.ts';
@@ -12,6 +13,7 @@ export interface Example {
 
 /** The bundled examples, by the name `npm start -- --example NAME` takes. */
 export const examples: Record<string, Example> = {
+  agents: agentsExample,
   blog: blogExample,
   messaging: messagingExample,
   personalities: personalitiesExample,
