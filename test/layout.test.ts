@@ -32,6 +32,13 @@ const GENERIC = new Set([
   'tags',
   // PostgreSQL's: a table in a publication is a "published" table
   'published',
+  // walcache's and its libraries' own words: the config file, log and error messages,
+  // pgoutput messages, the IPC channel to a parent, a sort direction, a TLS/secret provider
+  'config',
+  'messages',
+  'channel',
+  'direction',
+  'provider',
 ]);
 
 /**
