@@ -39,6 +39,14 @@ const GENERIC = new Set([
   'channel',
   'direction',
   'provider',
+  // BullMQ's active jobs and slots, a socket address, a Postgres role, a relation or error
+  // kind, server settings, a data model
+  'active',
+  'address',
+  'role',
+  'kind',
+  'settings',
+  'model',
 ]);
 
 /**
