@@ -55,8 +55,15 @@ async function cached<P, V>(resource: Resource<Db, P, V>, params: P): Promise<Bu
 }
 
 async function fill<P, V>(resource: Resource<Db, P, V>, params: P): Promise<void> {
-  await fixture.cache.get(resource, params);
-  expect(await cached(resource, params), `${resource.key(params)} cached`).not.toBeNull();
+  // A fill is refused (correctly) while the invalidation of an earlier commit touching the
+  // key is still in flight, e.g. the insert just before it: read again until it is cached.
+  await waitFor(
+    async () => {
+      await fixture.cache.get(resource, params);
+      return (await cached(resource, params)) !== null;
+    },
+    { timeoutMs: 20_000, what: `${resource.key(params)} to be cached` },
+  );
 }
 
 /** Gone, or rewritten with what the database says now (refresh policy). */
