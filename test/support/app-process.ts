@@ -80,7 +80,9 @@ export async function spawnApp(
     kill() {
       if (!gone) child.kill('SIGKILL');
     },
-    async ready(timeoutMs = 30_000) {
+    // Why 120 s: tsx compiles the app at start; on a loaded 2-core machine that alone took
+    // over 30 s.
+    async ready(timeoutMs = 120_000) {
       await waitFor(
         async () => {
           if (gone) throw new Error(`the ${app} exited:\n${out}`);

@@ -1,7 +1,7 @@
 import { type ChildProcess, spawn } from 'node:child_process';
 import { randomUUID } from 'node:crypto';
 import { readdirSync, readFileSync } from 'node:fs';
-import { chmod, cp, mkdtemp, rm, symlink } from 'node:fs/promises';
+import { chmod, cp, mkdtemp, rm, symlink, utimes } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join, resolve } from 'node:path';
 import { waitFor } from '@walcache/testkit';
@@ -34,6 +34,9 @@ export async function copyCheckout(): Promise<Checkout> {
       preserveTimestamps: true,
     });
   }
+  // The copy shares this checkout's install and must never run `pnpm install` into it (it
+  // would rebuild the shared node_modules): its lockfile is dated older than any install.
+  await utimes(join(dir, 'pnpm-lock.yaml'), 0, 0);
   await symlink(join(root, 'node_modules'), join(dir, 'node_modules'));
   await symlink(join(root, '.tools'), join(dir, '.tools'));
   return { dir, remove: () => rm(dir, { recursive: true, force: true }) };
