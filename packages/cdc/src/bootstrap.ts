@@ -73,26 +73,26 @@ export async function bootstrapReplication(
   const watchedTables = [...new Set(options.watched.map((w) => w.table))];
   if (watchedTables.length > 0) {
     const { rows } = await db.query<{ relname: string; relreplident: string }>(
-      `select c.relname, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
-       where n.nspname = 'public' and c.relname = any($1::text[])`,
+      `select ${TAG_NAME} as relname, c.relreplident from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       where ${TAG_NAME} = any($1::text[])`,
       [watchedTables],
     );
     for (const table of watchedTables) {
       const row = rows.find((r) => r.relname === table);
       if (!row)
         throw new CdcSetupError(
-          `table public.${table} does not exist`,
-          'run the migrations first (npm start does)',
+          `table ${qualified(table)} does not exist`,
+          'create it, or fix the config that names it',
         );
       const keyOnly = await primaryKeyColumns(db, table);
       const needsFull = options.watched.some((w) => w.table === table && !keyOnly.includes(w.column));
       if (needsFull && row.relreplident !== 'f') {
         throw new CdcSetupError(
-          `table public.${table} has watched columns (${options.watched
+          `table ${qualified(table)} has watched columns (${options.watched
             .filter((w) => w.table === table)
             .map((w) => w.column)
             .join(', ')}) but not REPLICA IDENTITY FULL, so their old values are missing from the WAL`,
-          `ALTER TABLE public.${table} REPLICA IDENTITY FULL;`,
+          `ALTER TABLE ${qualified(table)} REPLICA IDENTITY FULL;`,
         );
       }
     }
@@ -102,16 +102,21 @@ export async function bootstrapReplication(
   const { rowCount: pubExists } = await db.query('select 1 from pg_publication where pubname = $1', [
     options.publicationName,
   ]);
-  const tableList = options.tables.map((t) => `public.${quoteIdent(t)}`).join(', ');
+  const tableList = options.tables.map(qualified).join(', ');
   const pubName = quoteName(options.publicationName);
   if (!pubExists) {
     if (!role.superuser) await assertCanCreatePublication(db, role.role, options, tableList);
-    await db.query(`create publication ${quoteIdent(options.publicationName)} for table ${tableList}`);
+    // Via the root: a change to a partition is published as a change of the partitioned table
+    // the config names, so what reads the parent is invalidated.
+    await db.query(
+      `create publication ${quoteIdent(options.publicationName)} for table ${tableList} with (publish_via_partition_root = true)`,
+    );
     publicationCreated = true;
   } else {
     // Add tables a newer release depends on; never drop tables an operator added.
     const { rows } = await db.query<{ tablename: string }>(
-      "select tablename from pg_publication_tables where pubname = $1 and schemaname = 'public'",
+      `select case when schemaname = 'public' then tablename::text else schemaname || '.' || tablename end as tablename
+         from pg_publication_tables where pubname = $1`,
       [options.publicationName],
     );
     const missing = options.tables.filter((t) => !rows.some((r) => r.tablename === t));
@@ -119,20 +124,20 @@ export async function bootstrapReplication(
       const { rows: owned } = await db.query<{ ok: boolean }>(
         `select pg_has_role(p.pubowner, 'USAGE') and coalesce(bool_and(pg_has_role(c.relowner, 'USAGE')), true) as ok
          from pg_publication p
-         left join pg_class c on c.relnamespace = 'public'::regnamespace and c.relname = any($2::text[])
+         left join (pg_class c join pg_namespace n on n.oid = c.relnamespace) on ${TAG_NAME} = any($2::text[])
          where p.pubname = $1 group by p.pubowner`,
         [options.publicationName, missing],
       );
       if (!owned[0]?.ok) {
         throw new CdcSetupError(
           `publication ${options.publicationName} lacks tables walcache reads (${missing.join(', ')}) and role ${role.role} may not add them (that needs ownership of the publication and the tables)`,
-          `as the owner: ALTER PUBLICATION ${pubName} ADD TABLE ${missing.map((t) => `public.${quoteName(t)}`).join(', ')};`,
+          `as the owner: ALTER PUBLICATION ${pubName} ADD TABLE ${missing.map(qualified).join(', ')};`,
         );
       }
     }
     if (missing.length > 0) {
       await db.query(
-        `alter publication ${quoteIdent(options.publicationName)} add table ${missing.map((t) => `public.${quoteIdent(t)}`).join(', ')}`,
+        `alter publication ${quoteIdent(options.publicationName)} add table ${missing.map(qualified).join(', ')}`,
       );
     }
   }
@@ -164,8 +169,8 @@ export async function bootstrapReplication(
   const primaryKeys = new Map<string, string[]>();
   for (const table of options.tables) primaryKeys.set(table, await primaryKeyColumns(db, table));
   const { rows: oids } = await db.query<{ relname: string; oid: string }>(
-    `select c.relname, c.oid::int8::text as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = 'public' and c.relname = any($1::text[])`,
+    `select ${TAG_NAME} as relname, c.oid::int8::text as oid from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where ${TAG_NAME} = any($1::text[])`,
     [[...options.tables]],
   );
   const relationOids = new Map(oids.map((r) => [r.relname, Number(r.oid)]));
@@ -186,8 +191,8 @@ async function assertCanCreatePublication(
 ): Promise<void> {
   const { rows } = await db.query<{ can_create: boolean; database: string; not_owned: string[] }>(
     `select has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as database,
-       coalesce((select array_agg(c.relname::text order by c.relname) from pg_class c
-                 where c.relnamespace = 'public'::regnamespace and c.relname = any($1::text[])
+       coalesce((select array_agg(${TAG_NAME} order by 1) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+                 where ${TAG_NAME} = any($1::text[])
                    and not pg_has_role(c.relowner, 'USAGE')), '{}') as not_owned`,
     [[...options.tables]],
   );
@@ -196,9 +201,7 @@ async function assertCanCreatePublication(
   const create = `CREATE PUBLICATION ${quoteName(options.publicationName)} FOR TABLE ${tableList};`;
   const lacks = [
     check.can_create ? undefined : `CREATE on database ${check.database}`,
-    check.not_owned.length > 0
-      ? `ownership of ${check.not_owned.map((t) => `public.${t}`).join(', ')}`
-      : undefined,
+    check.not_owned.length > 0 ? `ownership of ${check.not_owned.map(qualified).join(', ')}` : undefined,
   ].filter((x) => x !== undefined);
   throw new CdcSetupError(
     `publication ${options.publicationName} does not exist and role ${role} cannot create it: it lacks ${lacks.join(' and ')}`,
@@ -231,11 +234,23 @@ async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]
      join pg_attribute a on a.attrelid = i.indrelid and a.attnum = any(i.indkey)
      where i.indrelid = $1::regclass and i.indisprimary
      order by array_position(i.indkey::int2[], a.attnum)`,
-    [`public.${quoteIdent(table)}`],
+    [qualified(table)],
   );
   return rows.map((r) => r.attname);
 }
 
 function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
+}
+
+/** A table's name in tags and the config (`articles`, `lib.books`) as pg_class/pg_namespace give it. */
+const TAG_NAME =
+  "(case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end)";
+
+/** `articles` → public."articles"; `lib.books` → "lib"."books": a quoted, schema-qualified name. */
+function qualified(table: string): string {
+  const dot = table.indexOf('.');
+  return dot < 0
+    ? `public.${quoteIdent(table)}`
+    : `${quoteIdent(table.slice(0, dot))}.${quoteIdent(table.slice(dot + 1))}`;
 }

@@ -65,7 +65,8 @@ export class TagMapper {
 
   /** The tracked table name a relation's changes count for, or undefined to ignore it. */
   trackedName(relation: RelationInfo): string | undefined {
-    if (relation.schema === 'public' && this.tables.has(relation.name)) return relation.name;
+    const name = tagNameOf(relation.schema, relation.name);
+    if (this.tables.has(name)) return name;
     // pgoutput's reader returns the oid as a signed int32; the catalog's is unsigned.
     return relation.relationOid === undefined ? undefined : this.trackedOids.get(relation.relationOid >>> 0);
   }
@@ -86,25 +87,26 @@ export class TagMapper {
     const signature = (relation.columns ?? []).map((c) => `${c.name}:${c.typeOid}`).join(',');
     const previous = this.seen.get(oid);
     this.seen.set(oid, { name: relation.name, schema: relation.schema, signature });
-    if (relation.schema === 'public' && this.tables.has(relation.name) && !this.trackedOids.has(oid)) {
-      this.trackedOids.set(oid, relation.name);
-    }
+    const name = tagNameOf(relation.schema, relation.name);
+    if (this.tables.has(name) && !this.trackedOids.has(oid)) this.trackedOids.set(oid, name);
     if (!previous) return [];
     const touched = new Set<string>();
     const renamed = previous.name !== relation.name || previous.schema !== relation.schema;
     if (renamed || previous.signature !== signature) {
       const original = this.trackedOids.get(oid);
       if (original) touched.add(original);
-      if (relation.schema === 'public' && this.tables.has(relation.name)) touched.add(relation.name);
-      if (previous.schema === 'public' && this.tables.has(previous.name)) touched.add(previous.name);
+      if (this.tables.has(name)) touched.add(name);
+      const previousName = tagNameOf(previous.schema, previous.name);
+      if (this.tables.has(previousName)) touched.add(previousName);
     }
     return [...touched];
   }
 
   /** Tags for one row change: row tags of the old and new key, watched columns old and new, the table. */
   tagsOf(kind: ChangeKind, relation: RelationInfo, oldRow: unknown, newRow: unknown): Tag[] {
-    const table = this.trackedName(relation) ?? relation.name;
-    if (table !== relation.name) {
+    const ownName = tagNameOf(relation.schema, relation.name);
+    const table = this.trackedName(relation) ?? ownName;
+    if (table !== ownName) {
       // A tracked table under another name (renamed): its row tags would name a table no
       // cached value knows; only a table-wide invalidation under its tracked name is complete.
       return this.tagsOfTable(table);
@@ -135,10 +137,15 @@ export class TagMapper {
 
   /** A change of the whole table (TRUNCATE, an unmappable row). */
   tagsOfTruncate(relation: RelationInfo): Tag[] {
-    return this.tagsOfTable(this.trackedName(relation) ?? relation.name);
+    return this.tagsOfTable(this.trackedName(relation) ?? tagNameOf(relation.schema, relation.name));
   }
 
   tagsOfTable(table: string): Tag[] {
     return [tableTag(table), epochTag(table)];
   }
+}
+
+/** Tables in tags: `articles` in schema public, `lib.books` elsewhere (as the config names them). */
+function tagNameOf(schema: string, name: string): string {
+  return schema === 'public' ? name : `${schema}.${name}`;
 }

@@ -47,8 +47,7 @@ export async function currentRole(
 }
 
 /**
- * Stops with the GRANT that fixes it when the role cannot SELECT one of `tables` (schema
- * public): the API and the invalidator load from them, the CDC needs them readable too
+ * Stops with the GRANT that fixes it when the role cannot SELECT one of `tables`: the API and the invalidator load from them, the CDC needs them readable too
  * (docs/operations.md, "Least privilege"). Tables that do not exist are the migrations'
  * business and are not reported here.
  */
@@ -57,16 +56,19 @@ export async function assertCanRead(
   tables: readonly string[],
   variable = 'DATABASE_URL',
 ): Promise<void> {
-  const { rows } = await db.query<{ relname: string }>(
-    `select c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where n.nspname = 'public' and c.relname = any($1::text[])
+  // Tables as the config names them: `articles` (schema public) or `lib.books`.
+  const { rows } = await db.query<{ nspname: string; relname: string }>(
+    `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
+     where (case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end) = any($1::text[])
        and not has_table_privilege(c.oid, 'SELECT')
-     order by c.relname`,
+     order by n.nspname, c.relname`,
     [[...tables]],
   );
   if (rows.length === 0) return;
   const { role } = await currentRole(db);
-  const list = rows.map((r) => `public.${quoteIdent(r.relname)}`).join(', ');
+  const list = rows
+    .map((r) => `${r.nspname === 'public' ? 'public' : quoteIdent(r.nspname)}.${quoteIdent(r.relname)}`)
+    .join(', ');
   throw new ConnectionConfigError(
     variable,
     `role ${role} lacks SELECT on ${list}; fix: GRANT SELECT ON ${list} TO ${quoteIdent(role)};`,
