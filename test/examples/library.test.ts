@@ -5,6 +5,7 @@ import { compileConfig } from '@walcache/resources';
 import { startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { openApiProblems } from '../support/openapi-valid.ts';
 import { type Servers, type Stack, startStack } from '../support/stack.ts';
 
 /**
@@ -237,8 +238,10 @@ describe('the library schema, from its config alone', () => {
     expect(page.items).not.toContainEqual(expect.objectContaining({ id: rows[0]!.id }));
   });
 
-  it('serves an OpenAPI document with the catalog types', async () => {
-    const doc = (await (await fetch(`${stack.api.url}/openapi.json`)).json()) as {
+  it('serves a valid OpenAPI 3.1 document with the catalog types', async () => {
+    const raw: unknown = await (await fetch(`${stack.api.url}/openapi.json`)).json();
+    expect(await openApiProblems(raw)).toEqual([]);
+    const doc = raw as {
       paths: Record<string, unknown>;
       components: {
         schemas: Record<string, { properties?: Record<string, { type?: unknown; enum?: unknown }> }>;

@@ -9,6 +9,7 @@ import {
   TagListSchema,
   UserProfileSchema,
 } from '../../../examples/blog/contract.ts';
+import { openApiProblems } from '../../../test/support/openapi-valid.ts';
 import { SqlActivity } from '../../../test/support/sql-activity.ts';
 import { API_APPLICATION_NAME } from '../src/db.ts';
 import { problemTypes } from '../src/problem.ts';
@@ -21,13 +22,15 @@ let api: TestApi;
 let doc: OpenApiDocument;
 let activity: SqlActivity;
 let validator: (name: string) => ReturnType<ReturnType<typeof documentValidators>>;
+let rawDocument: unknown;
 
 beforeAll(async () => {
   servers = await startServers();
   api = await buildApi(servers);
   activity = await SqlActivity.connect(servers.pg.url, API_APPLICATION_NAME);
   const res = await api.app.request('/openapi.json');
-  doc = openApiDocument.parse(await res.json());
+  rawDocument = await res.json();
+  doc = openApiDocument.parse(rawDocument);
   validator = documentValidators(doc);
 });
 
@@ -53,6 +56,12 @@ describe('every route answers the shape its OpenAPI document promises', () => {
     expect(doc.openapi).toBe('3.1.0');
     expect(Object.keys(doc.paths).sort()).toEqual(routes.map((r) => r.path).sort());
     for (const route of routes) expect(doc.paths[route.path]?.get?.operationId).toBeTruthy();
+  });
+
+  it('the document generated from the config passes an OpenAPI 3.1 validator', async () => {
+    expect(await openApiProblems(rawDocument)).toEqual([]);
+    // It can fail: a document without info is not OpenAPI.
+    expect(await openApiProblems({ ...(rawDocument as object), info: undefined })).not.toEqual([]);
   });
 
   it.each(routes)('GET $url: 200 JSON valid against the document and the zod schema', async (route) => {

@@ -275,12 +275,12 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       out.columns.push({ field, column: c });
     }
     for (const [field, embed] of Object.entries(spec.embed ?? {})) {
-      const planned = embedPlan(`${where.replace(/:$/, '')} embed "${field}":`, t, field, embed);
+      const planned = embedPlan(`${where} embed "${field}"`, t, field, embed);
       if (planned) out.embeds.push(planned);
     }
     const fields = [...out.columns.map((c) => c.field), ...out.embeds.map((e) => e.field)];
     const dup = fields.find((f, i) => fields.indexOf(f) !== i);
-    if (dup) problems.push(`${where} field "${dup}" is declared twice (a column and an embed?)`);
+    if (dup) problems.push(`${where}: field "${dup}" is declared twice (a column and an embed?)`);
     return out;
   };
 
@@ -384,7 +384,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
 
   const resources: ResourcePlan[] = [];
   for (const [name, r] of Object.entries(config.resources)) {
-    const where = `resource "${name}":`;
+    const where = `resource "${name}"`;
     const root = table(where, r.table);
     if (!root) continue;
     const key = keyOf(where, root);
@@ -397,7 +397,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       const sameSet = (a: string[], b: string[]) => a.length === b.length && a.every((x) => b.includes(x));
       if (!root.uniques.some((u) => sameSet(u, byNames))) {
         problems.push(
-          `${where} lookup "by: ${byNames.join(', ')}" on ${root.tagName}: no unique index on (${byNames.join(', ')}); ` +
+          `${where}: lookup "by: ${byNames.join(', ')}" on ${root.tagName}: no unique index on (${byNames.join(', ')}); ` +
             `CREATE UNIQUE INDEX ON ${root.tagName} (${byNames.join(', ')}); or look up by the primary key`,
         );
         continue;
@@ -413,7 +413,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       };
       for (const p of shape.params) {
         if (p.in !== 'path')
-          problems.push(`${where} route ${route} has no {${p.name}} for the lookup column ${p.name}`);
+          problems.push(`${where}: route ${route} has no {${p.name}} for the lookup column ${p.name}`);
       }
     } else if (r.list) {
       const list = r.list;
@@ -450,7 +450,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
               'path',
             );
             if (param.in !== 'path')
-              problems.push(`${where} route ${route} has no {${list.parent.param}} for list.parent.param`);
+              problems.push(`${where}: route ${route} has no {${list.parent.param}} for list.parent.param`);
             params.unshift(param);
             parent = { table: p, via: fk.columns, param };
             watch(root, fk.columns[0]!);
