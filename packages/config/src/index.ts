@@ -169,7 +169,9 @@ export function loadEnvOrExit(
 export { configArgs } from './choice.ts';
 export { CONFIG_EXTENSIONS, ConfigFileError, loadConfigFile, parseConfig } from './file.ts';
 export {
+  type CustomResourceConfig,
   configJsonSchema,
+  customResourceSchema,
   defineConfig,
   type EmbedConfig,
   type ListConfig,

@@ -228,20 +228,66 @@ export const resourceSchema = z
     }
   });
 
+const fn = <T extends (...args: never[]) => unknown>(what: string) =>
+  z.custom<T>(
+    (v) => typeof v === 'function',
+    `${what} must be a function (custom resources need a .ts/.mjs config)`,
+  );
+
+/**
+ * The escape hatch (a TS or JS config only): a resource with its own `load`. It declares the
+ * tables it reads; without `tags` it depends on every change of every one of them (correct by
+ * default, coarse), never on nothing.
+ */
+export const customResourceSchema = z.strictObject({
+  route: z
+    .string()
+    .regex(/^\/[A-Za-z0-9_\-/{}.]*$/, 'a path such as /v1/top-authors')
+    .describe('The route; `{name}` segments are path parameters.'),
+  reads: z.array(tableName).min(1).describe('Every table the load reads.'),
+  params: z
+    .custom<z.ZodType<Record<string, unknown>>>(
+      (v) =>
+        typeof v === 'object' && v !== null && typeof (v as { safeParse?: unknown }).safeParse === 'function',
+      'params must be a zod object schema of the parameters',
+    )
+    .optional()
+    .describe('A zod object: the parameters (strings from the path or query), validated and canonical.'),
+  load: fn<(db: never, params: never) => Promise<unknown>>('load').describe(
+    'load(db, params): the value, or null for a 404. db is a Kysely instance.',
+  ),
+  tags: fn<(params: never, value: never) => string[]>('tags')
+    .optional()
+    .describe('tags(params, value): the dependency tags; default every table of `reads`.'),
+  ttl: ttlSchema.optional(),
+  negativeTtl: ttlSchema.optional(),
+  policy: z.enum(['delete', 'refresh']).optional(),
+  openapi: z
+    .strictObject({
+      operationId: z
+        .string()
+        .regex(/^[A-Za-z][A-Za-z0-9]*$/)
+        .optional(),
+      summary: z.string().optional(),
+      tag: z.string().optional(),
+    })
+    .optional(),
+});
+
+const resourceName = z
+  .string()
+  .regex(/^[a-z][a-z0-9_-]{0,62}$/, 'lower-case letters, digits, _ and - (it is the cache key prefix)');
+
 export const walcacheConfigSchema = z
   .strictObject({
     $schema: z.string().optional(),
+    custom: z
+      .record(resourceName, customResourceSchema)
+      .optional()
+      .describe('Resources with their own load (TS/JS configs only).'),
     resources: z
-      .record(
-        z
-          .string()
-          .regex(
-            /^[a-z][a-z0-9_-]{0,62}$/,
-            'lower-case letters, digits, _ and - (it is the cache key prefix)',
-          ),
-        resourceSchema,
-      )
-      .refine((r) => Object.keys(r).length > 0, 'declare at least one resource')
+      .record(resourceName, resourceSchema)
+      .default({})
       .describe('What to serve, by resource name (the name prefixes its cache keys).'),
     defaults: z
       .strictObject({
@@ -253,12 +299,28 @@ export const walcacheConfigSchema = z
       .describe('Defaults for every resource.'),
     openapi: z.strictObject({ title: z.string().optional(), description: z.string().optional() }).optional(),
   })
+  .superRefine((c, ctx) => {
+    const custom = Object.keys(c.custom ?? {});
+    if (Object.keys(c.resources).length + custom.length === 0) {
+      ctx.addIssue({ code: 'custom', path: ['resources'], message: 'declare at least one resource' });
+    }
+    for (const name of custom) {
+      if (name in c.resources) {
+        ctx.addIssue({
+          code: 'custom',
+          path: ['custom', name],
+          message: `"${name}" is also a declared resource: names are unique`,
+        });
+      }
+    }
+  })
   .describe('A walcache config: https://github.com/walcache/walcache/blob/main/docs/config.md');
 
 export type WalcacheConfigInput = z.input<typeof walcacheConfigSchema>;
 export type WalcacheConfig = z.output<typeof walcacheConfigSchema>;
 export type ResourceConfig = z.output<typeof resourceSchema>;
 export type ListConfig = z.output<typeof listSchema>;
+export type CustomResourceConfig = z.output<typeof customResourceSchema>;
 
 /** Identity at run time; types for a `walcache.config.ts`. */
 export function defineConfig(config: WalcacheConfigInput): WalcacheConfigInput {

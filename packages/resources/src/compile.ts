@@ -1,9 +1,10 @@
 import { z } from '@hono/zod-openapi';
-import type { WalcacheConfig } from '@walcache/config';
+import type { CustomResourceConfig, WalcacheConfig } from '@walcache/config';
 import { colTag, type Resource, rowTag, type Tag, tableTag, type WatchedColumn } from '@walcache/core';
 import type { Kysely } from 'kysely';
-import { type Catalog, type Queryable, readCatalog } from './catalog.ts';
+import { type Catalog, canonicalTableName, type Queryable, readCatalog } from './catalog.ts';
 import {
+  ConfigMismatchError,
   type ListPlan,
   type LookupPlan,
   type NodePlan,
@@ -35,7 +36,7 @@ export interface RouteParam {
 }
 
 export interface CompiledResource extends Resource<Db, Params, Value> {
-  readonly kind: 'lookup' | 'list';
+  readonly kind: 'lookup' | 'list' | 'custom';
   /** OpenAPI path, `{param}` style. */
   readonly route: string;
   readonly routeParams: readonly RouteParam[];
@@ -65,17 +66,25 @@ export interface CompiledConfig {
 
 /** Reads the catalog for the config's tables and compiles it; throws ConfigMismatchError naming each fix. */
 export async function compileConfig(config: WalcacheConfig, db: Queryable): Promise<CompiledConfig> {
-  const catalog = await readCatalog(db, tablesOfConfig(config));
+  const customTables = Object.values(config.custom ?? {}).flatMap((c) => c.reads as string[]);
+  const catalog = await readCatalog(db, [...tablesOfConfig(config), ...customTables]);
   return compileWithCatalog(config, catalog);
 }
 
 export function compileWithCatalog(config: WalcacheConfig, catalog: Catalog): CompiledConfig {
   const plan = planConfig(config, catalog);
-  const resources = plan.resources.map(compileResource);
+  const custom = Object.entries(config.custom ?? {}).map(([name, spec]) => compileCustom(name, spec, config));
+  const missing = custom.flatMap((c) =>
+    c.reads
+      .filter((t) => !catalog.tables.has(t))
+      .map((t) => `custom resource "${c.name}": reads ${t}, which does not exist`),
+  );
+  if (missing.length > 0) throw new ConfigMismatchError(missing);
+  const resources = [...plan.resources.map(compileResource), ...custom];
   const byName = new Map(resources.map((r) => [r.name, r]));
   return {
     resources,
-    tables: plan.tables,
+    tables: [...new Set([...plan.tables, ...custom.flatMap((c) => c.reads)])].sort(),
     watched: plan.watched,
     needsFullIdentity: plan.needsFullIdentity,
     warnings: plan.warnings,
@@ -412,4 +421,60 @@ function decodeCursor(value: string, checks: readonly z.ZodType<string>[]): stri
 
 function escapeRegExp(text: string): string {
   return text.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+}
+
+/**
+ * A resource with its own load (the escape hatch). Its key is built from its parameters in
+ * their declared order; without `tags` it depends on every change of every table it reads.
+ */
+function compileCustom(name: string, spec: CustomResourceConfig, config: WalcacheConfig): CompiledResource {
+  const params = (spec.params ?? z.object({})) as z.ZodType<Params>;
+  const shape = (params as unknown as { shape?: Record<string, z.ZodType> }).shape ?? {};
+  const names = Object.keys(shape);
+  const reads = [...new Set((spec.reads as string[]).map(canonicalTableName))].sort();
+  const coarse = reads.map(tableTag);
+  const userTags = spec.tags as ((p: Params, v: Value | null) => Tag[]) | undefined;
+  const load = spec.load as unknown as (db: Db, p: Params) => Promise<Value | null>;
+  const keyPattern = new RegExp(
+    `^${escapeRegExp(name)}:${names.length ? names.map(() => '([^:]*)').join(':') : 'all'}$`,
+  );
+  return {
+    name,
+    kind: 'custom',
+    route: spec.route,
+    routeParams: names.map((n) => ({
+      name: n,
+      in: spec.route.includes(`{${n}}`) ? 'path' : 'query',
+      required: spec.route.includes(`{${n}}`) || !shape[n]!.safeParse(undefined).success,
+      description: `${n} (custom resource parameter)`,
+      schema: shape[n]!,
+    })),
+    answer: z.unknown(),
+    schemaName: pascal(name),
+    operationId: spec.openapi?.operationId ?? `get${pascal(name)}`,
+    summary: spec.openapi?.summary ?? `${name} (custom resource)`,
+    openapiTag: spec.openapi?.tag ?? name,
+    reads,
+    params,
+    ttlSeconds: spec.ttl ?? config.defaults.ttl,
+    negativeTtlSeconds: spec.negativeTtl ?? config.defaults.negativeTtl,
+    policy: spec.policy ?? config.defaults.policy,
+    watched: [],
+    key: (p) =>
+      names.length === 0
+        ? `${name}:all`
+        : `${name}:${names.map((n) => (p[n] === undefined ? '-' : encodeKeyPart(p[n]!))).join(':')}`,
+    paramsFromKey(key) {
+      const m = keyPattern.exec(key);
+      if (!m) return undefined;
+      const out: Params = {};
+      names.forEach((n, i) => {
+        const raw = decodeURIComponent(m[i + 1]!);
+        if (raw !== '-') out[n] = raw;
+      });
+      return out;
+    },
+    load: (db, p) => load(db, p),
+    tags: (p, value) => (userTags ? userTags(p, value) : coarse),
+  };
 }

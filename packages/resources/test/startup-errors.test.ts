@@ -1,9 +1,11 @@
 import { bootstrapReplication } from '@walcache/cdc';
 import { parseConfig, type WalcacheConfigInput } from '@walcache/config';
 import { type PostgresServer, startPostgres } from '@walcache/testkit';
+import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { type CompiledConfig, ConfigMismatchError, compileConfig } from '../src/index.ts';
+import { z } from 'zod';
+import { type CompiledConfig, ConfigMismatchError, compileConfig, type Db } from '../src/index.ts';
 
 /**
  * A config that does not match the database stops the process with the resource, the field
@@ -135,5 +137,61 @@ describe('a table whose watched columns lack REPLICA IDENTITY FULL', () => {
     ).rejects.toThrow(
       /table public\."reviews" has watched columns \(film_id\)[^]*ALTER TABLE public\."reviews" REPLICA IDENTITY FULL;/,
     );
+  });
+});
+
+describe('a custom resource (the escape hatch)', () => {
+  const config = (tags?: (p: Record<string, unknown>, v: unknown) => string[]) =>
+    parseConfig({
+      custom: {
+        'film-count': {
+          route: '/v1/film-count/{rating}',
+          reads: ['film', 'public.reviews'],
+          params: z.object({ rating: z.string().regex(/^\d+$/) }),
+          load: async (d: Db, p: { rating: string }) => {
+            const { rows } = await sql<{
+              n: number;
+            }>`select count(*)::int as n from film where rating = ${Number(p.rating)}`.execute(d);
+            return { rating: p.rating, films: rows[0]!.n };
+          },
+          ...(tags ? { tags } : {}),
+        },
+      },
+    });
+
+  it('without tags depends on every change of every table it reads; its tables are published', async () => {
+    const compiled = await compileConfig(config(), db);
+    const resource = compiled.byName('film-count')!;
+    expect(resource.tags({ rating: '3' }, { films: 0 })).toEqual(['table:film', 'table:reviews']);
+    expect(compiled.tables).toEqual(['film', 'reviews']);
+    const key = resource.key(resource.params.parse({ rating: '3' }));
+    expect(key).toBe('film-count:3');
+    expect(resource.paramsFromKey?.(key)).toEqual({ rating: '3' });
+    const kysely = new Kysely({ dialect: new PostgresDialect({ pool: db }) });
+    await db.query('insert into film (id, title, rating) values (1, $1, 3), (2, $2, 3)', ['A', 'B']);
+    expect(await resource.load(kysely, { rating: '3' })).toEqual({ rating: '3', films: 2 });
+    expect(resource.routeParams).toEqual([
+      expect.objectContaining({ name: 'rating', in: 'path', required: true }),
+    ]);
+  });
+
+  it('with its own tags uses them; reading a table that does not exist stops the start', async () => {
+    const compiled = await compileConfig(
+      config(() => ['row:film:1']),
+      db,
+    );
+    expect(compiled.byName('film-count')!.tags({ rating: '3' }, null)).toEqual(['row:film:1']);
+    await expect(
+      compileConfig(
+        parseConfig({ custom: { x: { route: '/v1/x', reads: ['nope'], load: async () => null } } }),
+        db,
+      ),
+    ).rejects.toThrow('custom resource "x": reads nope, which does not exist');
+  });
+
+  it('is refused in a data-only config (a load must be a function)', () => {
+    expect(() =>
+      parseConfig({ custom: { x: { route: '/v1/x', reads: ['film'], load: 'select 1' } } }),
+    ).toThrow(/load must be a function/);
   });
 });
