@@ -193,7 +193,7 @@ export default config;
       const file = write(`${folder}/walcache.config.ts`, 'export default { resource: {} };\n');
       expect((await problemsOf(() => loadConfigFile(file))).sort()).toEqual([
         '(top level): unknown field "resource" (see docs/config.md for the fields)',
-        'resources: is required (an object); see docs/config.md',
+        'resources: declare at least one resource',
       ]);
     }
   });
