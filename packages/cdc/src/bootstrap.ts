@@ -191,7 +191,7 @@ async function assertCanCreatePublication(
 ): Promise<void> {
   const { rows } = await db.query<{ can_create: boolean; database: string; not_owned: string[] }>(
     `select has_database_privilege(current_database(), 'CREATE') as can_create, current_database() as database,
-       coalesce((select array_agg(${TAG_NAME} order by 1) from pg_class c join pg_namespace n on n.oid = c.relnamespace
+       coalesce((select array_agg(${TAG_NAME} order by ${TAG_NAME}) from pg_class c join pg_namespace n on n.oid = c.relnamespace
                  where ${TAG_NAME} = any($1::text[])
                    and not pg_has_role(c.relowner, 'USAGE')), '{}') as not_owned`,
     [[...options.tables]],
@@ -247,10 +247,10 @@ function quoteIdent(name: string): string {
 const TAG_NAME =
   "(case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end)";
 
-/** `articles` → public."articles"; `lib.books` → "lib"."books": a quoted, schema-qualified name. */
+/** `articles` → public.articles; `lib.books` → lib.books: schema-qualified, quoted where SQL needs it. */
 function qualified(table: string): string {
   const dot = table.indexOf('.');
   return dot < 0
-    ? `public.${quoteIdent(table)}`
-    : `${quoteIdent(table.slice(0, dot))}.${quoteIdent(table.slice(dot + 1))}`;
+    ? `public.${quoteName(table)}`
+    : `${quoteName(table.slice(0, dot))}.${quoteName(table.slice(dot + 1))}`;
 }
