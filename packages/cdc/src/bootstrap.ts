@@ -243,11 +243,11 @@ function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
 
-/** A table's name in tags and the config (`articles`, `lib.books`) as pg_class/pg_namespace give it. */
+/** A table's name in tags and the config (`orders`, `lib.books`) as pg_class/pg_namespace give it. */
 const TAG_NAME =
   "(case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end)";
 
-/** `articles` → public.articles; `lib.books` → lib.books: schema-qualified, quoted where SQL needs it. */
+/** `orders` → public.orders; `lib.books` → lib.books: schema-qualified, quoted where SQL needs it. */
 function qualified(table: string): string {
   const dot = table.indexOf('.');
   return dot < 0

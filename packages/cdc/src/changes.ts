@@ -145,7 +145,7 @@ export class TagMapper {
   }
 }
 
-/** Tables in tags: `articles` in schema public, `lib.books` elsewhere (as the config names them). */
+/** Tables in tags: `orders` in schema public, `lib.books` elsewhere (as the config names them). */
 function tagNameOf(schema: string, name: string): string {
   return schema === 'public' ? name : `${schema}.${name}`;
 }

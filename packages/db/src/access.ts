@@ -56,7 +56,7 @@ export async function assertCanRead(
   tables: readonly string[],
   variable = 'DATABASE_URL',
 ): Promise<void> {
-  // Tables as the config names them: `articles` (schema public) or `lib.books`.
+  // Tables as the config names them: `orders` (schema public) or `lib.books`.
   const { rows } = await db.query<{ nspname: string; relname: string }>(
     `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
      where (case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end) = any($1::text[])

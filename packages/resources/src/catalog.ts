@@ -54,7 +54,7 @@ export interface Catalog {
   allTableNames: string[];
 }
 
-/** `articles` → public.articles; `lib.books` → lib.books. */
+/** `orders` → public.orders; `lib.books` → lib.books. */
 export function splitTableName(name: string): { schema: string; table: string } {
   const dot = name.indexOf('.');
   return dot < 0
@@ -66,7 +66,7 @@ export function tagTableName(schema: string, table: string): string {
   return schema === 'public' ? table : `${schema}.${table}`;
 }
 
-/** Normalises `public.articles` to `articles`, so one table has one name everywhere. */
+/** Normalises `public.orders` to `orders`, so one table has one name everywhere. */
 export function canonicalTableName(name: string): string {
   const { schema, table } = splitTableName(name);
   return tagTableName(schema, table);
