@@ -135,7 +135,7 @@ describe('a table whose watched columns lack REPLICA IDENTITY FULL', () => {
         watched: compiled.watched,
       }),
     ).rejects.toThrow(
-      /table public\.reviews has watched columns \(film_id\)[^]*ALTER TABLE public\.reviews REPLICA IDENTITY FULL;/,
+      /table public\.reviews has watched columns \(film_id\)[\s\S]*ALTER TABLE public\.reviews REPLICA IDENTITY FULL;/,
     );
   });
 });
