@@ -8,7 +8,7 @@ import type { ContentfulStatusCode } from 'hono/utils/http-status';
 export const problemTypes = {
   /** 400: a path or query parameter is malformed or out of range; `errors` names each one. */
   invalidParameter: 'https://walcache.dev/problems/invalid-parameter',
-  /** 404: the route exists, the entity (article, user) does not. */
+  /** 404: the route exists, the row it names does not. */
   notFound: 'https://walcache.dev/problems/not-found',
   /** 404: no route has this path. */
   routeNotFound: 'https://walcache.dev/problems/route-not-found',

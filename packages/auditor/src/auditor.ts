@@ -214,7 +214,7 @@ export class Auditor {
     return this.buffer.splice(0, n);
   }
 
-  /** Audits one value key (`wc:{article:42}`). */
+  /** Audits one value key (`wc:{book:42}`). */
   async check(valueKey: string): Promise<CheckResult> {
     const resourceKey = resourceKeyOf(this.keys, valueKey);
     const target = resourceKey ? targetOfKey(resourceKey, this.deps.resourceForKey) : undefined;

@@ -9,7 +9,7 @@ export interface KeyTarget {
 /** The resource a key belongs to (the deployment's compiled config answers this). */
 export type ResourceForKey = (key: string) => AnyResource<Db> | undefined;
 
-/** The resource and params a cache key (`article:42`) was built from, or undefined. */
+/** The resource and params a cache key (`book:42`) was built from, or undefined. */
 export function targetOfKey(key: string, resourceForKey: ResourceForKey): KeyTarget | undefined {
   const resource = resourceForKey(key);
   if (!resource) return undefined;

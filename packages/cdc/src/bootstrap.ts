@@ -1,5 +1,10 @@
 import type { SourceIdentity, WatchedColumn } from '@walcache/core';
-import { assertCanRead, currentRole, quoteIdent as quoteName } from '@walcache/db';
+import {
+  assertCanRead,
+  currentRole,
+  quoteIdent as quoteName,
+  TABLE_TAG_NAME_SQL as TAG_NAME,
+} from '@walcache/db';
 import type pg from 'pg';
 
 /** Fatal setup problems: the CDC refuses to start and says exactly what to change. */
@@ -242,10 +247,6 @@ async function primaryKeyColumns(db: Queryable, table: string): Promise<string[]
 function quoteIdent(name: string): string {
   return `"${name.replaceAll('"', '""')}"`;
 }
-
-/** A table's name in tags and the config (`orders`, `lib.books`) as pg_class/pg_namespace give it. */
-const TAG_NAME =
-  "(case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end)";
 
 /** `orders` → public.orders; `lib.books` → lib.books: schema-qualified, quoted where SQL needs it. */
 function qualified(table: string): string {

@@ -1,4 +1,12 @@
-import { colTag, epochTag, rowTag, type Tag, tableTag, type WatchedColumn } from '@walcache/core';
+import {
+  colTag,
+  epochTag,
+  rowTag,
+  type Tag,
+  tableTag,
+  tableTagName,
+  type WatchedColumn,
+} from '@walcache/core';
 import { z } from 'zod';
 
 /**
@@ -65,7 +73,7 @@ export class TagMapper {
 
   /** The tracked table name a relation's changes count for, or undefined to ignore it. */
   trackedName(relation: RelationInfo): string | undefined {
-    const name = tagNameOf(relation.schema, relation.name);
+    const name = tableTagName(relation.schema, relation.name);
     if (this.tables.has(name)) return name;
     // pgoutput's reader returns the oid as a signed int32; the catalog's is unsigned.
     return relation.relationOid === undefined ? undefined : this.trackedOids.get(relation.relationOid >>> 0);
@@ -87,7 +95,7 @@ export class TagMapper {
     const signature = (relation.columns ?? []).map((c) => `${c.name}:${c.typeOid}`).join(',');
     const previous = this.seen.get(oid);
     this.seen.set(oid, { name: relation.name, schema: relation.schema, signature });
-    const name = tagNameOf(relation.schema, relation.name);
+    const name = tableTagName(relation.schema, relation.name);
     if (this.tables.has(name) && !this.trackedOids.has(oid)) this.trackedOids.set(oid, name);
     if (!previous) return [];
     const touched = new Set<string>();
@@ -96,7 +104,7 @@ export class TagMapper {
       const original = this.trackedOids.get(oid);
       if (original) touched.add(original);
       if (this.tables.has(name)) touched.add(name);
-      const previousName = tagNameOf(previous.schema, previous.name);
+      const previousName = tableTagName(previous.schema, previous.name);
       if (this.tables.has(previousName)) touched.add(previousName);
     }
     return [...touched];
@@ -104,7 +112,7 @@ export class TagMapper {
 
   /** Tags for one row change: row tags of the old and new key, watched columns old and new, the table. */
   tagsOf(kind: ChangeKind, relation: RelationInfo, oldRow: unknown, newRow: unknown): Tag[] {
-    const ownName = tagNameOf(relation.schema, relation.name);
+    const ownName = tableTagName(relation.schema, relation.name);
     const table = this.trackedName(relation) ?? ownName;
     if (table !== ownName) {
       // A tracked table under another name (renamed): its row tags would name a table no
@@ -137,15 +145,10 @@ export class TagMapper {
 
   /** A change of the whole table (TRUNCATE, an unmappable row). */
   tagsOfTruncate(relation: RelationInfo): Tag[] {
-    return this.tagsOfTable(this.trackedName(relation) ?? tagNameOf(relation.schema, relation.name));
+    return this.tagsOfTable(this.trackedName(relation) ?? tableTagName(relation.schema, relation.name));
   }
 
   tagsOfTable(table: string): Tag[] {
     return [tableTag(table), epochTag(table)];
   }
-}
-
-/** Tables in tags: `orders` in schema public, `lib.books` elsewhere (as the config names them). */
-function tagNameOf(schema: string, name: string): string {
-  return schema === 'public' ? name : `${schema}.${name}`;
 }

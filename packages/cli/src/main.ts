@@ -19,8 +19,8 @@ usage: walcache <command> [options]
 
 commands:
   status                        queue, replication slot, invalidation latency, hit ratio, consistency
-  inspect <key>                 a cached value with its TTL, age and tags (key: article:42)
-  inspect <resource> k=v …      the same, by resource params (inspect article id=42)
+  inspect <key>                 a cached value with its TTL, age and tags (key: book:42)
+  inspect <resource> k=v …      the same, by resource params (inspect book id=42)
   flush <resource>              delete every cached value of one resource (asks first)
   flush --all                   delete the whole cache namespace (asks first)
   replay-failed                 move every failed invalidation job back to the queue (asks first)

@@ -62,6 +62,7 @@ export {
   type Tag,
   tableOfTag,
   tableTag,
+  tableTagName,
   type WatchedColumn,
   withEpochTags,
 } from './tags.ts';

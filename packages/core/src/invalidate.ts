@@ -21,7 +21,7 @@ const PRUNE_MAX_CALLS = 10;
 
 export interface InvalidationResult {
   seq: number;
-  /** Resource keys (`article:42`) whose values were deleted. */
+  /** Resource keys (`book:42`) whose values were deleted. */
   keys: string[];
 }
 

@@ -34,7 +34,7 @@ export function isValueOrLease(ks: Keyspace, key: string): boolean {
   return key.startsWith(`${ks.prefix}:{`) && (key.endsWith('}') || key.endsWith('}:lease'));
 }
 
-/** The resource key inside a value key (`wc:{article:42}` → `article:42`). */
+/** The resource key inside a value key (`wc:{book:42}` → `book:42`). */
 export function resourceKeyOf(ks: Keyspace, valueKey: string): string | undefined {
   const head = `${ks.prefix}:{`;
   if (!valueKey.startsWith(head) || !valueKey.endsWith('}')) return undefined;

@@ -4,6 +4,10 @@
  */
 export type Tag = string;
 
+/** A table's name in tags, the config and the CDC: `orders` in schema public, else `lib.books`. */
+export const tableTagName = (schema: string, table: string): string =>
+  schema === 'public' ? table : `${schema}.${table}`;
+
 export const rowTag = (table: string, pk: string | number | bigint): Tag => `row:${table}:${pk}`;
 export const colTag = (
   table: string,

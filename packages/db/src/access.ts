@@ -51,15 +51,21 @@ export async function currentRole(
  * (docs/operations.md, "Least privilege"). Tables that do not exist are the migrations'
  * business and are not reported here.
  */
+/**
+ * A table's name as the config and the tags name it (`orders` in schema public, else
+ * `lib.books`), in SQL over `pg_class c join pg_namespace n`.
+ */
+export const TABLE_TAG_NAME_SQL =
+  "(case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end)";
+
 export async function assertCanRead(
   db: Queryable,
   tables: readonly string[],
   variable = 'DATABASE_URL',
 ): Promise<void> {
-  // Tables as the config names them: `orders` (schema public) or `lib.books`.
   const { rows } = await db.query<{ nspname: string; relname: string }>(
     `select n.nspname, c.relname from pg_class c join pg_namespace n on n.oid = c.relnamespace
-     where (case when n.nspname = 'public' then c.relname::text else n.nspname || '.' || c.relname end) = any($1::text[])
+     where ${TABLE_TAG_NAME_SQL} = any($1::text[])
        and not has_table_privilege(c.oid, 'SELECT')
      order by n.nspname, c.relname`,
     [[...tables]],

@@ -4,6 +4,7 @@ export {
   probePostgres,
   type Queryable,
   quoteIdent,
+  TABLE_TAG_NAME_SQL,
   verifyPostgres,
 } from './access.ts';
 export {

@@ -1,3 +1,4 @@
+import { tableTagName } from '@walcache/core';
 /**
  * What walcache knows of a database: read once at start from pg_catalog for the tables a
  * config names. The compiler derives SQL, tags, parameter checks and OpenAPI types from it,
@@ -62,9 +63,7 @@ export function splitTableName(name: string): { schema: string; table: string } 
     : { schema: name.slice(0, dot), table: name.slice(dot + 1) };
 }
 
-export function tagTableName(schema: string, table: string): string {
-  return schema === 'public' ? table : `${schema}.${table}`;
-}
+export const tagTableName = tableTagName;
 
 /** Normalises `public.orders` to `orders`, so one table has one name everywhere. */
 export function canonicalTableName(name: string): string {

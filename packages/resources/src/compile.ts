@@ -60,7 +60,7 @@ export interface CompiledConfig {
   warnings: string[];
   openapi: { title?: string; description?: string };
   byName(name: string): CompiledResource | undefined;
-  /** The resource a cache key (`article:42`) belongs to, by its `name:` prefix. */
+  /** The resource a cache key (`book:42`) belongs to, by its `name:` prefix. */
   resourceForKey(key: string): CompiledResource | undefined;
 }
 

@@ -28,7 +28,7 @@ export async function flushCommand(
   const progress = (deleted: number) => io.err(`  … ${deleted} keys deleted`);
   let deleted: number;
   if (resource) {
-    // Values and their leases (`wc:{article:42}`, `wc:{article:42}:lease`). A fill in flight
+    // Values and their leases (`wc:{book:42}`, `wc:{book:42}:lease`). A fill in flight
     // loses its lease and cannot write; tag set entries pointing at deleted values are
     // harmless (the next invalidation removes them).
     deleted = 0;

@@ -27,13 +27,13 @@ export interface InspectResult {
 }
 
 /**
- * `inspect article:42`, `inspect 'wc:{article:42}'` or `inspect article id=42` (params are
+ * `inspect book:42`, `inspect 'wc:{book:42}'` or `inspect book id=42` (params are
  * validated by the resource's own schema, so the key is exactly the one the API uses).
  */
 export function keyFromArgs(prefix: string, args: string[], resources: readonly AnyResource<Db>[]): string {
   const [first, ...rest] = args;
   if (!first)
-    throw usageError(`inspect needs a key (article:42) or a resource and params (${exampleParams()})`);
+    throw usageError(`inspect needs a key (book:42) or a resource and params (${exampleParams(resources)})`);
   if (first.includes(':')) {
     if (rest.length > 0)
       throw usageError('inspect takes either one key or a resource with name=value params');
@@ -45,7 +45,7 @@ export function keyFromArgs(prefix: string, args: string[], resources: readonly 
   const params: Record<string, string> = {};
   for (const pair of rest) {
     const eq = pair.indexOf('=');
-    if (eq <= 0) throw usageError(`expected name=value, got "${pair}" (e.g. ${exampleParams()})`);
+    if (eq <= 0) throw usageError(`expected name=value, got "${pair}" (e.g. ${exampleParams(resources)})`);
     params[pair.slice(0, eq)] = pair.slice(eq + 1);
   }
   const parsed = safeParams(resource, params);
@@ -67,8 +67,13 @@ function safeParams(resource: AnyResource<Db>, params: Record<string, string>) {
   }
 }
 
-function exampleParams(): string {
-  return 'article id=42';
+/** An example from the deployment's own first resource: `book id=…`. */
+function exampleParams(resources: readonly AnyResource<Db>[]): string {
+  const first = resources[0];
+  if (!first) return '<resource> name=value';
+  const shape = (first.params as { shape?: Record<string, unknown> }).shape ?? {};
+  const param = Object.keys(shape)[0];
+  return param ? `${first.name} ${param}=…` : first.name;
 }
 
 export async function inspectCommand(
