@@ -1,5 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
+import { type CacheResult, type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import type { CompiledConfig, CompiledResource, Db, Params } from '@walcache/resources';
 import type { Context, Hono } from 'hono';
@@ -25,6 +25,7 @@ import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
 import { resourceRoute } from './routes.ts';
+import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
 
 export interface ApiDeps {
   /** What to serve: the config compiled against the database (routes, answers, OpenAPI). */
@@ -57,12 +58,14 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         return invalidParameters(
           c,
           parameterErrors(result.error, result.target === 'param' ? 'path' : 'query'),
+          { 'server-timing': CACHE_SKIPPED },
         );
       }
     },
   });
 
   const gzipMemo = new GzipMemo();
+  const loadTimes = new LoadTimes();
   app.use(requestId());
   app.use(async (c, next) => {
     const started = performance.now();
@@ -128,7 +131,16 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
    * as they are.
    */
   const serve = async (c: Context<ApiEnv>, resource: CompiledResource, params: Params): Promise<Response> => {
-    const result = await deps.cache.get(resource, params);
+    const started = performance.now();
+    let result: CacheResult;
+    try {
+      result = await deps.cache.get(resource, params);
+    } catch (error) {
+      // The 503 app.onError builds carries it too: where a failed miss spent its time.
+      c.header('server-timing', serverTiming(performance.now() - started, loadTimes.of(params)));
+      throw error;
+    }
+    const timing = serverTiming(performance.now() - started, loadTimes.of(params));
     c.set('cacheOutcome', result.status);
     if (!result.found) {
       return problem(
@@ -139,13 +151,14 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
           status: 404,
           detail: `${resource.name} not found`,
         },
-        { 'x-cache': result.status },
+        { 'x-cache': result.status, 'server-timing': timing },
       );
     }
     const size = result.body.length;
     const compress = shouldCompress(size, c.req.header('accept-encoding'));
     const headers: Record<string, string> = {
       'x-cache': result.status,
+      'server-timing': timing,
       'cache-control': CACHE_CONTROL,
       // The ETag a 200 in the client's encoding carries; a 304 names the same one.
       etag: compress ? weakEtag(result.etag) : result.etag,
@@ -167,6 +180,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     const route = resourceRoute(resource);
     const hasPath = resource.routeParams.some((p) => p.in === 'path');
     const hasQuery = resource.routeParams.some((p) => p.in === 'query');
+    const timed = loadTimes.timed(resource);
     app.openapi(route, (c) => {
       // biome-ignore lint/suspicious/noExplicitAny: the route's schemas are built from the config at run time.
       const req = c.req as any;
@@ -174,14 +188,16 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         ...(hasQuery ? (req.valid('query') as Params) : {}),
         ...(hasPath ? (req.valid('param') as Params) : {}),
       };
-      return serve(c, resource, params);
+      return serve(c, timed, params);
     });
     // An empty path parameter never reaches a `{id}` route (the router needs a non-empty
     // segment): answer these spellings with the same 400 a bad value gets, not "no such route".
     for (const p of resource.routeParams.filter((q) => q.in === 'path')) {
       const emptied = resource.route.replace(`{${p.name}}`, '').replace(/\{([^}]+)\}/g, ':$1');
       app.get(emptied, (c) =>
-        invalidParameters(c, [{ parameter: p.name, in: 'path', message: 'must not be empty' }]),
+        invalidParameters(c, [{ parameter: p.name, in: 'path', message: 'must not be empty' }], {
+          'server-timing': CACHE_SKIPPED,
+        }),
       );
     }
   }

@@ -55,12 +55,20 @@ export function problem(c: Context, p: Problem, headers: Record<string, string> 
 }
 
 /** 400 naming every bad parameter. */
-export function invalidParameters(c: Context, errors: ParameterError[]): Response {
-  return problem(c, {
-    type: problemTypes.invalidParameter,
-    title: 'Invalid parameter',
-    status: 400,
-    detail: errors.map((e) => `${e.parameter} ${e.message}`).join('; '),
-    errors,
-  });
+export function invalidParameters(
+  c: Context,
+  errors: ParameterError[],
+  headers: Record<string, string> = {},
+): Response {
+  return problem(
+    c,
+    {
+      type: problemTypes.invalidParameter,
+      title: 'Invalid parameter',
+      status: 400,
+      detail: errors.map((e) => `${e.parameter} ${e.message}`).join('; '),
+      errors,
+    },
+    headers,
+  );
 }

@@ -19,6 +19,11 @@ const cachingHeaders = {
       'HIT: answered from Redis. MISS: loaded from Postgres and cached. BYPASS: Redis unavailable, answered from Postgres.',
     schema: { type: 'string' as const, enum: ['HIT', 'MISS', 'BYPASS'] },
   },
+  'Server-Timing': {
+    description:
+      'Where the time went, in ms (W3C Server Timing): `cache`, plus `db` when this request loaded from Postgres.',
+    schema: { type: 'string' as const, example: 'cache;dur=0.40, db;dur=2.13' },
+  },
   'Cache-Control': {
     description: 'Store, but revalidate before every use.',
     schema: { type: 'string' as const, example: 'public, no-cache' },
