@@ -1,5 +1,5 @@
 #!/usr/bin/env node
-// The npm entry point for `npm start`, `npm test`, `npm run bench`, `npm run check`.
+// The npm entry point for `npm start`, `npm run build`, `npm test`, `npm run bench`, `npm run check`.
 // It must work on a fresh clone with only Node and npm: it brings a pinned pnpm into a
 // project-local folder (no global install, no corepack download prompt), installs the
 // workspace when the lockfile changed, then hands over to the real command.
@@ -65,6 +65,7 @@ const [command, ...rest] = process.argv.slice(2);
 // shutdown short on Ctrl-C and left the apps running.
 const commands = {
   start: ['node', 'scripts/start.ts'],
+  build: ['node', 'scripts/build.ts'],
   test: ['vitest', 'run'],
   bench: ['node', 'scripts/bench/main.ts'],
   walcache: ['node', 'packages/cli/src/main.ts'],

