@@ -44,6 +44,12 @@ export class Clients {
     return this.dbInstance;
   }
 
+  /** The pg Pool behind db(), for catalog reads and plain SQL. */
+  async pg(): Promise<ReturnType<typeof createPool>> {
+    await this.db();
+    return this.pool!;
+  }
+
   /** The deployment's resources: the config compiled against the database's catalog. */
   resources(): Promise<CompiledConfig> {
     this.compiled ??= this.db().then(() =>

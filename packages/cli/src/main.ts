@@ -3,6 +3,7 @@ import { ConfigError, ConnectionConfigError, parseEnv, redactSecrets } from '@wa
 import { isMain } from '@walcache/observability';
 import { z } from 'zod';
 import { flushCommand } from './commands/flush.ts';
+import { initCommand } from './commands/init.ts';
 import { inspectCommand } from './commands/inspect.ts';
 import { replayFailedCommand } from './commands/replay.ts';
 import { slotCommand } from './commands/slot.ts';
@@ -26,6 +27,8 @@ commands:
   replay-failed                 move every failed invalidation job back to the queue (asks first)
   slot [show]                   the replication slot: streaming?, lag, WAL retained
   slot drop | slot recreate     drop (or drop, create and flush) the slot; the CDC must be stopped
+  init [--out F] [--force]      write a starting config from DATABASE_URL's catalog (default
+       [--schema S,…]           walcache.config.yaml, schema public; never overwrites without --force)
 
 options:
   --json                        machine-readable output
@@ -40,7 +43,7 @@ SLOT_NAME, PORT — see .env.example.
 exit codes: 0 ok · 1 failed · 2 usage · 3 refused/aborted · 4 not found · 69 Redis/Postgres
 unreachable · 78 bad environment`;
 
-const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot'], {
+const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot', 'init'], {
   error: (issue) => `unknown command ${JSON.stringify(issue.input)}`,
 });
 
@@ -52,6 +55,12 @@ const optionsSchema = z.object({
   version: z.boolean().default(false),
   'api-url': z.url({ protocol: /^https?$/, error: 'expected an http(s):// URL' }).optional(),
   'env-file': z.string().min(1).optional(),
+  out: z.string().min(1).default('walcache.config.yaml'),
+  force: z.boolean().default(false),
+  schema: z
+    .string()
+    .regex(/^[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*$/, 'schema names, comma-separated')
+    .default('public'),
 });
 
 /** Runs one command; returns the exit code (never calls process.exit: tests call this too). */
@@ -83,7 +92,16 @@ export async function run(argv: string[], io: Io = processIo(), source = process
     if (!command.success) throw usageError(`${command.error.issues[0]?.message}; see walcache --help`);
     if (o.all && command.data !== 'flush') throw usageError('--all only applies to flush');
 
-    const env = loadEnv(source, o['env-file']);
+    const initOnly = ['out', 'force', 'schema'] as const;
+    for (const flag of initOnly)
+      if (command.data !== 'init' && values[flag] !== undefined)
+        throw usageError(`--${flag} only applies to init`);
+    // init reads only the database: a placeholder stands in for the Redis URLs, never connected.
+    const unused = 'redis://unused.invalid:6379';
+    const env = loadEnv(
+      command.data === 'init' ? { ...source, REDIS_URL: unused, QUEUE_REDIS_URL: unused } : source,
+      o['env-file'],
+    );
     clients = new Clients(env);
     switch (command.data) {
       case 'status':
@@ -105,6 +123,10 @@ export async function run(argv: string[], io: Io = processIo(), source = process
         break;
       case 'slot':
         await slotCommand(clients, io, args, o);
+        break;
+      case 'init':
+        if (args.length > 0) throw usageError('init takes no arguments (options: --out, --force, --schema)');
+        await initCommand(clients, io, { out: o.out, force: o.force, schemas: o.schema.split(',') });
         break;
     }
     return exitCodes.ok;
@@ -140,6 +162,9 @@ function parseCli(argv: string[]) {
       version: { type: 'boolean' },
       'api-url': { type: 'string' },
       'env-file': { type: 'string' },
+      out: { type: 'string' },
+      force: { type: 'boolean' },
+      schema: { type: 'string' },
     },
   });
 }

@@ -22,6 +22,12 @@ export interface ColumnInfo {
   kind: string;
   /** The declared type as SQL (`bigint`, `lib.loan_status`): what a parameter is cast to. */
   sqlType: string;
+  /** Has a default (identity and serial columns included): an INSERT may leave it out. */
+  hasDefault: boolean;
+  /** GENERATED ALWAYS (identity or computed): no INSERT or UPDATE may set it. */
+  generatedAlways: boolean;
+  /** A CHECK constraint or a domain's checks apply: only values already stored are known to pass. */
+  checked: boolean;
 }
 
 export interface ForeignKey {
@@ -71,10 +77,17 @@ export function canonicalTableName(name: string): string {
   return tagTableName(schema, table);
 }
 
-/** Reads the catalog for these tables (and lists every table of their schemas). */
-export async function readCatalog(db: Queryable, tableNames: Iterable<string>): Promise<Catalog> {
-  const wanted = [...new Set([...tableNames].map(canonicalTableName))];
-  const schemas = [...new Set(wanted.map((t) => splitTableName(t).schema))];
+/**
+ * Reads the catalog for these tables (and lists every table of their schemas), or for every
+ * table of the given schemas (`walcache init`, which starts from no config).
+ */
+export async function readCatalog(
+  db: Queryable,
+  tableNames: Iterable<string> | { schemas: string[] },
+): Promise<Catalog> {
+  const every = 'schemas' in tableNames ? tableNames.schemas : undefined;
+  const wanted = every ? [] : [...new Set([...(tableNames as Iterable<string>)].map(canonicalTableName))];
+  const schemas = every ?? [...new Set(wanted.map((t) => splitTableName(t).schema))];
   const { rows: rels } = await db.query<{
     oid: string;
     nspname: string;
@@ -89,7 +102,7 @@ export async function readCatalog(db: Queryable, tableNames: Iterable<string>): 
   );
   const allTableNames = rels.map((r) => tagTableName(r.nspname, r.relname));
   const tables = new Map<string, TableInfo>();
-  const found = rels.filter((r) => wanted.includes(tagTableName(r.nspname, r.relname)));
+  const found = every ? rels : rels.filter((r) => wanted.includes(tagTableName(r.nspname, r.relname)));
   if (found.length === 0) return { tables, allTableNames };
   const oids = found.map((r) => r.oid);
 
@@ -103,10 +116,17 @@ export async function readCatalog(db: Queryable, tableNames: Iterable<string>): 
     elemtype: string | null;
     enumvalues: string[] | null;
     sqltype: string;
+    hasdefault: boolean;
+    generatedalways: boolean;
+    checked: boolean;
   }>(
     `select a.attrelid::int8::text as relid, a.attname, a.attnotnull as notnull,
             bt.typname, coalesce(et.typtype, bt.typtype)::text as typtype, et.typname as elemname,
             et.typtype::text as elemtype, format_type(a.atttypid, null) as sqltype,
+            a.atthasdef or a.attidentity <> '' as hasdefault,
+            a.attidentity = 'a' or a.attgenerated <> '' as generatedalways,
+            t.typtype = 'd' or exists (select 1 from pg_constraint k where k.conrelid = a.attrelid
+              and k.contype = 'c' and a.attnum = any(k.conkey)) as checked,
             (select array_agg(e.enumlabel::text order by e.enumsortorder) from pg_enum e
               where e.enumtypid = coalesce(et.oid, bt.oid)) as enumvalues
        from pg_attribute a
@@ -157,6 +177,9 @@ export async function readCatalog(db: Queryable, tableNames: Iterable<string>): 
         ...(c.enumvalues ? { enumValues: c.enumvalues } : {}),
         kind: c.elemtype ?? c.typtype,
         sqlType: c.sqltype,
+        hasDefault: c.hasdefault,
+        generatedAlways: c.generatedalways,
+        checked: c.checked,
       });
       columnOrder.push(c.attname);
     }

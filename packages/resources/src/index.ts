@@ -27,3 +27,4 @@ export {
   loadCompiledConfig,
 } from './load.ts';
 export { ConfigMismatchError, planConfig, suggest, tablesOfConfig } from './plan.ts';
+export { isParamType } from './types.ts';
