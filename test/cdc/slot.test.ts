@@ -1,4 +1,5 @@
 import type { Env } from '@walcache/config';
+import { keyspace } from '@walcache/core';
 import { createLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
 import type pg from 'pg';
@@ -142,7 +143,7 @@ describe('slot loss', { timeout: 100_000 }, () => {
     cdc = await start();
     await cdc.close();
     // What a crash right after slot creation leaves behind: a slot, and no in-sync marker.
-    await fixture.redis.del(`${env.CACHE_PREFIX}:cdc:in-sync:${env.SLOT_NAME}`);
+    await fixture.redis.del(keyspace(env.CACHE_PREFIX).inSync(env.SLOT_NAME));
     await fixture.cache.get(articleDetail, { id: '5' });
     cdc = await start();
     expect(await cachedArticle('5')).toBeNull();

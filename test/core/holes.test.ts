@@ -91,6 +91,84 @@ describe('item 7: the cache Redis restarts empty in the middle of a fill', () =>
   });
 });
 
+describe('item 5: a cache Redis restored older', () => {
+  let primary: RedisServer;
+  let replica: RedisServer | undefined;
+  let client: Redis;
+  beforeAll(async () => {
+    primary = await startRedis();
+    client = new Redis(primary.url);
+    client.on('error', () => {});
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await replica?.stop();
+    await primary?.stop();
+  });
+
+  it('a restart from an RDB snapshot taken before an invalidation serves nothing the invalidation removed', async () => {
+    const flushes: number[] = [];
+    const cache = new ReadThroughCache({
+      redis: client,
+      db,
+      prefix: `hole5-${++prefixes}`,
+      events: { generationFlushed: (deleted) => flushes.push(deleted) },
+    });
+    const params = { id: '7' };
+    expect((await cache.get(userProfile, params)).status).toBe('MISS');
+    expect((await cache.get(userProfile, params)).status).toBe('HIT');
+    flushes.length = 0; // the namespace's first use recorded its generation
+    await client.call('SAVE'); // the snapshot holds the value as it is now
+    await writer.query('update users set name = $1 where id = 7', ['renamed (item 5, rdb)']);
+    await invalidateTags(client, cache.keys, [rowTag('users', 7)]); // completed
+    await primary.kill();
+    await primary.startServer(); // loads dump.rdb: the old value, the old seq
+    await waitFor(async () => (await client.ping().catch(() => '')) === 'PONG', { timeoutMs: 10_000 });
+    expect(await cachedBody(client, cache.keys.value('user:7'))).not.toBeNull(); // restored, stale
+
+    const answer = await cache.get(userProfile, params);
+    expect(answer.body.toString()).toBe(await fresh(userProfile, params));
+    expect(flushes).toHaveLength(1);
+    const held = await cachedBody(client, cache.keys.value('user:7'));
+    expect(held === null || held === (await fresh(userProfile, params))).toBe(true);
+    // The same server again (a reconnect, no restart): no second flush.
+    await client.call('CLIENT', 'KILL', 'TYPE', 'normal');
+    await waitFor(async () => (await client.ping().catch(() => '')) === 'PONG', { timeoutMs: 10_000 });
+    await cache.get(userProfile, params);
+    expect(flushes).toHaveLength(1);
+  });
+
+  it('a replica promoted after its master died, lagging behind an invalidation, serves nothing it removed', async () => {
+    const prefix = `hole5-${++prefixes}`;
+    const onPrimary = new ReadThroughCache({ redis: client, db, prefix });
+    const params = { id: '8' };
+    await onPrimary.get(userProfile, params);
+    replica = await startRedis({ extraArgs: ['--replicaof', '127.0.0.1', String(primary.port)] });
+    const replicaClient = new Redis(replica.url);
+    try {
+      await waitFor(async () => /master_link_status:up/.test(await replicaClient.info('replication')), {
+        timeoutMs: 10_000,
+      });
+      await waitFor(async () => (await replicaClient.exists(onPrimary.keys.value('user:8'))) === 1, {
+        timeoutMs: 10_000,
+      });
+      // The replica falls behind (cut off), then the primary runs an invalidation and dies.
+      await replicaClient.call('REPLICAOF', 'NO', 'ONE');
+      await writer.query('update users set name = $1 where id = 8', ['renamed (item 5, failover)']);
+      await invalidateTags(client, onPrimary.keys, [rowTag('users', 8)]);
+      await primary.kill();
+      // A process that comes up on the promoted replica.
+      const onReplica = new ReadThroughCache({ redis: replicaClient, db, prefix });
+      const answer = await onReplica.get(userProfile, params);
+      expect(answer.body.toString()).toBe(await fresh(userProfile, params));
+      expect(answer.status).toBe('MISS');
+    } finally {
+      replicaClient.disconnect();
+      await primary.startServer();
+    }
+  });
+});
+
 describe('item 8: in-process single-flight', () => {
   it('a request that starts after an invalidation completed is not handed a value loaded before it', async () => {
     const parking = new Parking();
@@ -259,6 +337,7 @@ describe('item 4: a namespace flush', () => {
     const parking = new Parking();
     const prefix = `hole4-${++prefixes}`;
     const cache = new ReadThroughCache({ redis, db, prefix, hooks: parking.hooks });
+    await cache.verifyGeneration(); // its first-use flush must not take the padding with it
     // Enough other values that each pass takes several SCAN steps.
     const pad = redis.pipeline();
     for (let i = 0; i < 5000; i++) pad.set(cache.keys.value(`pad:${i}`), 'x', 'PX', 600_000);

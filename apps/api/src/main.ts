@@ -90,7 +90,21 @@ export async function startApi(
     redis,
     db,
     prefix: env.CACHE_PREFIX,
-    events: metrics.cacheEvents,
+    events: {
+      ...metrics.cacheEvents,
+      generationFlushed: (deleted, was, now) => {
+        metrics.cacheEvents.generationFlushed?.(deleted, was, now);
+        logger.warn(
+          { deleted, was, now },
+          'cache Redis is another generation than the namespace recorded: flushed it',
+        );
+      },
+      generationUnchecked: (reason) =>
+        logger.warn(
+          { reason },
+          'cannot tell the cache Redis generation: a restore from a snapshot would go undetected',
+        ),
+    },
     breaker,
     // The operator's caps on every resource's TTL (same values as the invalidator's refreshes).
     maxTtlSeconds: env.CACHE_TTL_SECONDS,

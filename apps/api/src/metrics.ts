@@ -39,6 +39,11 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     labelNames: ['resource', 'reason'] as const,
     registers: [registry],
   });
+  const generationFlushes = new Counter({
+    name: 'walcache_cache_generation_flushes_total',
+    help: 'Namespace flushes because the cache Redis was another generation (restored from a snapshot, a promoted replica, restarted)',
+    registers: [registry],
+  });
   const redisErrors = new Counter({
     name: 'walcache_cache_redis_errors_total',
     help: 'Redis errors on the read path (answered from Postgres instead)',
@@ -62,6 +67,7 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       load: (resource, ms) => loads.observe({ resource }, ms / 1000),
       fillRefused: (resource, reason) => fillsRefused.inc({ resource, reason }),
       redisError: (operation) => redisErrors.inc({ operation }),
+      generationFlushed: () => generationFlushes.inc(),
     },
   };
 }

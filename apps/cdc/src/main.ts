@@ -71,9 +71,6 @@ export interface RunningCdc {
 }
 
 /** Redis key recording that the cache is in sync with the slot (see SlotSyncMarker). */
-export function slotMarkerKey(env: Pick<Env, 'CACHE_PREFIX' | 'SLOT_NAME'>): string {
-  return `${env.CACHE_PREFIX}:cdc:in-sync:${env.SLOT_NAME}`;
-}
 
 /** Why 5 s: a local or same-zone Redis connects in milliseconds; past this it is down. */
 const REDIS_READY_WAIT_MS = 5_000;
@@ -164,7 +161,7 @@ export async function startCdc(
   const registry = createRegistry('cdc');
   const metrics = createCdcMetrics(registry);
   const keys = keyspace(env.CACHE_PREFIX);
-  const markerKey = slotMarkerKey(env);
+  const markerKey = keys.inSync(env.SLOT_NAME);
 
   const store = async (batch: Batch, source: SourceIdentity) => {
     const job = invalidationJobSchema.parse({ v: 1, ...batch, enqueuedMs: Date.now() });

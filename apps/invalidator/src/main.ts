@@ -143,8 +143,25 @@ export async function startInvalidator(
     prefix: env.CACHE_PREFIX,
     maxTtlSeconds: env.CACHE_TTL_SECONDS,
     maxNegativeTtlSeconds: env.NEGATIVE_TTL_SECONDS,
-    events: { fillRefused: (_resource, reason) => metrics.refreshRefused.inc({ reason }) },
+    events: {
+      fillRefused: (_resource, reason) => metrics.refreshRefused.inc({ reason }),
+      generationFlushed: (deleted, was, now) => {
+        metrics.generationFlushes.inc();
+        logger.warn(
+          { deleted, was, now },
+          'cache Redis is another generation than the namespace recorded: flushed it',
+        );
+      },
+      generationUnchecked: (reason) =>
+        logger.warn(
+          { reason },
+          'cannot tell the cache Redis generation: a restore from a snapshot would go undetected',
+        ),
+    },
   });
+  // A cache Redis restored from a snapshot is flushed now, before any job or refresh runs.
+  if (!(await cache.verifyGeneration()))
+    logger.warn('could not check the cache Redis generation at start; the first refresh will');
   const queue = new Queue<InvalidationJob>(env.QUEUE_NAME, { connection: workerRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => logger.warn({ err }, 'queue error'));
   // Queue counts and the slot's Postgres-side state on /metrics, and the consistency auditor.

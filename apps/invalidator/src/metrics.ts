@@ -41,6 +41,11 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Job attempts put off because a transaction of the job was committed in the WAL but not yet visible',
       registers: r,
     }),
+    generationFlushes: new Counter({
+      name: 'walcache_cache_generation_flushes_total',
+      help: 'Namespace flushes because the cache Redis was another generation (restored from a snapshot, a promoted replica, restarted)',
+      registers: r,
+    }),
     fallbacks: new Counter({
       name: 'walcache_invalidator_fallbacks_total',
       help: 'Jobs that exhausted their retries and were replaced by a table-wide invalidation',

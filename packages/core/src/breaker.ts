@@ -50,6 +50,11 @@ export class CircuitBreaker {
     if (this.current !== 'closed') this.set('closed');
   }
 
+  /** The probe ended without telling either way (it gave up waiting): the next request probes. */
+  abandon(): void {
+    this.probing = false;
+  }
+
   failure(): void {
     this.probing = false;
     this.failures += 1;

@@ -3,7 +3,8 @@ import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
 import { CorruptEntryError, decodeEntryHead, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
 import { timings } from './constants.ts';
-import { isSourceUnavailable, SourceUnavailableError } from './errors.ts';
+import { isReplyError, isSourceUnavailable, SourceUnavailableError } from './errors.ts';
+import { GenerationGuard } from './generation.ts';
 import { type Keyspace, keyspace } from './keys.ts';
 import type { AnyResource, Resource } from './resource.ts';
 import { type WalcacheRedis, withCommands } from './scripts.ts';
@@ -25,7 +26,14 @@ export interface RefreshResult extends CacheResult {
 }
 
 /** Why a fill did not write its value: each is a protocol step doing its job. */
-export type FillRefusal = 'lease-held' | 'tag-invalidated' | 'lease-lost' | 'newer-cached' | 'redis-error';
+export type FillRefusal =
+  | 'lease-held'
+  | 'tag-invalidated'
+  | 'lease-lost'
+  | 'newer-cached'
+  | 'redis-error'
+  /** The connection to the cache Redis dropped during the fill: the server may be another generation. */
+  | 'reconnected';
 
 /** What the cache reports; the apps wire these to Prometheus, tests count them. */
 export interface CacheEvents {
@@ -38,6 +46,13 @@ export interface CacheEvents {
   leaseWait?(resource: string): void;
   /** Redis failed and the request went on without it (fail open): always counted. */
   redisError?(operation: string, error: unknown): void;
+  /**
+   * The cache Redis is another generation than the namespace recorded (restored from a
+   * snapshot, a promoted replica, restarted): this process flushed the namespace.
+   */
+  generationFlushed?(deleted: number, was: string | null, now: string): void;
+  /** The cache Redis does not tell its generation: a restore from a snapshot goes undetected. */
+  generationUnchecked?(reason: string): void;
 }
 
 /**
@@ -93,6 +108,8 @@ export class ReadThroughCache<Db> {
   readonly keys: Keyspace;
   readonly breaker: CircuitBreaker;
   private readonly redis: WalcacheRedis;
+  /** Serves the namespace only from a cache Redis of the generation it recorded (generation.ts). */
+  private readonly generation: GenerationGuard;
   private readonly inflight = new Map<string, Promise<Filled>>();
   /** Orders joins and fill steps in this process (a counter, not a clock: only order matters). */
   private step = 0;
@@ -105,12 +122,33 @@ export class ReadThroughCache<Db> {
     this.breaker = options.breaker ?? new CircuitBreaker();
     this.random = options.random ?? Math.random;
     this.leaseWaitMs = options.leaseWaitMs ?? timings.leaseWaitMs;
+    const events = options.events;
+    this.generation = new GenerationGuard(options.redis, this.keys, {
+      flushed: (deleted, was, now) => events?.generationFlushed?.(deleted, was, now),
+      unchecked: (reason) => events?.generationUnchecked?.(reason),
+      failed: (error) => this.redisFailed('generation', error),
+    });
+  }
+
+  /**
+   * Checks (and, for a new generation, flushes) the namespace now rather than on the first
+   * request; false when Redis could not be asked. Apps call it at start.
+   */
+  async verifyGeneration(): Promise<boolean> {
+    return (await this.generation.verified()) !== undefined;
   }
 
   /** The cached answer for validated params: Redis hit, else one load per key per process. */
   async get<P, V>(resource: Resource<Db, P, V>, params: P): Promise<CacheResult> {
     const key = resource.key(params);
     if (!this.breaker.allow()) return this.report(resource, await this.bypass(resource, params));
+    // No hit and no fill until this connection's server is known to be the namespace's generation.
+    const epoch = this.generation.current() ?? (await this.generation.verified(this.leaseWaitMs));
+    if (epoch === undefined) {
+      // Still checking (a failure was already counted): a half-open probe must not stay taken.
+      this.breaker.abandon();
+      return this.report(resource, await this.bypass(resource, params));
+    }
     let raw: Buffer | null;
     try {
       raw = await this.redis.getBuffer(this.keys.value(key));
@@ -119,6 +157,8 @@ export class ReadThroughCache<Db> {
       this.redisFailed('get', error);
       return this.report(resource, await this.bypass(resource, params));
     }
+    // Reconnected while the GET was out: its answer may come from an unverified server.
+    if (!this.generation.holds(epoch)) return this.report(resource, await this.bypass(resource, params));
     const hit = raw ? this.decodeHit(raw) : undefined;
     if (hit) return this.report(resource, hit);
     // In-process single-flight: concurrent misses of one key share one load. A joiner takes
@@ -131,7 +171,7 @@ export class ReadThroughCache<Db> {
       let pending = this.inflight.get(key);
       if (pending) await this.options.hooks?.joined?.(key);
       if (!pending) {
-        pending = this.fill(resource, params, key, 'read').finally(() => {
+        pending = this.fill(resource, params, key, 'read', epoch).finally(() => {
           if (this.inflight.get(key) === pending) this.inflight.delete(key);
         });
         this.inflight.set(key, pending);
@@ -149,7 +189,16 @@ export class ReadThroughCache<Db> {
    * Redis errors are thrown (the job retries), not turned into a bypass.
    */
   async refresh<P, V>(resource: Resource<Db, P, V>, params: P): Promise<RefreshResult> {
-    const { freshAfter: _, ...result } = await this.fill(resource, params, resource.key(params), 'refresh');
+    const epoch = await this.generation.verified();
+    if (epoch === undefined)
+      throw new Error('the cache Redis generation could not be checked (see the cache Redis errors)');
+    const { freshAfter: _, ...result } = await this.fill(
+      resource,
+      params,
+      resource.key(params),
+      'refresh',
+      epoch,
+    );
     return result;
   }
 
@@ -158,6 +207,8 @@ export class ReadThroughCache<Db> {
     params: P,
     key: string,
     mode: FillMode,
+    /** The verified connection epoch the fill started in (GenerationGuard). */
+    epoch: number,
   ): Promise<Filled> {
     const valueKey = this.keys.value(key);
     const leaseKey = this.keys.lease(key);
@@ -185,7 +236,7 @@ export class ReadThroughCache<Db> {
     }
     if (!leased) {
       this.options.events?.leaseWait?.(resource.name);
-      const waited = await this.waitForOtherFill(valueKey);
+      const waited = await this.waitForOtherFill(valueKey, epoch);
       if (waited) return { ...waited, cached: false };
       this.options.events?.fillRefused?.(resource.name, 'lease-held');
       const freshAfter = ++this.step;
@@ -231,6 +282,13 @@ export class ReadThroughCache<Db> {
         return { ...result, cached: false };
       }
       await hooks?.beforeCas?.(key);
+      // A reconnect since the lease: this server may be a restored or promoted one whose
+      // markers predate the invalidations the load may have missed. (A compare-and-set sent
+      // before a drop is resent before the new connection's check, whose flush then covers it.)
+      if (!this.generation.holds(epoch)) {
+        this.options.events?.fillRefused?.(resource.name, 'reconnected');
+        return { ...result, cached: false };
+      }
       // Step 5: compare-and-set against our lease (and against a newer cached entry).
       const ttlSeconds =
         value === null
@@ -292,7 +350,7 @@ export class ReadThroughCache<Db> {
   }
 
   /** Another process holds the lease: give it a moment to write, then load without caching. */
-  private async waitForOtherFill(valueKey: string): Promise<Filled | undefined> {
+  private async waitForOtherFill(valueKey: string, epoch: number): Promise<Filled | undefined> {
     const deadline = Date.now() + this.leaseWaitMs;
     while (Date.now() < deadline) {
       await new Promise((r) => setTimeout(r, timings.leasePollMs));
@@ -305,6 +363,7 @@ export class ReadThroughCache<Db> {
         this.redisFailed('lease-wait', error);
         return undefined;
       }
+      if (!this.generation.holds(epoch)) return undefined;
       const hit = raw ? this.decodeHit(raw) : undefined;
       if (hit) return { ...hit, cached: false, freshAfter };
     }
@@ -341,11 +400,6 @@ export class ReadThroughCache<Db> {
     this.options.events?.outcome?.(resource.name, result.status);
     return result;
   }
-}
-
-/** ioredis rejects with a `ReplyError` when Redis answered with an error (its type is `any`). */
-function isReplyError(error: unknown): boolean {
-  return error instanceof Error && error.name === 'ReplyError';
 }
 
 /** Reply errors of a Redis that answers but serves nothing (its error code is the first word). */

@@ -57,3 +57,8 @@ export function isSourceUnavailable(error: unknown): boolean {
     return true;
   return error.cause !== undefined && error.cause !== error && isSourceUnavailable(error.cause);
 }
+
+/** ioredis rejects with a `ReplyError` when Redis answered with an error (its type is `any`). */
+export function isReplyError(error: unknown): boolean {
+  return error instanceof Error && error.name === 'ReplyError';
+}

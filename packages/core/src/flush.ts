@@ -1,11 +1,12 @@
 import type { Redis } from 'ioredis';
-import { isValueOrLease, type Keyspace } from './keys.ts';
+import { isNamespaceState, isValueOrLease, type Keyspace } from './keys.ts';
 
 /** Keys per SCAN step: large enough to finish a big namespace quickly, small enough not to block Redis. */
 const SCAN_COUNT = 1000;
 
 /**
- * Deletes every key of the namespace except the sequence, walking with SCAN + UNLINK (an
+ * Deletes every key of the namespace except its state (`isNamespaceState`: the sequence,
+ * the generation, the CDC's in-sync markers), walking with SCAN + UNLINK (an
  * admin operation, never on a request path), in three passes whose order matters:
  *
  * 1. the protocol's keys (tag sets, version markers, their expiry index), then
@@ -39,7 +40,7 @@ export async function flushNamespace(
     do {
       const [next, batch] = await redis.scan(cursor, 'MATCH', keys.everything, 'COUNT', SCAN_COUNT);
       cursor = next;
-      const doomed = batch.filter((k) => k !== keys.seq && pass(k));
+      const doomed = batch.filter((k) => !isNamespaceState(keys, k) && pass(k));
       if (doomed.length > 0) {
         deleted += await redis.unlink(...doomed);
         onProgress?.(deleted);

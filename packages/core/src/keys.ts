@@ -10,6 +10,12 @@ export interface Keyspace {
   tagSet(tag: string): string;
   tagVersion(tag: string): string;
   readonly seq: string;
+  /** The cache Redis generation the namespace was verified under (generation.ts). */
+  readonly generation: string;
+  /** Held by the one process that flushes the namespace for a new generation. */
+  readonly generationLock: string;
+  /** The replication source (cluster, timeline) a CDC slot's cache is in sync with. */
+  inSync(slotName: string): string;
   /** member = tag, score = ms when its version marker may be deleted. */
   readonly tagVersionExpiry: string;
   /** Pattern matching everything this namespace wrote (admin flush only). */
@@ -24,9 +30,26 @@ export function keyspace(prefix: string): Keyspace {
     tagSet: (t) => `${prefix}:tag:${t}`,
     tagVersion: (t) => `${prefix}:tagv:${t}`,
     seq: `${prefix}:seq`,
+    generation: `${prefix}:generation`,
+    generationLock: `${prefix}:generation-lock`,
+    inSync: (slot) => `${prefix}:cdc:in-sync:${slot}`,
     tagVersionExpiry: `${prefix}:tagv-expiry`,
     everything: `${prefix}:*`,
   };
+}
+
+/**
+ * Keys that describe the namespace rather than cache anything: a flush keeps them. The
+ * sequence must never go backwards; the generation and the in-sync markers stay true of an
+ * emptied namespace (deleting them would only make the next start flush again).
+ */
+export function isNamespaceState(ks: Keyspace, key: string): boolean {
+  return (
+    key === ks.seq ||
+    key === ks.generation ||
+    key === ks.generationLock ||
+    key.startsWith(`${ks.prefix}:cdc:in-sync:`)
+  );
 }
 
 /** Whether a key is a value or a lease (what eviction may drop; a flush deletes them last). */
