@@ -1,5 +1,12 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
-import { type CacheResult, type ReadThroughCache, SourceUnavailableError } from '@walcache/core';
+import {
+  type BatchAnswer,
+  type CacheResult,
+  etagOf,
+  getMany,
+  type ReadThroughCache,
+  SourceUnavailableError,
+} from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import type { CompiledConfig, CompiledResource, Db, Params } from '@walcache/resources';
 import type { Context, Hono } from 'hono';
@@ -10,6 +17,7 @@ import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
 import type { ZodError } from 'zod';
+import { type BatchRoute, batchBody, batchParams, batchRoutes, batchStatus } from './batch.ts';
 import { isQueryTimeout, PoolSaturatedError } from './db.ts';
 import { createDocsApp } from './docs.ts';
 import { checkReadiness } from './health.ts';
@@ -24,7 +32,7 @@ import {
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
-import { resourceRoute } from './routes.ts';
+import { batchRoute, resourceRoute } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
 
 export interface ApiDeps {
@@ -154,30 +162,80 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         { 'x-cache': result.status, 'server-timing': timing },
       );
     }
-    const size = result.body.length;
+    return send(c, result.status, result.body, result.etag, timing);
+  };
+
+  /** A 200 (or 304) of cached bytes: validators, content coding, the cache's outcome and timing. */
+  const send = (
+    c: Context<ApiEnv>,
+    status: string,
+    bytes: Buffer,
+    etag: string,
+    timing: string,
+  ): Response => {
+    const size = bytes.length;
     const compress = shouldCompress(size, c.req.header('accept-encoding'));
     const headers: Record<string, string> = {
-      'x-cache': result.status,
+      'x-cache': status,
       'server-timing': timing,
       'cache-control': CACHE_CONTROL,
       // The ETag a 200 in the client's encoding carries; a 304 names the same one.
-      etag: compress ? weakEtag(result.etag) : result.etag,
+      etag: compress ? weakEtag(etag) : etag,
     };
     if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';
-    if (ifNoneMatchMatches(c.req.header('if-none-match'), result.etag)) return c.body(null, 304, headers);
+    if (ifNoneMatchMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
     headers['content-type'] = 'application/json';
     if (compress) headers['content-encoding'] = 'gzip';
     // The body is the cached bytes (or their gzip): never parsed, never re-serialised.
-    const body = compress ? gzipMemo.gzip(result.etag, result.body) : result.body;
+    const body = compress ? gzipMemo.gzip(etag, bytes) : bytes;
     return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
   };
+
+  /** A batch lookup: one MGET, the misses filled under the protocol with one query (core getMany). */
+  const serveBatch = async (c: Context<ApiEnv>, route: BatchRoute, values: string[]): Promise<Response> => {
+    const started = performance.now();
+    let answer: BatchAnswer;
+    try {
+      answer = await getMany(
+        deps.cache,
+        route.lookup,
+        batchParams(route.batch, values),
+        route.batch.loadMany,
+      );
+    } catch (error) {
+      c.header('server-timing', serverTiming(performance.now() - started, undefined));
+      throw error;
+    }
+    const timing = serverTiming(performance.now() - started, answer.loadMs);
+    const status = batchStatus(answer.results);
+    c.set('cacheOutcome', status);
+    const body = batchBody(values, answer.results);
+    return send(c, status, body, etagOf(body), timing);
+  };
+
+  // A batch on a path of its own goes first: `/v1/a/by-name` must not be read as `/v1/a/{id}`.
+  const batches = batchRoutes(deps.resources.resources);
+  const listRoutes = new Set(deps.resources.resources.filter((r) => r.kind === 'list').map((r) => r.route));
+  const sharedBatch = new Map<string, BatchRoute>();
+  for (const b of batches) {
+    if (listRoutes.has(b.batch.route)) {
+      sharedBatch.set(b.batch.route, b);
+      continue;
+    }
+    app.openapi(batchRoute(b), (c) => {
+      // biome-ignore lint/suspicious/noExplicitAny: the route's schemas are built from the config at run time.
+      const query = (c.req as any).valid('query') as Record<string, string[]>;
+      return serveBatch(c, b, query[b.batch.query]!);
+    });
+  }
 
   // Lists before lookups, and longer paths first, so `/v1/a/{id}/b` is never read as `/v1/a/{id}`.
   const ordered = [...deps.resources.resources].sort(
     (a, b) => b.route.split('/').length - a.route.split('/').length,
   );
   for (const resource of ordered) {
-    const route = resourceRoute(resource);
+    const batch = resource.kind === 'list' ? sharedBatch.get(resource.route) : undefined;
+    const route = resourceRoute(resource, batch);
     const hasPath = resource.routeParams.some((p) => p.in === 'path');
     const hasQuery = resource.routeParams.some((p) => p.in === 'query');
     const timed = loadTimes.timed(resource);
@@ -188,6 +246,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
         ...(hasQuery ? (req.valid('query') as Params) : {}),
         ...(hasPath ? (req.valid('param') as Params) : {}),
       };
+      if (batch) {
+        const values = params[batch.batch.query] as unknown as string[] | undefined;
+        if (values !== undefined) return serveBatch(c, batch, values);
+      }
       return serve(c, timed, params);
     });
     // An empty path parameter never reaches a `{id}` route (the router needs a non-empty

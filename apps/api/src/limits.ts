@@ -27,6 +27,12 @@ export const limits = {
    * an oversized upload early instead of buffering it.
    */
   maxBodyBytes: 64 * 1024,
+  /**
+   * Values one batch lookup may ask for. 100 answers a page of references at once; each
+   * value is a key in one MGET and a row of one query, and the answer (100 entities of a
+   * few hundred bytes) stays well under a megabyte.
+   */
+  batchMaxIds: 100,
   /** Connections the API's pool opens to Postgres (only misses and bypasses use them). */
   poolMax: 10,
   /**

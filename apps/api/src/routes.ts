@@ -1,5 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { CompiledResource } from '@walcache/resources';
+import { type BatchRoute, batchAnswerSchema, batchQueryParam } from './batch.ts';
 import { ProblemSchema } from './schemas.ts';
 
 /**
@@ -35,9 +36,18 @@ const cachingHeaders = {
   },
 };
 
-const json = <T extends z.ZodType>(schema: T, description: string) => ({
+const batchHeaders = {
+  ...cachingHeaders,
+  'X-Cache': {
+    description:
+      'A single lookup or list: HIT, MISS or BYPASS. A batch lookup: HIT (every value from Redis), MISS (none), PARTIAL (some), BYPASS (Redis unavailable).',
+    schema: { type: 'string' as const, enum: ['HIT', 'MISS', 'PARTIAL', 'BYPASS'] },
+  },
+};
+
+const json = <T extends z.ZodType>(schema: T, description: string, headers = cachingHeaders) => ({
   description,
-  headers: cachingHeaders,
+  headers,
   content: { 'application/json': { schema } },
 });
 
@@ -57,8 +67,12 @@ const commonAnswers = {
   ),
 } as const;
 
-/** The OpenAPI route of one resource: its parameters from the catalog, its answer schema, its 404. */
-export function resourceRoute(resource: CompiledResource) {
+/**
+ * The OpenAPI route of one resource: its parameters from the catalog, its answer schema, its
+ * 404. A list that shares its path with a batch lookup also takes the batch parameter (one
+ * path has one GET operation): with it, the answer is the batch's.
+ */
+export function resourceRoute(resource: CompiledResource, batch?: BatchRoute) {
   const pathParams: Record<string, z.ZodType> = {};
   const queryParams: Record<string, z.ZodType> = {};
   for (const p of resource.routeParams) {
@@ -70,6 +84,7 @@ export function resourceRoute(resource: CompiledResource) {
     if (p.in === 'path') pathParams[p.name] = described;
     else queryParams[p.name] = described;
   }
+  if (batch) queryParams[batch.batch.query] = batchQueryParam(batch.lookup, batch.batch, false);
   const request = {
     ...(Object.keys(pathParams).length ? { params: z.object(pathParams) } : {}),
     ...(Object.keys(queryParams).length ? { query: z.object(queryParams) } : {}),
@@ -95,9 +110,37 @@ export function resourceRoute(resource: CompiledResource) {
     ...(resource.description ? { description: resource.description } : {}),
     request,
     responses: {
-      200: json(resource.answer.openapi(resource.schemaName), resource.summary),
+      200: batch
+        ? json(
+            z
+              .union([resource.answer.openapi(resource.schemaName), batchAnswerSchema(batch.lookup)])
+              .openapi(`${resource.schemaName}Or${batch.lookup.schemaName}Batch`),
+            `${resource.summary}; with \`${batch.batch.query}\`, a batch of ${batch.lookup.name}`,
+            batchHeaders,
+          )
+        : json(resource.answer.openapi(resource.schemaName), resource.summary),
       ...answers,
       ...notFound,
+    },
+  });
+}
+
+/** A batch lookup on a path of its own: the batch parameter is required. */
+export function batchRoute({ lookup, batch }: BatchRoute) {
+  return createRoute({
+    method: 'get',
+    path: batch.route,
+    operationId: `${lookup.operationId}Batch`,
+    tags: [lookup.openapiTag],
+    summary: `Many ${lookup.name} by ${batch.param}, in one request`,
+    request: { query: z.object({ [batch.query]: batchQueryParam(lookup, batch, true) }) },
+    responses: {
+      200: json(
+        batchAnswerSchema(lookup),
+        `The ${lookup.name} values found, and the ones missing`,
+        batchHeaders,
+      ),
+      ...commonAnswers,
     },
   });
 }

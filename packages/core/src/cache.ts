@@ -202,6 +202,31 @@ export class ReadThroughCache<Db> {
     return result;
   }
 
+  /**
+   * Many keys in one round trip (an MGET; batch lookups): each hit, counted like a single
+   * lookup's, or `undefined` for a key to fill (a miss, an unreadable entry). `undefined` as
+   * a whole when Redis is not to be used now (breaker open, the MGET failed): the caller then
+   * takes every key through `get`, which bypasses and counts as a single lookup does.
+   */
+  async peekMany<P, V>(
+    resource: Resource<Db, P, V>,
+    params: readonly P[],
+  ): Promise<(CacheResult | undefined)[] | undefined> {
+    if (!this.breaker.allow()) return undefined;
+    let raws: (Buffer | null)[];
+    try {
+      raws = await this.redis.mgetBuffer(params.map((p) => this.keys.value(resource.key(p))));
+      this.breaker.success();
+    } catch (error) {
+      this.redisFailed('mget', error);
+      return undefined;
+    }
+    return raws.map((raw) => {
+      const hit = raw ? this.decodeHit(raw) : undefined;
+      return hit && this.report(resource, hit);
+    });
+  }
+
   private async fill<P, V>(
     resource: Resource<Db, P, V>,
     params: P,

@@ -1,3 +1,4 @@
+export { type BatchAnswer, getMany, type LoadMany } from './batch.ts';
 export { type BreakerOptions, type BreakerState, CircuitBreaker } from './breaker.ts';
 export {
   type CacheEvents,

@@ -13,7 +13,7 @@ import {
   type ResourcePlan,
   tablesOfConfig,
 } from './plan.ts';
-import { listQuery, lookupQuery } from './sql.ts';
+import { listQuery, lookupManyQuery, lookupQuery } from './sql.ts';
 import { answerSchema, paramSchema } from './types.ts';
 
 /**
@@ -49,6 +49,22 @@ export interface CompiledResource extends Resource<Db, Params, Value> {
   readonly openapiTag: string;
   /** The tables this resource reads. */
   readonly reads: readonly string[];
+  /** Lookups by one column whose route ends in its parameter: many values per request. */
+  readonly batch?: BatchLookup;
+}
+
+/**
+ * `GET <route>?<query>=a,b,c`: the lookup for many values. The route is the lookup's own
+ * without its last segment (`/v1/things/{id}` → `/v1/things`), the query parameter the
+ * lookup's parameter name plus `s` (`ids`).
+ */
+export interface BatchLookup {
+  readonly route: string;
+  /** The lookup's one parameter (each value is validated by its route schema). */
+  readonly param: string;
+  readonly query: string;
+  /** One query for all: the value of each params in order, `null` where no row has it. */
+  loadMany(db: Db, params: readonly Params[]): Promise<(Value | null)[]>;
 }
 
 export interface CompiledConfig {
@@ -209,8 +225,29 @@ function compileLookup(
       ? rowTag(table.tagName, table.primaryKey.map((k) => String(p[k])).join(','))
       : colTag(table.tagName, shape.by[0]!.name, String(p[shape.by[0]!.name]));
   const keyPattern = new RegExp(`^${escapeRegExp(plan.name)}:${names.map(() => '([^:]*)').join(':')}$`);
+  const single = names.length === 1 && plan.route.endsWith(`/{${names[0]}}`) ? names[0]! : undefined;
+  let batch: BatchLookup | undefined;
+  if (single) {
+    const many = lookupManyQuery(plan.node, shape);
+    batch = {
+      route: plan.route.slice(0, -`/{${single}}`.length),
+      param: single,
+      query: `${single}s`,
+      async loadMany(db, ps) {
+        const { rows } = await many(ps.map((p) => String(p[single]))).execute(db);
+        const values: (Value | null)[] = ps.map(() => null);
+        for (const row of rows as { v: Value; t: unknown; i: string | number }[]) {
+          const at = Number(row.i) - 1;
+          loadedTags.set(row.v, [selfTag(ps[at]!), ...flattenTags(row.t, [])]);
+          values[at] = row.v;
+        }
+        return values;
+      },
+    };
+  }
   return {
     ...common,
+    ...(batch && batch.route.length > 1 ? { batch } : {}),
     kind: 'lookup',
     params,
     routeParams: shape.params.map((p) => ({

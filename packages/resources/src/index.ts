@@ -9,6 +9,7 @@ export {
   tagTableName,
 } from './catalog.ts';
 export {
+  type BatchLookup,
   type CompiledConfig,
   type CompiledResource,
   compileConfig,

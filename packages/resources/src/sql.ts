@@ -239,6 +239,23 @@ export function lookupQuery(node: NodePlan, shape: LookupPlan): (values: string[
     )}`;
 }
 
+/**
+ * A single-column lookup for many values at once (batch lookups): one row per value found,
+ * `v` and `t` as in `lookupQuery`, and `i`, the 1-based position of its value in the array,
+ * so each row goes back to the value asked for whatever text Postgres gives the column.
+ */
+export function lookupManyQuery(node: NodePlan, shape: LookupPlan): (values: string[]) => Sql {
+  const aliases = new Aliases();
+  const root = 't0';
+  const n = nodeSql(node, root, aliases);
+  const by = shape.by[0]!;
+  return (values) =>
+    sql`select ${n.value} as v, ${n.tags} as t, w.i as i
+      from unnest(cast(${values} as ${sql.raw(by.sqlType)}[])) with ordinality as w(val, i)
+      join ${tableRef(node.table)} as ${sql.id(root)} on ${ref(root, by.name)} = w.val
+      ${sql.join(n.joins, sql` `)}`;
+}
+
 export interface ListQueryInput {
   /** By parameter name. */
   params: Record<string, string>;
