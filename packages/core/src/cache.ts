@@ -213,6 +213,12 @@ export class ReadThroughCache<Db> {
     params: readonly P[],
   ): Promise<(CacheResult | undefined)[] | undefined> {
     if (!this.breaker.allow()) return undefined;
+    // As `get`: no hit until this connection's server is known to be the namespace's generation.
+    const epoch = this.generation.current() ?? (await this.generation.verified(this.leaseWaitMs));
+    if (epoch === undefined) {
+      this.breaker.abandon();
+      return undefined;
+    }
     let raws: (Buffer | null)[];
     try {
       raws = await this.redis.mgetBuffer(params.map((p) => this.keys.value(resource.key(p))));
@@ -221,6 +227,7 @@ export class ReadThroughCache<Db> {
       this.redisFailed('mget', error);
       return undefined;
     }
+    if (!this.generation.holds(epoch)) return undefined;
     return raws.map((raw) => {
       const hit = raw ? this.decodeHit(raw) : undefined;
       return hit && this.report(resource, hit);
