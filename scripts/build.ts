@@ -30,6 +30,18 @@ export type Target = keyof typeof TARGETS;
 export const TARGET_NAMES = Object.keys(TARGETS) as Target[];
 
 export const bundlePath = (target: Target): string => join(DIST_DIR, `${target}.mjs`);
+
+/** What runs: the bundle `npm run build` made, or the TypeScript sources through tsx. */
+export type RunFrom = 'bundle' | 'sources';
+
+/**
+ * node's arguments to run a program: `node dist/<name>.mjs` (npm start, the image, the bench),
+ * or `node --import tsx <entry>` (the tests). Either way one process, the program itself, so
+ * a signal sent to its PID reaches it (the tsx CLI would sit in between).
+ */
+export function programArgs(target: Target, from: RunFrom): string[] {
+  return from === 'bundle' ? [bundlePath(target)] : ['--import', 'tsx', join(root, TARGETS[target])];
+}
 const metaPath = (target: Target): string => join(DIST_DIR, `${target}.meta.json`);
 
 /** Files whose change makes every bundle stale besides its own inputs: this script and the manifest. */

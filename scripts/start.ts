@@ -28,7 +28,7 @@ import {
 } from '@walcache/testkit';
 import { prettyFactory } from 'pino-pretty';
 import { examples } from '../examples/index.ts';
-import { bundlePath, ensureBuilt } from './build.ts';
+import { ensureBuilt, programArgs } from './build.ts';
 
 const root = resolve(dirname(fileURLToPath(import.meta.url)), '..');
 const stateDir = join(root, '.walcache');
@@ -239,8 +239,7 @@ async function main() {
     // with one SIGTERM each (a second signal would make them exit without finishing work).
     // The IPC channel is the apps' parent-death watch: it closes when this process is gone,
     // however it went (onShutdown in @walcache/observability).
-    // `node dist/<app>.mjs`: one process per app, which gets our SIGTERM itself.
-    const child = spawn(process.execPath, [bundlePath(app)], {
+    const child = spawn(process.execPath, programArgs(app, 'bundle'), {
       cwd: root,
       env,
       stdio: ['ignore', 'pipe', 'pipe', 'ipc'],

@@ -64,6 +64,8 @@ export interface BenchProfile {
   fanout: number;
   /** Length of the profiled hit run (`--cpu-prof`); long enough for ~10k samples. */
   profileS: number;
+  /** Starts of each app from its bundle and from its sources (after one discarded round). */
+  startupRounds: number;
 }
 
 const seed: SeedSize = { users: 1000, articles: 10_000, tags: 40, commentsPerArticle: 3 };
@@ -93,6 +95,7 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
     },
     fanout: 2000,
     profileS: 3,
+    startupRounds: 1,
   },
   // Full: runs long enough that a p99 rests on thousands of samples (≥10 s per run).
   full: {
@@ -117,6 +120,8 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
     },
     fanout: 9000,
     profileS: 10,
+    // Medians of 4 pairs: start-up on a shared machine varies by tens of percent run to run.
+    startupRounds: 4,
   },
 };
 

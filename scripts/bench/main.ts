@@ -1,7 +1,8 @@
 /**
- * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]`
+ * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile,startup]`
  *
- * Starts a private Postgres and Redis, the three walcache processes and a comparison server
+ * Builds the bundles when stale, starts a private Postgres and Redis, times each app's start
+ * from its bundle and from its sources, then starts the three walcache processes (bundles) and a comparison server
  * (each its own process), runs every scenario after a warm-up, prints a table and writes
  * BENCHMARKS.md + bench-results/latest.json (full run) or bench-results/quick.json +
  * bench-output/BENCHMARKS.quick.md (quick or partial run: the committed figures stay those of
@@ -11,6 +12,7 @@ import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
+import { ensureBuilt } from '../build.ts';
 import { type BenchProfile, profiles } from './config.ts';
 import { type Ctx, warmCaches } from './context.ts';
 import { autocannonGenerator, type LoadGenerator, wrkGenerator } from './load.ts';
@@ -22,10 +24,11 @@ import { fanoutScenario } from './scenarios/fanout.ts';
 import { invalidationScenario } from './scenarios/invalidation.ts';
 import { mixedScenario } from './scenarios/mixed.ts';
 import { readScenarios } from './scenarios/reads.ts';
+import { startupScenario } from './scenarios/startup.ts';
 import { type Apps, childGroup, type Servers, startApps, startServers } from './stack.ts';
 import { groupMemoryMiB, machineInfo } from './sys.ts';
 
-const ALL = ['reads', 'mixed', 'invalidation', 'fanout', 'profile'] as const;
+const ALL = ['reads', 'mixed', 'invalidation', 'fanout', 'profile', 'startup'] as const;
 type Part = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -39,7 +42,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile]\n' +
+    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,fanout,profile,startup]\n' +
       '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
       '  --only   run only these parts (development); writes bench-results/quick.json\n' +
       '  --load   wrk | autocannon (default: wrk when installed)\n' +
@@ -112,7 +115,11 @@ async function main(): Promise<void> {
       (await import('autocannon/package.json', { with: { type: 'json' } })).default.version,
     );
   progress(`load generator: ${load.name}`);
+  const built = await ensureBuilt(['api', 'cdc', 'invalidator']);
+  if (built.length > 0) progress(`built ${built.map((t) => `dist/${t}.mjs`).join(', ')}`);
   servers = await startServers(profile.seed);
+  // Before the bench's own stack: its CDC would hold the slot each started CDC needs.
+  const startup = parts.has('startup') ? await startupScenario(children, servers, profile) : undefined;
   const apps: Apps = await startApps(children, servers);
   redis = new Redis(servers.redis.url, { connectionName: 'walcache-bench' });
   const api: Child = apps.api;
@@ -150,6 +157,7 @@ async function main(): Promise<void> {
     http: [],
     mixed: [],
     memory: { atRest, underMixedLoad: {}, atEnd: {} },
+    ...(startup ? { startup } : {}),
   };
   if (process.env.BENCH_NOTE) results.notes.push(process.env.BENCH_NOTE);
   // Half the cores already busy before the bench starts means other work shares the machine.

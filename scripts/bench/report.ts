@@ -126,6 +126,15 @@ export function consoleTable(r: BenchResults): string {
   lines.push(
     `${pad('7 memory MiB', 22)}at rest ${JSON.stringify(r.memory.atRest)}; mixed load ${JSON.stringify(r.memory.underMixedLoad)}`,
   );
+  for (const row of r.startup?.rows ?? []) {
+    const ratioRow = row.from === 'bundle / sources';
+    lines.push(
+      `${pad('8 start-up', 22)}${pad(`${row.app} from ${row.from}`, 44)}` +
+        (ratioRow
+          ? `spawn→listening ${ratio(row.listeningMs.p50)}, RSS ${ratio(row.rssMiB.p50)}`
+          : `spawn→listening ${n0(row.listeningMs.p50)} ms, RSS ${n0(row.rssMiB.p50)} MiB`),
+    );
+  }
   return lines.join('\n');
 }
 
@@ -265,7 +274,7 @@ export function markdown(r: BenchResults): string {
   out.push('## 7. Memory', '');
   const names = [...new Set([...Object.keys(r.memory.atRest), ...Object.keys(r.memory.underMixedLoad)])];
   out.push(
-    'RSS in MiB (Postgres: PSS summed over the postmaster and its backends, so the shared buffer pool counts once). At rest: all processes started, nothing loaded yet. Under load: the maximum sampled every 500 ms during the mixed walcache run. After: once every scenario ran (after the fan-out refilled thousands of keys and every invalidation step ran). `baseline` is the comparison server (Hono + ioredis + pg and nothing else, started the same way with tsx): the floor of any Node process here.',
+    'RSS in MiB (Postgres: PSS summed over the postmaster and its backends, so the shared buffer pool counts once). At rest: all processes started, nothing loaded yet. Under load: the maximum sampled every 500 ms during the mixed walcache run. After: once every scenario ran (after the fan-out refilled thousands of keys and every invalidation step ran). The walcache apps run from their bundles; `baseline` is the comparison server (Hono + ioredis + pg and nothing else, run from its source with tsx): the floor of a Node process started that way here.',
     '',
     table(
       ['process', 'at rest', 'under mixed load', 'after all scenarios'],
@@ -278,6 +287,34 @@ export function markdown(r: BenchResults): string {
     ),
     '',
   );
+
+  const st = r.startup;
+  if (st) {
+    out.push('## 8. Start-up: bundle vs sources', '');
+    out.push(
+      `Each app started ${st.rounds} times from its bundle (\`node dist/<app>.mjs\`, what \`npm start\` and the image run) and as many from its sources (\`node --import tsx apps/<app>/src/main.ts\`), in turn, after one discarded round, against the bench's Postgres and Redis with nothing else of walcache running. Spawn → listening: from \`spawn()\` to the first answer of its HTTP port (any status; polled every 5 ms). RSS: once ready (the CDC streaming on its slot) and idle for ${st.settleMs / 1000} s. Median (min–max); the ratio rows are the median of the ratios pair by pair (round i's bundle over round i's sources). Targets: spawn → listening ≤ 500 ms and RSS ≤ 100 MiB per app.`,
+      '',
+      table(
+        ['app', 'run from', 'spawn → listening ms', 'RSS at rest MiB'],
+        st.rows.map((row) =>
+          row.from === 'bundle / sources'
+            ? [
+                row.app,
+                '**bundle / sources**',
+                `**${ratio(row.listeningMs.p50)}** (${ratio(row.listeningMs.min)}–${ratio(row.listeningMs.max)})`,
+                `**${ratio(row.rssMiB.p50)}** (${ratio(row.rssMiB.min)}–${ratio(row.rssMiB.max)})`,
+              ]
+            : [
+                row.app,
+                row.from,
+                `${n0(row.listeningMs.p50)} (${n0(row.listeningMs.min)}–${n0(row.listeningMs.max)})`,
+                `${n0(row.rssMiB.p50)} (${n0(row.rssMiB.min)}–${n0(row.rssMiB.max)})`,
+              ],
+        ),
+      ),
+      '',
+    );
+  }
 
   const p = r.cpuProfile;
   if (p) {

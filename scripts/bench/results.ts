@@ -97,6 +97,28 @@ export interface ProfileSummary {
   byArea: { area: string; share: number }[];
 }
 
+export interface Spread {
+  p50: number;
+  min: number;
+  max: number;
+}
+
+/** One app started from one form (or, for `bundle / sources`, their ratios pair by pair). */
+export interface StartupRow {
+  app: string;
+  from: 'bundle' | 'sources' | 'bundle / sources';
+  /** Spawn → the first answer of its HTTP port (any status). */
+  listeningMs: Spread;
+  /** Once ready (the CDC streaming) and idle for settleMs. */
+  rssMiB: Spread;
+}
+
+export interface StartupResult {
+  rounds: number;
+  settleMs: number;
+  rows: StartupRow[];
+}
+
 export interface BenchResults {
   date: string;
   command: string;
@@ -117,4 +139,5 @@ export interface BenchResults {
     atEnd: Record<string, number>;
   };
   cpuProfile?: ProfileSummary;
+  startup?: StartupResult;
 }

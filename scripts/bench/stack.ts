@@ -12,6 +12,7 @@ import { Redis } from 'ioredis';
 import pg from 'pg';
 import { blogExample, type SeedSize } from '../../examples/blog/index.ts';
 import { compileBlog } from '../../test/support/blog.ts';
+import { programArgs, type RunFrom } from '../build.ts';
 import { type Child, type Children, progress, waitForHttp } from './procs.ts';
 import { childPids, type ProcessGroup } from './sys.ts';
 
@@ -112,20 +113,26 @@ export function appEnv(servers: Servers, ports: { api: number; cdc: number; inva
   };
 }
 
-/** Starts the API under test in its own process (optionally profiled) and waits for /healthz. */
+/**
+ * Starts the API under test in its own process and waits for /healthz: from its bundle, as it
+ * ships, or (the profile) from its sources, so that each function's file names its package.
+ */
 export async function startApiChild(
   children: Children,
   env: Record<string, string>,
-  name = 'api',
-  nodeFlags: string[] = [],
+  options: { name?: string; nodeFlags?: string[]; from?: RunFrom } = {},
 ): Promise<{ child: Child; url: string }> {
-  const child = children.spawnTs(name, 'apps/api/src/main.ts', { env, nodeFlags });
+  const { name = 'api', nodeFlags = [], from = 'bundle' } = options;
+  const child = children.spawn(name, process.execPath, [...nodeFlags, ...programArgs('api', from)], env);
   const url = `http://127.0.0.1:${env.PORT}`;
   await waitForHttp(child, `${url}/healthz`);
   return { child, url };
 }
 
-/** The three walcache processes and the comparison server, each a real child process. */
+/**
+ * The three walcache processes, from their bundles (what `npm start` and the image run; build
+ * them first), and the comparison server, each a real child process.
+ */
 export async function startApps(children: Children, servers: Servers): Promise<Apps> {
   const [api, cdc, invalidator, baseline] = await Promise.all([
     freePort(),
@@ -136,9 +143,14 @@ export async function startApps(children: Children, servers: Servers): Promise<A
   const env = appEnv(servers, { api, cdc, invalidator });
   progress('starting cdc, invalidator, api and the baseline server (each its own process)');
   // The CDC first: it creates the slot (and flushes the empty namespace) before anything is cached.
-  const cdcChild = children.spawnTs('cdc', 'apps/cdc/src/main.ts', { env });
+  const cdcChild = children.spawn('cdc', process.execPath, programArgs('cdc', 'bundle'), env);
   await waitForHttp(cdcChild, `http://127.0.0.1:${cdc}/healthz`, (b) => b.includes('"streaming"'));
-  const invalidatorChild = children.spawnTs('invalidator', 'apps/invalidator/src/main.ts', { env });
+  const invalidatorChild = children.spawn(
+    'invalidator',
+    process.execPath,
+    programArgs('invalidator', 'bundle'),
+    env,
+  );
   const baselineChild = children.spawnTs('baseline', 'scripts/bench/servers/baseline.ts', {
     env: { DATABASE_URL: servers.pg.url, REDIS_URL: servers.redis.url, PORT: String(baseline) },
   });

@@ -2,7 +2,7 @@ import { type ChildProcess, spawn } from 'node:child_process';
 import { resolve } from 'node:path';
 import type { Readable } from 'node:stream';
 import { freePort, waitFor } from '@walcache/testkit';
-import { bundlePath } from '../../scripts/build.ts';
+import { programArgs, type RunFrom } from '../../scripts/build.ts';
 import type { Servers } from './stack.ts';
 
 const root = resolve(import.meta.dirname, '../..');
@@ -26,15 +26,6 @@ export interface AppProcess {
   kill(): void;
 }
 
-/** What runs: the TypeScript sources through tsx, or the bundle `npm run build` made. */
-export type AppFrom = 'sources' | 'bundle';
-
-/** The node arguments that run an app, as `npm start` (bundle) or the tests (sources) do. */
-export function appArgs(app: AppName, from: AppFrom): string[] {
-  // `node --import tsx`, not the tsx wrapper: the signal must reach the app itself.
-  return from === 'bundle' ? [bundlePath(app)] : ['--import', 'tsx', `apps/${app}/src/main.ts`];
-}
-
 /**
  * Runs apps/<app>/src/main.ts (or its bundle, dist/<app>.mjs, already built) as a real
  * process against `servers` (names unique to the call), so a test can signal it, close its
@@ -44,11 +35,11 @@ export async function spawnApp(
   app: AppName,
   servers: Servers,
   extra: Record<string, string> = {},
-  from: AppFrom = 'sources',
+  from: RunFrom = 'sources',
 ): Promise<AppProcess> {
   const port = await freePort();
   const id = `${app}${port}`;
-  const child: ChildProcess = spawn(process.execPath, appArgs(app, from), {
+  const child: ChildProcess = spawn(process.execPath, programArgs(app, from), {
     cwd: root,
     env: {
       PATH: process.env.PATH,

@@ -30,11 +30,11 @@ export async function profileHitPath(ctx: Ctx): Promise<ProfileSummary> {
   mkdirSync(dir, { recursive: true });
   const env = { ...ctx.apps.env, PORT: String(await freePort()) };
   progress(`profile: starting a second API with --cpu-prof (${relative(root, dir)})`);
-  const { child, url } = await startApiChild(ctx.children, env, 'api (profiled)', [
-    '--cpu-prof',
-    '--cpu-prof-dir',
-    dir,
-  ]);
+  const { child, url } = await startApiChild(ctx.children, env, {
+    name: 'api (profiled)',
+    nodeFlags: ['--cpu-prof', '--cpu-prof-dir', dir],
+    from: 'sources',
+  });
   let row: Awaited<ReturnType<typeof measure>>;
   let measuredFrom = 0;
   let measuredTo = 0;
