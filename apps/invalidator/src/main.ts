@@ -36,6 +36,7 @@ import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullm
 import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
 import { fallbackJob, NotVisibleYetError, parseJob, processJob, RefreshFailedError } from './processor.ts';
+import { TagSweeper } from './sweeper.ts';
 
 /**
  * How long a job whose transactions are not visible yet is put off before it checks again.
@@ -55,6 +56,7 @@ const WORKER_CLOSE_MS = 5_000;
 export interface RunningInvalidator {
   worker: Worker<InvalidationJob>;
   queue: Queue<InvalidationJob>;
+  sweeper: TagSweeper;
   metricsPort: number;
   close(): Promise<void>;
 }
@@ -67,6 +69,8 @@ export interface InvalidatorOptions {
   resourceForKey?: (key: string) => AnyResource<Db> | undefined;
   /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
   resources?: CompiledConfig;
+  /** Overrides TAG_SWEEP_INTERVAL_SECONDS (tests). */
+  tagSweepIntervalMs?: number;
 }
 
 export async function startInvalidator(
@@ -184,6 +188,14 @@ export async function startInvalidator(
           options.auditor,
         );
   auditor?.start();
+  const sweeper = new TagSweeper(
+    cacheRedis,
+    keys,
+    logger,
+    { sweeps: metrics.tagSweeps, membersRemoved: metrics.tagMembersRemoved },
+    options.tagSweepIntervalMs ?? env.TAG_SWEEP_INTERVAL_SECONDS * 1000,
+  );
+  sweeper.start();
   const deps = {
     redis: cacheRedis,
     keys,
@@ -297,10 +309,12 @@ export async function startInvalidator(
   return {
     worker,
     queue,
+    sweeper,
     metricsPort: metricsServer.port,
     async close() {
       await Promise.all([
         auditor?.stop(),
+        sweeper.stop(),
         // worker.close() waits for the jobs in progress, and never resolves while Redis is
         // unreachable: bounded, and not waited for at all when Redis is down (a running job
         // cannot finish then). A job cut short is picked up again as stalled; jobs are

@@ -41,6 +41,16 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Job attempts put off because a transaction of the job was committed in the WAL but not yet visible',
       registers: r,
     }),
+    tagSweeps: new Counter({
+      name: 'walcache_tag_index_sweeps_total',
+      help: 'Passes of the tag index sweeper over every tag set',
+      registers: r,
+    }),
+    tagMembersRemoved: new Counter({
+      name: 'walcache_tag_index_members_removed_total',
+      help: 'Tag index members removed because their value had expired or been evicted',
+      registers: r,
+    }),
     generationFlushes: new Counter({
       name: 'walcache_cache_generation_flushes_total',
       help: 'Namespace flushes because the cache Redis was another generation (restored from a snapshot, a promoted replica, restarted)',

@@ -73,6 +73,11 @@ export const envSchema = z
       .default('invalidate'),
     CACHE_TTL_SECONDS: z.coerce.number().int().positive().default(3600),
     NEGATIVE_TTL_SECONDS: z.coerce.number().int().positive().default(30),
+    /**
+     * How often an invalidator sweeps the tag index of members whose value expired or was
+     * evicted (docs/architecture.md, "Memory pressure"); 0 turns the sweeper off.
+     */
+    TAG_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
     INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
     /** The config file to serve (docs/config.md); unset: the example below. */
     WALCACHE_CONFIG: z.string().min(1).optional(),

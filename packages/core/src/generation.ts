@@ -3,6 +3,7 @@ import type { Redis } from 'ioredis';
 import { isReplyError } from './errors.ts';
 import { flushNamespace } from './flush.ts';
 import type { Keyspace } from './keys.ts';
+import { withCommands } from './scripts.ts';
 
 /**
  * The cache Redis' generation: which server process, with which replication history, holds
@@ -148,7 +149,9 @@ export class GenerationGuard {
             this.events.flushed?.(deleted, again, generation);
           }
         } finally {
-          await this.redis.eval(RELEASE_LOCK_LUA, 1, this.keys.generationLock, token).catch(() => {});
+          await withCommands(this.redis)
+            .walcacheReleaseLease(this.keys.generationLock, token)
+            .catch(() => {});
         }
         return;
       }
@@ -156,7 +159,3 @@ export class GenerationGuard {
     }
   }
 }
-
-const RELEASE_LOCK_LUA = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;

@@ -56,6 +56,7 @@ export {
   watchedColumnsOf,
 } from './resource.ts';
 export { type WalcacheRedis, withCommands } from './scripts.ts';
+export { type SweepOptions, type SweepProgress, sweepTagIndex } from './sweep.ts';
 export {
   colTag,
   epochTag,

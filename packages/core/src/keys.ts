@@ -14,6 +14,10 @@ export interface Keyspace {
   readonly generation: string;
   /** Held by the one process that flushes the namespace for a new generation. */
   readonly generationLock: string;
+  /** Pattern matching every tag set (the tag index sweeper walks them). */
+  readonly tagSets: string;
+  /** Held by the one process sweeping the tag index. */
+  readonly sweepLock: string;
   /** The replication source (cluster, timeline) a CDC slot's cache is in sync with. */
   inSync(slotName: string): string;
   /** member = tag, score = ms when its version marker may be deleted. */
@@ -32,6 +36,8 @@ export function keyspace(prefix: string): Keyspace {
     seq: `${prefix}:seq`,
     generation: `${prefix}:generation`,
     generationLock: `${prefix}:generation-lock`,
+    tagSets: `${prefix}:tag:*`,
+    sweepLock: `${prefix}:sweep-lock`,
     inSync: (slot) => `${prefix}:cdc:in-sync:${slot}`,
     tagVersionExpiry: `${prefix}:tagv-expiry`,
     everything: `${prefix}:*`,
