@@ -1,18 +1,11 @@
-import {
-  CorruptEntryError,
-  compareLsn,
-  decodeEntry,
-  invalidationJobSchema,
-  keyspace,
-  NULL_BODY,
-  resourceKeyOf,
-} from '@walcache/core';
+import { CorruptEntryError, decodeEntry, keyspace, NULL_BODY, resourceKeyOf } from '@walcache/core';
 import { Counter, Histogram, type Logger, type Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import { type ResourceForKey, targetOfKey } from './params.ts';
-import { currentInsertLsn, readSlot } from './slot.ts';
+import { pipelinePassed } from './pipeline.ts';
+import { currentInsertLsn } from './slot.ts';
 import { type AuditOutcome, recordAudit } from './stats.ts';
 
 export interface AuditorDeps {
@@ -55,8 +48,6 @@ const STOP_WAIT_MS = 5_000;
 const RESOLVE_POLL_MS = 100;
 /** SCAN batch size: how many keys one SCAN call may return; one batch feeds several rounds. */
 const SCAN_COUNT = 200;
-/** Jobs per pending state inspected when deciding whether the queue passed an LSN (oldest first). */
-const PENDING_PEEK = 200;
 
 /** Deletes a key only if it still holds the value that was judged stale. */
 const deleteIfUnchangedLua = `
@@ -278,31 +269,9 @@ export class Auditor {
     const deadline = Date.now() + this.options.resolveTimeoutMs;
     while (Date.now() < deadline) {
       if (this.aborting) return false;
-      const slot = await readSlot(this.deps.db, this.deps.slotName);
-      if (
-        slot.confirmedFlushLsn &&
-        compareLsn(slot.confirmedFlushLsn, lsn) >= 0 &&
-        !(await this.jobsAtOrBelow(lsn))
-      )
-        return true;
+      if (await pipelinePassed(this.deps.db, this.deps.queue, this.deps.slotName, lsn)) return true;
       await new Promise((r) => setTimeout(r, RESOLVE_POLL_MS));
     }
     return false;
-  }
-
-  private async jobsAtOrBelow(lsn: string): Promise<boolean> {
-    // Waiting jobs are FIFO in LSN order, so the oldest ones decide; delayed (retrying) and
-    // active ones are few.
-    const jobs = await this.deps.queue.getJobs(
-      ['active', 'waiting', 'prioritized', 'delayed'],
-      0,
-      PENDING_PEEK - 1,
-      true,
-    );
-    return jobs.some((job) => {
-      const data = invalidationJobSchema.safeParse(job?.data);
-      // A job we cannot read might cover anything: treat it as pending.
-      return !data.success || compareLsn(data.data.lsnFrom, lsn) <= 0;
-    });
   }
 }

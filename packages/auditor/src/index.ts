@@ -8,6 +8,7 @@ export {
 } from './auditor.ts';
 export { type OpsCollectorDeps, registerOpsCollectors } from './collectors.ts';
 export { type KeyTarget, type ResourceForKey, targetOfKey } from './params.ts';
+export { pipelinePassed } from './pipeline.ts';
 export {
   type FailedJobSummary,
   invalidationLatency,

@@ -8,6 +8,7 @@ import { inspectCommand } from './commands/inspect.ts';
 import { replayFailedCommand } from './commands/replay.ts';
 import { slotCommand } from './commands/slot.ts';
 import { statusCommand } from './commands/status.ts';
+import { verifyCommand } from './commands/verify.ts';
 import { Clients } from './context.ts';
 import { CliError, type ExitCode, exitCodes, usageError } from './errors.ts';
 import { type Io, processIo } from './io.ts';
@@ -29,6 +30,9 @@ commands:
   slot drop | slot recreate     drop (or drop, create and flush) the slot; the CDC must be stopped
   init [--out F] [--force]      write a starting config from DATABASE_URL's catalog (default
        [--schema S,…]           walcache.config.yaml, schema public; never overwrites without --force)
+  verify --confirm-database D   fill every resource, make random writes to every table it reads and
+       [--mutations N --seed S] report each value left stale; D must be DATABASE_URL's database.
+                                Needs the CDC and an invalidator running on the same environment
 
 options:
   --json                        machine-readable output
@@ -43,7 +47,7 @@ SLOT_NAME, PORT — see .env.example.
 exit codes: 0 ok · 1 failed · 2 usage · 3 refused/aborted · 4 not found · 69 Redis/Postgres
 unreachable · 78 bad environment`;
 
-const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot', 'init'], {
+const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot', 'init', 'verify'], {
   error: (issue) => `unknown command ${JSON.stringify(issue.input)}`,
 });
 
@@ -61,6 +65,14 @@ const optionsSchema = z.object({
     .string()
     .regex(/^[A-Za-z_][A-Za-z0-9_$]*(,[A-Za-z_][A-Za-z0-9_$]*)*$/, 'schema names, comma-separated')
     .default('public'),
+  'confirm-database': z.string().min(1).optional(),
+  mutations: z.coerce.number().int().min(1).max(100_000).default(100),
+  seed: z.coerce
+    .number()
+    .int()
+    .min(0)
+    .max(2 ** 31 - 1)
+    .optional(),
 });
 
 /** Runs one command; returns the exit code (never calls process.exit: tests call this too). */
@@ -96,6 +108,11 @@ export async function run(argv: string[], io: Io = processIo(), source = process
     for (const flag of initOnly)
       if (command.data !== 'init' && values[flag] !== undefined)
         throw usageError(`--${flag} only applies to init`);
+    const verifyOnly = ['confirm-database', 'mutations', 'seed'] as const;
+    for (const flag of verifyOnly)
+      if (command.data !== 'verify' && values[flag] !== undefined)
+        throw usageError(`--${flag} only applies to verify`);
+
     // init reads only the database: a placeholder stands in for the Redis URLs, never connected.
     const unused = 'redis://unused.invalid:6379';
     const env = loadEnv(
@@ -128,6 +145,14 @@ export async function run(argv: string[], io: Io = processIo(), source = process
         if (args.length > 0) throw usageError('init takes no arguments (options: --out, --force, --schema)');
         await initCommand(clients, io, { out: o.out, force: o.force, schemas: o.schema.split(',') });
         break;
+      case 'verify':
+        if (args.length > 0) throw usageError('verify takes no arguments');
+        return await verifyCommand(clients, io, {
+          confirmDatabase: o['confirm-database'],
+          mutations: o.mutations,
+          seed: o.seed,
+          json: o.json,
+        });
     }
     return exitCodes.ok;
   } catch (error) {
@@ -165,6 +190,9 @@ function parseCli(argv: string[]) {
       out: { type: 'string' },
       force: { type: 'boolean' },
       schema: { type: 'string' },
+      'confirm-database': { type: 'string' },
+      mutations: { type: 'string' },
+      seed: { type: 'string' },
     },
   });
 }
