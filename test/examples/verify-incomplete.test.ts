@@ -36,6 +36,7 @@ describe('walcache verify on a custom resource that forgets a table', () => {
       /channel-census:all stale after: (insert into|delete from|update) "public"."channels"/,
     );
     expect(result.stdout).toContain('verdict: STALE, channel-census kept values a write had changed');
+    expect(result.stdout).toContain('a custom resource depends on more than its "tags"');
     // The declared resources of the same config are right.
     const others = result.stdout
       .split('\n')

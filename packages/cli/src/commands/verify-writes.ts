@@ -56,6 +56,8 @@ export class WriteMaker {
     private readonly random: () => number,
     private readonly seed: number,
     private readonly focus: number,
+    /** `table.column` pairs whose values are tags (watched, foreign keys): the writes that move rows between cached values. */
+    private readonly linking: Set<string> = new Set(),
   ) {
     // Round robin over a seeded shuffle: every table gets its share of writes.
     this.order = [...tables].sort((a, b) => a.tagName.localeCompare(b.tagName));
@@ -125,7 +127,15 @@ export class WriteMaker {
     if (candidates.length === 0) return undefined;
     const key = await this.pickRow(t, count);
     if (!key) return undefined;
-    const chosen = [candidates[Math.floor(this.random() * candidates.length)]!];
+    // Half of the updates change a column that links rows (a foreign key, a looked-up or
+    // filtered column): a row moving from one cached value to another is where a missed old
+    // value shows, and such columns are few among many.
+    const linking = candidates.filter(
+      (c) =>
+        this.linking.has(`${t.tagName}.${c.name}`) || t.foreignKeys.some((fk) => fk.columns.includes(c.name)),
+    );
+    const pool = linking.length > 0 && this.random() < 0.5 ? linking : candidates;
+    const chosen = [pool[Math.floor(this.random() * pool.length)]!];
     if (candidates.length > 1 && this.random() < 0.3) {
       const other = candidates[Math.floor(this.random() * candidates.length)]!;
       if (other !== chosen[0]) chosen.push(other);

@@ -159,7 +159,8 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
       `${options.mutations} writes on ${tables.length} tables (seed ${seed})`,
   );
 
-  const maker = new WriteMaker(pool, tables, catalog.tables, random, seed, FOCUS_KEYS);
+  const linking = new Set(compiled.watched.map((w) => `${w.table}.${w.column}`));
+  const maker = new WriteMaker(pool, tables, catalog.tables, random, seed, FOCUS_KEYS, linking);
   const rejected = new Map<string, number>();
   let applied = 0;
   let staleTotal = 0;
@@ -172,8 +173,10 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
       try {
         const result = await pool.query(candidate.sql, candidate.values);
         if ((result.rowCount ?? 0) > 0) write = candidate;
-      } catch {
+      } catch (error) {
         // The schema refused it (a constraint the catalog does not describe): not a finding.
+        // Anything else (a lost connection, a permission) ends the run.
+        if (!isConstraintRefusal(error)) throw error;
         rejected.set(candidate.table, (rejected.get(candidate.table) ?? 0) + 1);
       }
     }
@@ -218,6 +221,12 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
   return staleTotal > 0 ? exitCodes.failed : exitCodes.ok;
 }
 
+/** SQLSTATE classes 22 (data exception) and 23 (integrity constraint violation). */
+function isConstraintRefusal(error: unknown): boolean {
+  const code = (error as { code?: unknown } | null)?.code;
+  return typeof code === 'string' && (code.startsWith('22') || code.startsWith('23'));
+}
+
 function clip(body: Buffer): string {
   const text = body.toString('utf8');
   return text.length > 200 ? `${text.slice(0, 200)}…` : text;
@@ -254,12 +263,20 @@ function printReport(
       `replay with --seed ${run.seed} --mutations ${run.requested} on the same data`,
   );
   const bad = list.filter((r) => r.stale.length > 0);
-  io.out(
-    bad.length === 0
-      ? `verdict: ok, no stale value in ${list.length} resources`
-      : `verdict: STALE, ${bad.map((r) => r.resource).join(', ')} kept values a write had changed: ` +
-          'a dependency is missing (a custom resource\'s "tags" or "reads"?)',
-  );
+  if (bad.length === 0) {
+    io.out(`verdict: ok, no stale value in ${list.length} resources`);
+    return;
+  }
+  io.out(`verdict: STALE, ${bad.map((r) => r.resource).join(', ')} kept values a write had changed`);
+  if (bad.some((r) => r.kind === 'custom'))
+    io.out(
+      '  a custom resource depends on more than its "tags" (or "reads") say: add what the write touched',
+    );
+  if (bad.some((r) => r.kind !== 'custom'))
+    io.out(
+      '  a declared resource went stale: its tags derive from the catalog, so this is a walcache bug or a ' +
+        'database change the stream cannot see; please report it with the write above',
+    );
 }
 
 /** Parameters to fill a resource with, from rows of its own tables. */
