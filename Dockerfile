@@ -3,8 +3,8 @@
 #
 # build    every dependency, dev tools included; bundles the programs (scripts/build.ts).
 # deps     the production dependencies only: the root package's `dependencies` (each npm
-#          package a bundle imports; the build fails on one missing there) and @walcache/config,
-#          which a .ts config file imports for defineConfig.
+#          package a bundle imports, esbuild among them for .ts config files; the build fails
+#          on one missing there) and @walcache/config, which a .ts config imports for defineConfig.
 # runtime  node, the bundles, the examples and those node_modules: no pnpm, no compiler of
 #          ours, no test tools. test/ops/compose.test.ts checks these rules against this file.
 

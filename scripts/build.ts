@@ -42,7 +42,7 @@ export type RunFrom = 'bundle' | 'sources';
 export function programArgs(target: Target, from: RunFrom): string[] {
   return from === 'bundle' ? [bundlePath(target)] : ['--import', 'tsx', join(root, TARGETS[target])];
 }
-const metaPath = (target: Target): string => join(DIST_DIR, `${target}.meta.json`);
+const META_PATH = join(DIST_DIR, 'meta.json');
 
 /** Files whose change makes every bundle stale besides its own inputs: this script and the manifest. */
 const BUILD_INPUTS = [fileURLToPath(import.meta.url), join(root, 'package.json')];
@@ -103,73 +103,68 @@ function rootDependencies(): Set<string> {
   return new Set(Object.keys(pkg.dependencies ?? {}));
 }
 
-/** Builds the named bundles (default: all) into dist/, with a metafile beside each. */
-export async function build(targets: readonly Target[] = TARGET_NAMES): Promise<void> {
+/**
+ * Builds every bundle into dist/ in one pass, with one metafile (dist/meta.json). Code
+ * splitting: what a program imports only on demand (the API's ops routes) is a chunk of its
+ * own in dist/, loaded when first imported, as from the sources; code the programs
+ * share is one chunk too.
+ */
+export async function build(): Promise<void> {
   await mkdir(DIST_DIR, { recursive: true });
+  const imported = new Set<string>();
+  const result = await esbuild({
+    absWorkingDir: root,
+    entryPoints: Object.fromEntries(TARGET_NAMES.map((t) => [t, join(root, TARGETS[t])])),
+    outdir: DIST_DIR,
+    outExtension: { '.js': '.mjs' },
+    // Chunks beside the entries, not in a subfolder: the examples' import.meta.url is
+    // rewritten relative to dist/ (examplesKeepTheirLocation), whichever file they land in.
+    chunkNames: '[name]-[hash]',
+    splitting: true,
+    bundle: true,
+    platform: 'node',
+    format: 'esm',
+    target: 'node20',
+    // Linked maps: stack traces map back to the sources with `node --enable-source-maps`,
+    // at no cost to a process that does not ask for it.
+    sourcemap: 'linked',
+    metafile: true,
+    logLevel: 'warning',
+    plugins: [externalNpmPackages(imported), examplesKeepTheirLocation],
+    banner: { js: '// Bundled by scripts/build.ts (npm run build). Do not edit.' },
+  });
   const dependencies = rootDependencies();
-  const problems: string[] = [];
-  await Promise.all(
-    targets.map(async (target) => {
-      const imported = new Set<string>();
-      const result = await esbuild({
-        absWorkingDir: root,
-        entryPoints: [join(root, TARGETS[target])],
-        outfile: bundlePath(target),
-        bundle: true,
-        platform: 'node',
-        format: 'esm',
-        target: 'node20',
-        // Linked maps: stack traces map back to the sources with `node --enable-source-maps`,
-        // at no cost to a process that does not ask for it.
-        sourcemap: 'linked',
-        metafile: true,
-        logLevel: 'warning',
-        plugins: [externalNpmPackages(imported), examplesKeepTheirLocation],
-        banner: { js: `// ${TARGETS[target]}, bundled by scripts/build.ts (npm run build). Do not edit.` },
-      });
-      const missing = [...imported].filter((name) => !dependencies.has(name)).sort();
-      if (missing.length > 0) problems.push(`dist/${target}.mjs imports ${missing.join(', ')}`);
-      // No metafile for a bundle that failed the check: it stays stale and is built again.
-      else await writeFile(metaPath(target), JSON.stringify(result.metafile));
-    }),
-  );
-  if (problems.length > 0) {
+  const missing = [...imported].filter((name) => !dependencies.has(name)).sort();
+  if (missing.length > 0) {
     throw new Error(
-      `${problems.join('; ')}: not in the root package.json "dependencies"; add them there (the production image installs only those)`,
+      `the bundles import ${missing.join(', ')}, not in the root package.json "dependencies": add ${missing.length > 1 ? 'them' : 'it'} there (the production image installs only those)`,
     );
   }
+  // Written last: a build that failed the check leaves the bundles stale, and built again.
+  await writeFile(META_PATH, JSON.stringify(result.metafile));
 }
 
-/** A bundle is stale when missing, or older than one of its inputs or than the build itself. */
+/** A bundle is stale when missing, or older than one of the build's inputs or than the build itself. */
 export function isStale(target: Target): boolean {
   const bundle = bundlePath(target);
-  if (!existsSync(bundle) || !existsSync(metaPath(target))) return true;
+  if (!existsSync(bundle) || !existsSync(META_PATH)) return true;
   const builtAt = statSync(bundle).mtimeMs;
-  const meta = JSON.parse(readFileSync(metaPath(target), 'utf8')) as Metafile;
+  const meta = JSON.parse(readFileSync(META_PATH, 'utf8')) as Metafile;
   const inputs = [...Object.keys(meta.inputs).map((input) => join(root, input)), ...BUILD_INPUTS];
   return inputs.some((input) => !existsSync(input) || statSync(input).mtimeMs > builtAt);
 }
 
-/** Rebuilds the stale bundles among `targets`; returns the ones it built. */
+/** Rebuilds (all of them) when one of `targets` is stale; returns the stale ones. */
 export async function ensureBuilt(targets: readonly Target[] = TARGET_NAMES): Promise<Target[]> {
   const stale = targets.filter(isStale);
-  if (stale.length > 0) await build(stale);
+  if (stale.length > 0) await build();
   return stale;
 }
 
 if (process.argv[1] && fileURLToPath(import.meta.url) === process.argv[1]) {
-  const asked = process.argv.slice(2);
-  const unknown = asked.filter((name) => !(name in TARGETS));
-  if (unknown.length > 0) {
-    process.stderr.write(
-      `build: unknown target ${unknown.join(', ')}; targets: ${TARGET_NAMES.join(', ')}\n`,
-    );
-    process.exit(2);
-  }
-  const targets = asked.length > 0 ? (asked as Target[]) : TARGET_NAMES;
   const started = performance.now();
-  await build(targets);
+  await build();
   process.stderr.write(
-    `built ${targets.map((t) => `dist/${t}.mjs`).join(', ')} in ${Math.round(performance.now() - started)} ms\n`,
+    `built ${TARGET_NAMES.map((t) => `dist/${t}.mjs`).join(', ')} in ${Math.round(performance.now() - started)} ms\n`,
   );
 }

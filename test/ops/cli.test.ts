@@ -18,7 +18,7 @@ let redis: Redis;
 
 beforeAll(async () => {
   // The binary under test is the bundle the build step produces (bin/ prefers it).
-  await build(['walcache']);
+  await build();
   servers = await startServers();
   stack = await startStack(servers);
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });

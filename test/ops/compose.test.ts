@@ -304,7 +304,6 @@ describe('Dockerfile', () => {
     }
     const names = new Set([...installed].map((k) => k.slice(0, k.indexOf('@', 1))));
     const requiredByProduction: Record<string, string> = {
-      esbuild: 'tsx compiles a .ts config file with it',
       typescript: 'a peer of the Vue packages in @scalar/api-reference (the /docs page)',
       '@types/node': 'a dependency of @scalar/icons',
     };

@@ -1,7 +1,7 @@
 /**
  * The production build: each app runs from its bundle (dist/<app>.mjs) with plain node, no
  * TypeScript loader for its own code, and behaves as from the sources: it loads the example's
- * .ts config, serves, and stops cleanly on SIGTERM. The migrator bundle still finds an
+ * .ts config, serves (the ops routes too, a chunk loaded on demand), and stops cleanly on SIGTERM. The migrator bundle still finds an
  * example's SQL files next to its sources.
  */
 import { execFile } from 'node:child_process';
@@ -16,6 +16,7 @@ import { type Servers, startServers } from '../support/stack.ts';
 /** Why 240 s: a build, private servers, and three app starts on a loaded 2-core machine. */
 const TIMEOUT_MS = 240_000;
 
+const OPS_TOKEN = 'bundle-test-ops-token';
 let servers: Servers;
 const started: AppProcess[] = [];
 
@@ -39,7 +40,9 @@ describe('the bundles', () => {
     'the api, the cdc and the invalidator run from dist/, serve, and stop cleanly on SIGTERM',
     async () => {
       const apps = await Promise.all(
-        (['api', 'cdc', 'invalidator'] as AppName[]).map((name) => spawnApp(name, servers, {}, 'bundle')),
+        (['api', 'cdc', 'invalidator'] as AppName[]).map((name) =>
+          spawnApp(name, servers, name === 'api' ? { OPS_TOKEN } : {}, 'bundle'),
+        ),
       );
       started.push(...apps);
       await Promise.all(apps.map((app) => app.ready()));
@@ -50,6 +53,12 @@ describe('the bundles', () => {
       const second = await fetch(api!.url('/v1/articles/1'));
       await second.arrayBuffer();
       expect(second.headers.get('x-cache')).toBe('HIT');
+      // The ops routes are a chunk of their own, loaded only with a token: it loads.
+      const status = await fetch(api!.url('/ops/status'), {
+        headers: { authorization: `Bearer ${OPS_TOKEN}` },
+      });
+      expect(status.status, api!.output()).toBe(200);
+      await status.arrayBuffer();
       for (const app of apps) process.kill(app.pid, 'SIGTERM');
       for (const app of apps) {
         expect(await app.exited, app.output()).toBe(0);

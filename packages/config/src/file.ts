@@ -4,6 +4,7 @@ import { pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { type WalcacheConfig, walcacheConfigSchema } from './resources.ts';
+import { importTypeScript } from './ts-config.ts';
 
 export const CONFIG_EXTENSIONS = ['.ts', '.mts', '.mjs', '.js', '.json', '.yaml', '.yml'] as const;
 
@@ -47,9 +48,10 @@ function describeIssue(issue: z.core.$ZodIssue): string {
 }
 
 /**
- * Reads and validates a config file. TypeScript configs are loaded through tsx so a team's
- * `walcache.config.ts` works from its own repository, outside this checkout; a `.ts` file
- * may export its config as `default` or as `config`.
+ * Reads and validates a config file. TypeScript configs are compiled by esbuild
+ * (importTypeScript) so a team's `walcache.config.ts` works from its own repository, outside
+ * this checkout, in the bundles as from the sources; a `.ts` file may export its config as
+ * `default` or as `config`.
  */
 export async function loadConfigFile(path: string, cwd = process.cwd()): Promise<WalcacheConfig> {
   const file = isAbsolute(path) ? path : resolve(cwd, path);
@@ -94,15 +96,13 @@ async function importModule(file: string, ext: string): Promise<unknown> {
   const url = pathToFileURL(file).href;
   let mod: Record<string, unknown>;
   if (ext === '.ts' || ext === '.mts') {
-    // tsx's API compiles this one import without changing how the rest of the process loads.
-    const { tsImport } = await import('tsx/esm/api');
-    mod = (await tsImport(url, import.meta.url)) as Record<string, unknown>;
+    mod = await importTypeScript(file, () => import('./index.ts'));
   } else {
     mod = (await import(url)) as Record<string, unknown>;
   }
-  // tsImport hands a file it compiled to CommonJS (no `"type": "module"` around it, the usual
-  // case for a config in its own folder) back as a namespace whose `default` is the whole
-  // exports object, marked `__esModule`: the config's own `default`/`config` are one level down.
+  // A CommonJS module compiled from ES syntax (a .js config built by tsc) comes back as a
+  // namespace whose `default` is the whole exports object, marked `__esModule`: the config's
+  // own `default`/`config` are one level down.
   const wrapped = mod.default as { __esModule?: unknown } | undefined;
   const exports =
     typeof wrapped === 'object' && wrapped !== null && wrapped.__esModule === true

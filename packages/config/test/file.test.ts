@@ -174,6 +174,19 @@ export default config;
     ]);
   });
 
+  it('imports its own TypeScript helpers, each with its own import.meta.url', async () => {
+    write('helpers/sample.json', JSON.stringify(sample));
+    write(
+      'helpers/lib/read.ts',
+      "import { readFileSync } from 'node:fs';\nexport const read = (name: string): unknown =>\n  JSON.parse(readFileSync(new URL('../' + name, import.meta.url), 'utf8'));\n",
+    );
+    const file = write(
+      'helpers/walcache.config.ts',
+      "import { read } from './lib/read.ts';\nexport default read('sample.json');\n",
+    );
+    expect(await loadConfigFile(file)).toEqual(expected);
+  });
+
   it('a module exporting no config says what to export', async () => {
     const file = write('none/walcache.config.ts', 'export const other = 1;\n');
     const [problem] = await problemsOf(() => loadConfigFile(file));
