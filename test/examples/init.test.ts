@@ -70,6 +70,44 @@ async function exampleDatabase(name: string): Promise<string> {
   return url.toString();
 }
 
+describe('walcache init on a schema of its own (the library fixture, --schema lib)', () => {
+  it('skips nothing it can serve, keys a partitioned table by its composite key, and starts', async () => {
+    const admin = new pg.Client({ connectionString: servers.pg.url });
+    await admin.connect();
+    await admin.query('create database init_library');
+    await admin.end();
+    const url = new URL(servers.pg.url);
+    url.pathname = '/init_library';
+    const client = new pg.Client({ connectionString: url.toString() });
+    await client.connect();
+    await client.query(
+      readFileSync(join(import.meta.dirname, '..', 'fixtures', 'library', 'schema.sql'), 'utf8'),
+    );
+    await client.end();
+    const out = join(dir, 'library.walcache.config.yaml');
+    const io = captureIo();
+    expect(await run(['init', '--schema', 'lib', '--out', out], io, { DATABASE_URL: url.toString() })).toBe(
+      0,
+    );
+    const written = readFileSync(out, 'utf8');
+    const expected = join(expectations, 'library.walcache.config.yaml');
+    if (process.env.WALCACHE_UPDATE_INIT === '1' || !existsSync(expected)) writeFileSync(expected, written);
+    expect(written).toBe(readFileSync(expected, 'utf8'));
+    const stack = await startStack(servers, { DATABASE_URL: url.toString(), WALCACHE_CONFIG: out });
+    try {
+      await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+      const config = await loadConfigFile(out);
+      for (const [name, r] of Object.entries(config.resources)) {
+        if (!r.list) continue;
+        const res = await fetch(`${stack.api.url}${r.route}`);
+        expect({ name, status: res.status }).toEqual({ name, status: 200 });
+      }
+    } finally {
+      await stack.stop();
+    }
+  }, 60_000);
+});
+
 describe('walcache init on each example database', () => {
   for (const name of Object.keys(examples).sort()) {
     it(`${name}: writes the expected config, which starts and serves every resource`, async () => {

@@ -1,5 +1,6 @@
 import { spawn } from 'node:child_process';
-import { existsSync } from 'node:fs';
+import { existsSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { INVALIDATE_JOB_NAME, type InvalidationJob, keyspace } from '@walcache/core';
 import { waitFor } from '@walcache/testkit';
@@ -201,6 +202,31 @@ describe('the built walcache binary', () => {
         what: 'the replayed job to run again',
       },
     );
+  });
+
+  it('init: a starting config from DATABASE_URL alone; an existing file is refused without --force (exit 3)', async () => {
+    const dir = mkdtempSync(join(tmpdir(), 'walcache-cli-init-'));
+    try {
+      const out = join(dir, 'walcache.config.yaml');
+      const only = { DATABASE_URL: stack.env.DATABASE_URL };
+      const first = await walcache(['init', '--out', out], only);
+      expect(first.code).toBe(0);
+      expect(first.stdout).toMatch(/^wrote .*walcache\.config\.yaml: \d+ resources/);
+      expect(readFileSync(out, 'utf8')).toMatch(/^resources:$/m);
+      const again = await walcache(['init', '--out', out], only);
+      expect(again.code).toBe(3);
+      expect(again.stderr).toContain('Pass --force to overwrite it');
+      expect((await walcache(['init', '--out', out, '--force'], only)).code).toBe(0);
+    } finally {
+      rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
+  it('verify: refuses a database not named by --confirm-database (exit 3), before writing anything', async () => {
+    const result = await walcache(['verify', '--confirm-database', 'production']);
+    expect(result.code).toBe(3);
+    expect(result.stderr).toMatch(/DATABASE_URL is database "[^"]+", not "production".*--confirm-database/s);
+    expect((await walcache(['status', '--mutations', '3'])).code).toBe(2); // verify's flags are verify's
   });
 
   it('slot: shows it, refuses to drop it while the CDC streams, recreates it (and flushes) once stopped', async () => {

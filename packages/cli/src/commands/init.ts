@@ -197,7 +197,8 @@ function embedLines(t: TableInfo, catalog: Catalog, served: Set<string>): string
       );
       continue;
     }
-    const base = fk.columns.length === 1 ? fk.columns[0]!.replace(/_?id$/i, '') : target.name;
+    const base =
+      fk.columns.length === 1 ? fk.columns[0]!.replace(/(_(id|code|key|ref|uuid|fk)|Id)$/, '') : target.name;
     let field = /^[A-Za-z_][A-Za-z0-9_]*$/.test(base) && base !== '' ? base : `${target.name}_row`;
     if (taken.has(field)) field = `${field}_row`;
     while (taken.has(field)) field = `${field}_`;
