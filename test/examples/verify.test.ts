@@ -27,6 +27,34 @@ describe('walcache verify', () => {
     expect(wrong.stderr).toContain(`is database "${name}", not "production"`);
   }, 60_000);
 
+  it('--json: the same report as one document (resources, writes, stale values, seed)', async () => {
+    const sys = systems[0]!;
+    const name = databaseOf(sys.stack.env.DATABASE_URL);
+    const result = await verify(sys, [
+      '--confirm-database',
+      name,
+      '--seed',
+      '5',
+      '--mutations',
+      '3',
+      '--json',
+    ]);
+    expect(result.code).toBe(0);
+    const doc = JSON.parse(result.stdout) as {
+      database: string;
+      seed: number;
+      mutations: number;
+      resources: { resource: string; keys: number; mutations: number; stale: unknown[] }[];
+    };
+    expect(doc).toMatchObject({ database: name, seed: 5, mutations: 3 });
+    expect(doc.resources.map((r) => r.resource).sort()).toEqual([
+      'personalities',
+      'personality',
+      'personality-by-id',
+    ]);
+    for (const r of doc.resources) expect(r).toMatchObject({ mutations: 3, stale: [] });
+  }, 60_000);
+
   for (const [example, mutations] of [
     [personalitiesExample, 40],
     [messagingExample, 40],

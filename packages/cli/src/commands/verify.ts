@@ -264,7 +264,11 @@ function printReport(
   );
   const bad = list.filter((r) => r.stale.length > 0);
   if (bad.length === 0) {
-    io.out(`verdict: ok, no stale value in ${list.length} resources`);
+    const idle = list.filter((r) => verdict(r) === 'not exercised').map((r) => r.resource);
+    io.out(
+      `verdict: ok, no stale value in ${list.length} resources` +
+        (idle.length ? ` (not exercised, so not proven: ${idle.join(', ')})` : ''),
+    );
     return;
   }
   io.out(`verdict: STALE, ${bad.map((r) => r.resource).join(', ')} kept values a write had changed`);
