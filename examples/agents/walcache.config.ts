@@ -15,6 +15,8 @@ export default defineConfig({
       route: '/v1/agents/{id}',
       columns: agent,
       embed: { channels: { many: 'channels', columns: ['id', 'kind', 'address'] } },
+      // The active agents are what a deploy's first users open: cached before they arrive.
+      warm: { where: { active: true } },
     },
     'agent-by-name': { table: 'agents', by: 'name', route: '/v1/agents/by-name/{name}', columns: agent },
     'active-agents': {
@@ -22,6 +24,7 @@ export default defineConfig({
       route: '/v1/agents',
       list: { filter: { active: true }, order: ['name'], pageSize: { default: 50, max: 200 } },
       columns: ['id', 'name', 'role'],
+      warm: true,
     },
     channel: {
       table: 'channels',

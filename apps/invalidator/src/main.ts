@@ -37,6 +37,7 @@ import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
 import { fallbackJob, NotVisibleYetError, parseJob, processJob, RefreshFailedError } from './processor.ts';
 import { TagSweeper } from './sweeper.ts';
+import { Warmer } from './warm.ts';
 
 /**
  * How long a job whose transactions are not visible yet is put off before it checks again.
@@ -57,6 +58,8 @@ export interface RunningInvalidator {
   worker: Worker<InvalidationJob>;
   queue: Queue<InvalidationJob>;
   sweeper: TagSweeper;
+  /** Present when a resource declares `warm`. */
+  warmer: Warmer | undefined;
   metricsPort: number;
   close(): Promise<void>;
 }
@@ -196,6 +199,11 @@ export async function startInvalidator(
     options.tagSweepIntervalMs ?? env.TAG_SWEEP_INTERVAL_SECONDS * 1000,
   );
   sweeper.start();
+  // Pre-fills what the config declares `warm`, after this start and after every flush.
+  const warmer = compiled.resources.some((r) => r.warm)
+    ? new Warmer({ cache, db, redis: cacheRedis, keys, resources: compiled.resources, logger })
+    : undefined;
+  warmer?.start();
   const deps = {
     redis: cacheRedis,
     keys,
@@ -310,11 +318,13 @@ export async function startInvalidator(
     worker,
     queue,
     sweeper,
+    warmer,
     metricsPort: metricsServer.port,
     async close() {
       await Promise.all([
         auditor?.stop(),
         sweeper.stop(),
+        warmer?.close(),
         // worker.close() waits for the jobs in progress, and never resolves while Redis is
         // unreachable: bounded, and not waited for at all when Redis is down (a running job
         // cannot finish then). A job cut short is picked up again as stalled; jobs are

@@ -9,6 +9,7 @@ import { replayFailedCommand } from './commands/replay.ts';
 import { slotCommand } from './commands/slot.ts';
 import { statusCommand } from './commands/status.ts';
 import { verifyCommand } from './commands/verify.ts';
+import { warmCommand } from './commands/warm.ts';
 import { Clients } from './context.ts';
 import { CliError, type ExitCode, exitCodes, usageError } from './errors.ts';
 import { type Io, processIo } from './io.ts';
@@ -28,6 +29,8 @@ commands:
   replay-failed                 move every failed invalidation job back to the queue (asks first)
   slot [show]                   the replication slot: streaming?, lag, WAL retained
   slot drop | slot recreate     drop (or drop, create and flush) the slot; the CDC must be stopped
+  warm [resource …]             fill what the config declares "warm" now (the invalidator does
+                                after a start and a flush); values already cached stay
   init [--out F] [--force]      write a starting config from DATABASE_URL's catalog (default
        [--schema S,…]           walcache.config.yaml, schema public; never overwrites without --force)
   verify --confirm-database D   fill every resource, make random writes to every table it reads and
@@ -47,9 +50,12 @@ SLOT_NAME, PORT — see .env.example.
 exit codes: 0 ok · 1 failed · 2 usage · 3 refused/aborted · 4 not found · 69 Redis/Postgres
 unreachable · 78 bad environment`;
 
-const commandSchema = z.enum(['status', 'inspect', 'flush', 'replay-failed', 'slot', 'init', 'verify'], {
-  error: (issue) => `unknown command ${JSON.stringify(issue.input)}`,
-});
+const commandSchema = z.enum(
+  ['status', 'inspect', 'flush', 'replay-failed', 'slot', 'init', 'verify', 'warm'],
+  {
+    error: (issue) => `unknown command ${JSON.stringify(issue.input)}`,
+  },
+);
 
 const optionsSchema = z.object({
   json: z.boolean().default(false),
@@ -140,6 +146,9 @@ export async function run(argv: string[], io: Io = processIo(), source = process
         break;
       case 'slot':
         await slotCommand(clients, io, args, o);
+        break;
+      case 'warm':
+        await warmCommand(clients, io, args, o);
         break;
       case 'init':
         if (args.length > 0) throw usageError('init takes no arguments (options: --out, --force, --schema)');

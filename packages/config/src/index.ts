@@ -183,6 +183,7 @@ export {
   type ResourceConfig,
   type WalcacheConfig,
   type WalcacheConfigInput,
+  type WarmConfig,
   walcacheConfigSchema,
 } from './resources.ts';
 export { CONFIG_SCHEMA_FILE, configJsonSchemaText } from './schema-file.ts';

@@ -200,6 +200,28 @@ export const resourceSchema = z
       .enum(['delete', 'refresh'])
       .optional()
       .describe('On a change: delete the value (the next read reloads it) or refresh it in place.'),
+    warm: z
+      .union(
+        [
+          z.literal(true),
+          z.strictObject({
+            where: where.optional(),
+            order: order.optional(),
+            limit: z
+              .number()
+              .int()
+              .min(1)
+              .max(100_000)
+              .default(1000)
+              .describe('At most this many values (default 1000).'),
+          }),
+        ],
+        { error: 'true, or (lookups) { "where": {...}, "order": [...], "limit": n }' },
+      )
+      .optional()
+      .describe(
+        'Pre-fill after a start or a namespace flush. A list: `true` fills its first page (lists without parameters only). A lookup: `true` fills the first 1000 rows by primary key; `{ where, order, limit }` the rows matching fixed equality conditions, in that order, at most `limit`.',
+      ),
     exclude: z
       .array(identifier)
       .optional()
@@ -321,6 +343,7 @@ export type WalcacheConfig = z.output<typeof walcacheConfigSchema>;
 export type ResourceConfig = z.output<typeof resourceSchema>;
 export type ListConfig = z.output<typeof listSchema>;
 export type CustomResourceConfig = z.output<typeof customResourceSchema>;
+export type WarmConfig = NonNullable<ResourceConfig['warm']>;
 
 /** Identity at run time; types for a `walcache.config.ts`. */
 export function defineConfig(config: WalcacheConfigInput): WalcacheConfigInput {

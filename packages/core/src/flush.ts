@@ -1,3 +1,4 @@
+import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { isNamespaceState, isValueOrLease, type Keyspace } from './keys.ts';
 
@@ -48,5 +49,8 @@ export async function flushNamespace(
       await afterStep?.(index);
     } while (cursor !== '0');
   }
+  // Last, once every pass is done: a warm-up that sees the new marker fills an emptied
+  // namespace, never one a pass is still emptying.
+  await redis.set(keys.flushed, `${Date.now()}-${randomBytes(6).toString('base64url')}`);
   return deleted;
 }

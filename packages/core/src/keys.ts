@@ -20,6 +20,10 @@ export interface Keyspace {
   readonly sweepLock: string;
   /** The replication source (cluster, timeline) a CDC slot's cache is in sync with. */
   inSync(slotName: string): string;
+  /** Rewritten at the end of every namespace flush: a change tells the warmers to pre-fill again. */
+  readonly flushed: string;
+  /** One warm-up's claim for one `flushed` marker: a single invalidator warms, the others skip. */
+  warmClaim(marker: string): string;
   /** member = tag, score = ms when its version marker may be deleted. */
   readonly tagVersionExpiry: string;
   /** Pattern matching everything this namespace wrote (admin flush only). */
@@ -39,6 +43,8 @@ export function keyspace(prefix: string): Keyspace {
     tagSets: `${prefix}:tag:*`,
     sweepLock: `${prefix}:sweep-lock`,
     inSync: (slot) => `${prefix}:cdc:in-sync:${slot}`,
+    flushed: `${prefix}:flushed`,
+    warmClaim: (marker) => `${prefix}:warm-claim:${marker}`,
     tagVersionExpiry: `${prefix}:tagv-expiry`,
     everything: `${prefix}:*`,
   };
@@ -54,6 +60,7 @@ export function isNamespaceState(ks: Keyspace, key: string): boolean {
     key === ks.seq ||
     key === ks.generation ||
     key === ks.generationLock ||
+    key === ks.flushed ||
     key.startsWith(`${ks.prefix}:cdc:in-sync:`)
   );
 }

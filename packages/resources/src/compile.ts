@@ -12,8 +12,9 @@ import {
   planConfig,
   type ResourcePlan,
   tablesOfConfig,
+  type WarmPlan,
 } from './plan.ts';
-import { listQuery, lookupManyQuery, lookupQuery } from './sql.ts';
+import { listQuery, lookupManyQuery, lookupQuery, warmValuesQuery } from './sql.ts';
 import { answerSchema, paramSchema } from './types.ts';
 
 /**
@@ -51,6 +52,15 @@ export interface CompiledResource extends Resource<Db, Params, Value> {
   readonly reads: readonly string[];
   /** Lookups by one column whose route ends in its parameter: many values per request. */
   readonly batch?: BatchLookup;
+  /** What to pre-fill after a start or a namespace flush (the config's `warm`). */
+  readonly warm?: WarmSpec;
+}
+
+export interface WarmSpec {
+  /** What is pre-filled, for the log: `the first page`, `rows where active = true, at most 1000`. */
+  readonly what: string;
+  /** The params of every value to pre-fill, canonical as a request's (the same cache keys). */
+  params(db: Db): Promise<Params[]>;
 }
 
 /**
@@ -187,9 +197,30 @@ function compileResource(plan: ResourcePlan): CompiledResource {
     reads,
     ...(plan.openapi.description ? { description: plan.openapi.description } : {}),
   };
-  return plan.shape.kind === 'lookup'
-    ? compileLookup(plan, plan.shape, common, coarseTags)
-    : compileList(plan, plan.shape, common, coarseTags);
+  const compiled =
+    plan.shape.kind === 'lookup'
+      ? compileLookup(plan, plan.shape, common, coarseTags)
+      : compileList(plan, plan.shape, common, coarseTags);
+  return plan.warm ? { ...compiled, warm: warmSpec(plan, plan.warm, compiled) } : compiled;
+}
+
+function warmSpec(plan: ResourcePlan, warm: WarmPlan, compiled: CompiledResource): WarmSpec {
+  if (warm.kind === 'first-page' || plan.shape.kind !== 'lookup') {
+    return { what: 'the first page', params: async () => [compiled.params.parse({})] };
+  }
+  const query = warmValuesQuery(plan.node.table, plan.shape.by, warm.where, warm.order, warm.limit);
+  const conditions = warm.where.map((w) => `${w.column.name} = ${JSON.stringify(w.value)}`).join(' and ');
+  return {
+    what: `${conditions ? `rows where ${conditions}` : 'rows'}, at most ${warm.limit}`,
+    async params(db) {
+      const { rows } = await query.execute(db);
+      // A row the route would refuse (an id of 0 where ids are positive) has no key to fill.
+      return (rows as Params[]).flatMap((row) => {
+        const parsed = compiled.params.safeParse(row);
+        return parsed.success ? [parsed.data] : [];
+      });
+    },
+  };
 }
 
 type Common = Pick<

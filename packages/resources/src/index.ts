@@ -19,6 +19,7 @@ export {
   type Params,
   type RouteParam,
   type Value,
+  type WarmSpec,
 } from './compile.ts';
 export {
   type ConfigChoice,
@@ -29,3 +30,4 @@ export {
 } from './load.ts';
 export { ConfigMismatchError, planConfig, suggest, tablesOfConfig } from './plan.ts';
 export { isParamType } from './types.ts';
+export { type WarmOptions, type WarmProgress, type WarmReport, warmCache } from './warm.ts';

@@ -105,11 +105,17 @@ export interface ListPlan {
   pageSize: { default: number; max: number };
 }
 
+/** What to pre-fill: a list's first page, or the lookup values of the rows a query finds. */
+export type WarmPlan =
+  | { kind: 'first-page' }
+  | { kind: 'rows'; where: WherePlan[]; order: OrderPlan[]; limit: number };
+
 export interface ResourcePlan {
   name: string;
   route: string;
   node: NodePlan;
   shape: LookupPlan | ListPlan;
+  warm?: WarmPlan;
   ttlSeconds: number;
   negativeTtlSeconds: number;
   policy: 'delete' | 'refresh';
@@ -492,6 +498,33 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       };
     }
     if (!shape || route === undefined) continue;
+    let warm: WarmPlan | undefined;
+    if (r.warm !== undefined) {
+      const spec = r.warm === true ? { limit: 1000 } : r.warm;
+      if (shape.kind === 'list') {
+        if (r.warm !== true)
+          problems.push(
+            `${where} warm: a list warms its first page: "warm": true (where/order/limit are for lookups)`,
+          );
+        else if (shape.params.length > 0)
+          problems.push(
+            `${where} warm: a list with parameters (${shape.params.map((p) => p.name).join(', ')}) has no one first page to fill; drop "warm"`,
+          );
+        else warm = { kind: 'first-page' };
+      } else {
+        const order = orderPlan(`${where} warm`, root, 'order' in spec ? spec.order : undefined);
+        for (const k of key ?? []) {
+          if (!order.some((o) => o.column.name === k))
+            order.push({ column: root.columns.get(k)!, desc: false });
+        }
+        warm = {
+          kind: 'rows',
+          where: wherePlan(`${where} warm`, root, 'where' in spec ? spec.where : undefined),
+          order,
+          limit: spec.limit,
+        };
+      }
+    }
     const routeParams = [...route.matchAll(/\{([^}]+)\}/g)].map((m) => m[1]!);
     for (const p of routeParams) {
       if (!shape.params.some((q) => q.name === p && q.in === 'path')) {
@@ -509,6 +542,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       negativeTtlSeconds: r.negativeTtl ?? config.defaults.negativeTtl,
       policy: r.policy ?? config.defaults.policy,
       openapi: r.openapi ?? {},
+      ...(warm ? { warm } : {}),
     });
   }
   const routes = resources.map((r) => r.route.replace(/\{[^}]+\}/g, '{}'));

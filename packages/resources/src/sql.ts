@@ -256,6 +256,23 @@ export function lookupManyQuery(node: NodePlan, shape: LookupPlan): (values: str
       ${sql.join(n.joins, sql` `)}`;
 }
 
+/**
+ * The lookup values to pre-fill (`warm`): the `by` columns of the rows matching fixed
+ * conditions, as text, in order, at most `limit`.
+ */
+export function warmValuesQuery(
+  table: TableInfo,
+  by: readonly ColumnInfo[],
+  where: WherePlan[],
+  order: OrderPlan[],
+  limit: number,
+): Sql {
+  const root = 't0';
+  const columns = sql.join(by.map((c) => sql`(${ref(root, c.name)})::text as ${sql.id(c.name)}`));
+  return sql`select ${columns} from ${tableRef(table)} as ${sql.id(root)}
+    where ${and(whereSql(root, where))} order by ${orderSql(root, order)} limit ${sql.lit(limit)}`;
+}
+
 export interface ListQueryInput {
   /** By parameter name. */
   params: Record<string, string>;
