@@ -199,7 +199,7 @@ describe('fuzzing path and query parameters', () => {
         if (!resourceKey.test(k) || !idsInRange(k) || !cursorCanonical(k)) bad.push(key);
       } else if (tagKey) {
         if (!tag.test(tagKey[1]!) || !idsInRange(tagKey[1]!)) bad.push(key);
-      } else if (!/^(?:seq|flushv|tagv-expiry|generation)$/.test(rest)) {
+      } else if (!/^(?:seq|flushv|tagv-expiry|generation|flushed)$/.test(rest)) {
         bad.push(key);
       }
     }
