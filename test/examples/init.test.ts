@@ -9,12 +9,14 @@ import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { examples } from '../../examples/index.ts';
 import { type Servers, startStack } from '../support/stack.ts';
+import { verify } from './verify-support.ts';
 
 /**
  * `walcache init` on each example's database, loaded without its config: the file it writes
  * is the checked-in expectation (test/examples/init/<name>.walcache.config.yaml; rewrite
- * them with WALCACHE_UPDATE_INIT=1 after a deliberate change), and the three apps start on
- * it and answer a GET of every resource it declares.
+ * them with WALCACHE_UPDATE_INIT=1 after a deliberate change), the three apps start on it and
+ * answer a GET of every resource it declares, and `walcache verify` (12 writes, seed 1) finds
+ * no stale value in it.
  */
 const expectations = join(import.meta.dirname, 'init');
 const dir = mkdtempSync(join(tmpdir(), 'walcache-init-'));
@@ -110,7 +112,7 @@ describe('walcache init on a schema of its own (the library fixture, --schema li
 
 describe('walcache init on each example database', () => {
   for (const name of Object.keys(examples).sort()) {
-    it(`${name}: writes the expected config, which starts and serves every resource`, async () => {
+    it(`${name}: writes the expected config, which starts, serves every resource and verifies clean`, async () => {
       const url = await exampleDatabase(name);
       const out = join(dir, `${name}.walcache.config.yaml`);
       const io = captureIo();
@@ -153,6 +155,17 @@ describe('walcache init on each example database', () => {
           expect({ path, status: res.status }).toEqual({ path, status: 200 });
           if (r.list) expect(Array.isArray(body.items), path).toBe(true);
         }
+        // The README's next step on what init wrote: verify finds nothing stale.
+        const checked = await verify({ stack }, [
+          '--confirm-database',
+          `init_${name}`,
+          '--seed',
+          '1',
+          '--mutations',
+          '12',
+        ]);
+        expect(checked.stdout).toContain('verdict: ok');
+        expect(checked.code).toBe(0);
       } finally {
         await client.end();
         await stack.stop();

@@ -1,5 +1,5 @@
 import { type Io, run } from '@walcache/cli';
-import type { ExampleSystem } from './support.ts';
+import type { Stack } from '../support/stack.ts';
 
 export interface VerifyRun {
   code: number;
@@ -7,8 +7,12 @@ export interface VerifyRun {
   stderr: string;
 }
 
-/** Runs `walcache verify` in this process, against the example system's own environment. */
-export async function verify(sys: ExampleSystem, args: string[], overrides: Record<string, string> = {}) {
+/** Runs `walcache verify` in this process, against the environment of a running stack. */
+export async function verify(
+  sys: { stack: Pick<Stack, 'env'> },
+  args: string[],
+  overrides: Record<string, string> = {},
+) {
   const stdout: string[] = [];
   const stderr: string[] = [];
   const io: Io = {
