@@ -7,6 +7,7 @@
 import { decodeEntry, getMany, invalidateTags, ReadThroughCache, rowTag, tableTag } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import type { Db, Params, Value } from '@walcache/resources';
+import { type RedisServer, startRedis, waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -159,5 +160,37 @@ describe('batch fills under the fill protocol', () => {
     expect(queries).toBe(1);
     expect(events.redisErrors).toBeGreaterThan(0);
     down.disconnect();
+  });
+});
+
+describe('batch reads and a cache Redis restored older (the generation guard)', () => {
+  let restored: RedisServer;
+  let client: Redis;
+  beforeAll(async () => {
+    restored = await startRedis();
+    client = new Redis(restored.url);
+    client.on('error', () => {});
+  });
+  afterAll(async () => {
+    client?.disconnect();
+    await restored?.stop();
+  });
+
+  it('a restart from a snapshot taken before an invalidation: the batch serves nothing it removed', async () => {
+    const cache = new ReadThroughCache({ redis: client, db, prefix: `batchgen${++prefixes}` });
+    const read = () =>
+      getMany(cache, articleDetail, [{ id: '21' }, { id: '22' }], articleDetail.batch!.loadMany);
+    await read();
+    expect((await read()).results.map((r) => r.status)).toEqual(['HIT', 'HIT']);
+    await client.call('SAVE'); // the snapshot holds both values as they are now
+    await writer.query("update articles set title = 'batch after a restore' where id = 21");
+    await invalidateTags(client, cache.keys, [rowTag('articles', 21), tableTag('articles')]);
+    await restored.kill();
+    await restored.startServer(); // loads the snapshot: the old value, the old sequence
+    await waitFor(async () => (await client.ping().catch(() => '')) === 'PONG', { timeoutMs: 10_000 });
+    expect(await client.exists(cache.keys.value('article:21'))).toBe(1); // restored, stale
+
+    const { results } = await read();
+    expect((JSON.parse(results[0]!.body.toString()) as Value).title).toBe('batch after a restore');
   });
 });
