@@ -1,6 +1,6 @@
 import { parseTagLimits } from '@walcache/cdc';
 import type { Env } from '@walcache/config';
-import { decodeEntry, type InvalidationJob, NULL_BODY, type Resource } from '@walcache/core';
+import { bodyOf, decodeEntry, type InvalidationJob, type Resource } from '@walcache/core';
 import { silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
@@ -71,7 +71,7 @@ async function goneOrFresh<P, V>(resource: Resource<Db, P, V>, params: P): Promi
   const raw = await cached(resource, params);
   if (!raw) return true;
   const value = await resource.load(fixture.db, params);
-  const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+  const fresh = bodyOf(value);
   return decodeEntry(raw).body.equals(fresh);
 }
 

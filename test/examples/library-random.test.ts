@@ -1,7 +1,7 @@
 import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '@walcache/config';
-import { decodeEntry, keyspace, NULL_BODY, resourceKeyOf } from '@walcache/core';
+import { bodyOf, decodeEntry, keyspace, resourceKeyOf } from '@walcache/core';
 import { createDb } from '@walcache/db';
 import { type CompiledConfig, compileConfig } from '@walcache/resources';
 import { startPostgres, startRedis, waitFor } from '@walcache/testkit';
@@ -179,7 +179,7 @@ describe(`randomized mutations on the library schema (seed ${seed}, ${MUTATIONS}
           if (!raw) continue;
           checked += 1;
           const value = await resource.load(db, resource.params.parse(params));
-          const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+          const fresh = bodyOf(value);
           const cachedBody = decodeEntry(raw).body;
           if (!cachedBody.equals(fresh))
             stale.push(`${key}: cached ${cachedBody} but the database says ${fresh}`);

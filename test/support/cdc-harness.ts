@@ -1,9 +1,9 @@
 import { HEARTBEAT_PREFIX } from '@walcache/cdc';
 import type { Env } from '@walcache/config';
 import {
+  bodyOf,
   decodeEntry,
   type InvalidationJob,
-  NULL_BODY,
   QUEUE_PREFIX,
   ReadThroughCache,
   resourceKeyOf,
@@ -267,7 +267,7 @@ export async function assertNoStaleValues(
     checked += 1;
     byResource[resource.name] = (byResource[resource.name] ?? 0) + 1;
     const value = await resource.load(f.db, params);
-    const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+    const fresh = bodyOf(value);
     const cached = decodeEntry(raw).body;
     if (!cached.equals(fresh))
       stale.push(`${key}: cached ${cached.toString()} but the database says ${fresh.toString()}`);

@@ -1,4 +1,4 @@
-import { CorruptEntryError, decodeEntry, keyspace, NULL_BODY, resourceKeyOf } from '@walcache/core';
+import { bodyOf, CorruptEntryError, decodeEntry, keyspace, resourceKeyOf } from '@walcache/core';
 import { Counter, Histogram, type Logger, type Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import type { Queue } from 'bullmq';
@@ -221,7 +221,7 @@ export class Auditor {
       return { key: valueKey, outcome: 'skipped' };
     }
     const value: unknown = await target.resource.load(this.deps.db, target.params);
-    const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+    const fresh = bodyOf(value);
     let outcome: AuditOutcome;
     if (fresh.equals(entry.body)) {
       outcome = 'consistent';

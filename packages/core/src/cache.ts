@@ -1,7 +1,7 @@
 import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
-import { CorruptEntryError, decodeEntryHead, encodeEntry, etagOf, isNullBody, NULL_BODY } from './codec.ts';
+import { bodyOf, CorruptEntryError, decodeEntryHead, encodeEntry, etagOf, isNullBody } from './codec.ts';
 import { timings } from './constants.ts';
 import { isReplyError, isSourceUnavailable, SourceUnavailableError } from './errors.ts';
 import { GenerationGuard } from './generation.ts';
@@ -286,7 +286,7 @@ export class ReadThroughCache<Db> {
       throw error;
     }
     await hooks?.afterLoad?.(key);
-    const body = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+    const body = bodyOf(value);
     const tags = withEpochTags(resource.tags(params, value));
     const etag = etagOf(body);
     const result: CacheResult & { freshAfter: number } = {
@@ -412,7 +412,7 @@ export class ReadThroughCache<Db> {
     status: CacheStatus,
   ): Promise<CacheResult> {
     const value = await this.timedLoad(resource, params);
-    const body = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+    const body = bodyOf(value);
     return { status, body, etag: etagOf(body), found: value !== null };
   }
 

@@ -27,6 +27,14 @@ export interface Entry {
 /** What a read needs from an entry: everything but the tags. */
 export type EntryHead = Omit<Entry, 'tags'>;
 
+/**
+ * The body a loaded value is cached as: its JSON, or NULL_BODY for "not found". One encoding
+ * for fills, refreshes and every comparison with a fresh load (auditor, `walcache verify`).
+ */
+export function bodyOf(value: unknown): Buffer {
+  return value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+}
+
 export function etagOf(body: Buffer | string): string {
   return `"${createHash('sha1').update(body).digest('base64url').slice(0, 22)}"`;
 }

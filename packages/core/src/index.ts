@@ -13,6 +13,7 @@ export {
   type RefreshResult,
 } from './cache.ts';
 export {
+  bodyOf,
   CorruptEntryError,
   decodeEntry,
   decodeEntryHead,

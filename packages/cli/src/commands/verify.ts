@@ -1,7 +1,7 @@
 import { pipelinePassed, readSlot } from '@walcache/auditor';
 import { HEARTBEAT_PREFIX } from '@walcache/cdc';
 import { loadConfigFile, type WalcacheConfig } from '@walcache/config';
-import { decodeEntry, NULL_BODY, ReadThroughCache } from '@walcache/core';
+import { bodyOf, decodeEntry, ReadThroughCache } from '@walcache/core';
 import {
   type CompiledResource,
   canonicalTableName,
@@ -192,7 +192,7 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
         const raw = await redis.getBuffer(redisKey);
         if (!raw) continue; // invalidated (or expired): the next fill reloads it
         const value = await resource.load(db, s.params);
-        const fresh = value === null ? NULL_BODY : Buffer.from(JSON.stringify(value));
+        const fresh = bodyOf(value);
         const cached = decodeEntry(raw).body;
         if (cached.equals(fresh)) continue;
         report.stale.push({ key: s.key, write: text, cached: clip(cached), fresh: clip(fresh) });
