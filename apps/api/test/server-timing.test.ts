@@ -45,6 +45,16 @@ describe('Server-Timing on every /v1 answer', () => {
     expect(hitTiming.cache).toBeGreaterThanOrEqual(0);
   });
 
+  it('a batch: its one query as db on a MISS, only the cache on a HIT', async () => {
+    await api.redis.flushdb();
+    const miss = await get('/v1/articles?ids=3,4,5');
+    expect(miss.headers.get('x-cache')).toBe('MISS');
+    expect(metrics(miss.headers.get('server-timing')).db).toBeGreaterThan(0);
+    const hit = await get('/v1/articles?ids=3,4,5');
+    expect(hit.headers.get('x-cache')).toBe('HIT');
+    expect(Object.keys(metrics(hit.headers.get('server-timing')))).toEqual(['cache']);
+  });
+
   it('a 304 and a 404 carry it; a list MISS has its db part', async () => {
     const etag = (await get('/v1/users/4')).headers.get('etag')!;
     const revalidated = await get('/v1/users/4', { 'if-none-match': etag });
@@ -78,6 +88,9 @@ describe('Server-Timing on every /v1 answer', () => {
       const res = await down.app.request('/v1/articles/12');
       expect(res.status).toBe(503);
       expect(Object.keys(metrics(res.headers.get('server-timing'))).sort()).toEqual(['cache', 'db']);
+      const batch = await down.app.request('/v1/users?ids=1,2');
+      expect(batch.status).toBe(503);
+      expect(Object.keys(metrics(batch.headers.get('server-timing'))).sort()).toEqual(['cache', 'db']);
     } finally {
       await down.close();
     }

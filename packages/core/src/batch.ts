@@ -4,13 +4,6 @@ import type { Resource } from './resource.ts';
 /** Loads many params in one query: the value of each, in order, `null` where none exists. */
 export type LoadMany<Db, P, V> = (db: Db, params: readonly P[]) => Promise<(V | null)[]>;
 
-export interface BatchAnswer {
-  /** One result per params, in the order asked. */
-  results: CacheResult[];
-  /** Milliseconds this batch spent in its database queries; undefined when it ran none. */
-  loadMs: number | undefined;
-}
-
 /**
  * Many lookups of one resource: one MGET for all keys, then every miss through the cache's
  * own `get`, so each is filled under the same protocol as a single lookup (its own lease,
@@ -25,11 +18,10 @@ export async function getMany<Db, P, V>(
   resource: Resource<Db, P, V>,
   params: readonly P[],
   loadMany: LoadMany<Db, P, V>,
-): Promise<BatchAnswer> {
+): Promise<CacheResult[]> {
   const peeked = await cache.peekMany(resource, params);
   const pooled = new PooledLoads(resource, loadMany);
-  const results = await Promise.all(params.map((p, i) => peeked?.[i] ?? cache.get(pooled.resource, p)));
-  return { results, loadMs: pooled.loadMs };
+  return Promise.all(params.map((p, i) => peeked?.[i] ?? cache.get(pooled.resource, p)));
 }
 
 interface Waiting<P, V> {
@@ -41,7 +33,6 @@ interface Waiting<P, V> {
 /** The resource as the misses' fills see it: its `load` joins the next pooled query. */
 class PooledLoads<Db, P, V> {
   readonly resource: Resource<Db, P, V>;
-  loadMs: number | undefined;
   private waiting: Waiting<P, V>[] = [];
 
   constructor(
@@ -67,7 +58,6 @@ class PooledLoads<Db, P, V> {
   private async run(db: Db): Promise<void> {
     const batch = this.waiting;
     this.waiting = [];
-    const started = performance.now();
     try {
       const values = await this.loadMany(
         db,
@@ -76,8 +66,6 @@ class PooledLoads<Db, P, V> {
       for (const [i, w] of batch.entries()) w.resolve(values[i] ?? null);
     } catch (error) {
       for (const w of batch) w.reject(error);
-    } finally {
-      this.loadMs = (this.loadMs ?? 0) + performance.now() - started;
     }
   }
 }

@@ -99,6 +99,6 @@ async function read(
   resource: CompiledResource,
   params: Params[],
 ): Promise<CacheResult[]> {
-  if (resource.batch) return (await getMany(cache, resource, params, resource.batch.loadMany)).results;
+  if (resource.batch) return getMany(cache, resource, params, resource.batch.loadMany);
   return Promise.all(params.map((p) => cache.get(resource, p)));
 }
