@@ -12,7 +12,6 @@ import type { Context, Hono } from 'hono';
 import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
-import { type RequestIdVariables, requestId } from 'hono/request-id';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
 import type { ZodError } from 'zod';
@@ -31,6 +30,7 @@ import {
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
+import { type RequestIdVariables, requestId } from './request-id.ts';
 import { batchRoute, resourceRoute } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
 
@@ -89,6 +89,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       { route, method: c.req.method, status: String(status), cache },
       seconds,
     );
+    // Access lines at debug: at tens of thousands of hits a second an info line each would cost
+    // more than the hit, and so would building one that is then dropped.
+    const failed = status >= 500;
+    if (!failed && !deps.logger.isLevelEnabled('debug')) return;
     const line = {
       reqId: c.get('requestId'),
       method: c.req.method,
@@ -97,8 +101,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       cache,
       ms: seconds * 1000,
     };
-    // Access lines at debug: at tens of thousands of hits a second an info line each would cost more than the hit.
-    if (status >= 500) deps.logger.warn(line, 'request failed');
+    if (failed) deps.logger.warn(line, 'request failed');
     else deps.logger.debug(line, 'request');
   });
   app.use(
@@ -164,7 +167,13 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     return send(c, result.status, result.body, result.etag, timing);
   };
 
-  /** A 200 (or 304) of cached bytes: validators, content coding, the cache's outcome and timing. */
+  /**
+   * A 200 (or 304) of cached bytes: validators, content coding, the cache's outcome and timing.
+   * Returned as a Response built from a plain header record, not through `c.body`: Hono turns
+   * a record of more than one header into a WHATWG Headers object, which @hono/node-server
+   * then converts back for writeHead; a record goes to writeHead as it is (a fresh one per
+   * answer: the adapter adds Content-Length to it).
+   */
   const send = (
     c: Context<ApiEnv>,
     status: string,
@@ -180,14 +189,17 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       'cache-control': CACHE_CONTROL,
       // The ETag a 200 in the client's encoding carries; a 304 names the same one.
       etag: compress ? weakEtag(etag) : etag,
+      'x-request-id': c.get('requestId'),
     };
+    c.set('requestIdSent', true);
     if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';
-    if (ifNoneMatchMatches(c.req.header('if-none-match'), etag)) return c.body(null, 304, headers);
+    if (ifNoneMatchMatches(c.req.header('if-none-match'), etag))
+      return new Response(null, { status: 304, headers });
     headers['content-type'] = 'application/json';
     if (compress) headers['content-encoding'] = 'gzip';
     // The body is the cached bytes (or their gzip): never parsed, never re-serialised.
     const body = compress ? gzipMemo.gzip(etag, bytes) : bytes;
-    return c.body(body as Uint8Array<ArrayBuffer>, 200, headers);
+    return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
   };
 
   /** A batch lookup: one MGET, the misses filled under the protocol with one query (core getMany). */
