@@ -30,6 +30,7 @@ import {
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
+import { type ReadYourWritesDeps, readYourWrites, walPositionAfterLoad } from './read-your-writes.ts';
 import { type RequestIdVariables, requestId } from './request-id.ts';
 import { batchRoute, resourceRoute } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
@@ -51,9 +52,21 @@ export interface ApiDeps {
   draining?: () => boolean;
   /** Slot lag /readyz reports as `lagging` (default limits.cdcLagWarnBytes). */
   cdcLagWarnBytes?: number;
+  /** Read-your-writes tokens and the watermark header on `/v1` (read-your-writes.ts). */
+  readYourWrites: ReadYourWritesDeps;
 }
 
-export type ApiEnv = { Variables: RequestIdVariables & { cacheOutcome?: string } };
+export type ApiEnv = {
+  Variables: RequestIdVariables & {
+    cacheOutcome?: string;
+    /** The watermark read before this request's cache read. */
+    watermark?: bigint;
+    /** The token is ahead of the watermark: answer from Postgres, not the cache. */
+    rywBypass?: boolean;
+    /** For such an answer: the WAL position read after its load. */
+    bypassWatermark?: bigint;
+  };
+};
 
 export const OPENAPI_PATH = '/openapi.json';
 
@@ -134,6 +147,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   // adapter build a full WHATWG Request for every request — ~18 % of a cache hit's CPU in
   // the benchmark's profile (docs/benchmarks.md), for GETs that have no body to limit.
   app.use((c, next) => (c.req.method === 'GET' || c.req.method === 'HEAD' ? next() : limitBody(c, next)));
+  app.use('/v1/*', readYourWrites(deps.readYourWrites));
 
   /**
    * The cache-aside answer for one resource: canonical params (validated once, by the
@@ -144,7 +158,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     const started = performance.now();
     let result: CacheResult;
     try {
-      result = await deps.cache.get(resource, params);
+      if (c.get('rywBypass')) {
+        result = await deps.cache.loadFresh(resource, params);
+        await walPositionAfterLoad(c, deps.db);
+      } else result = await deps.cache.get(resource, params);
     } catch (error) {
       // The 503 app.onError builds carries it too: where a failed miss spent its time.
       c.header('server-timing', serverTiming(performance.now() - started, loadTimes.of(params)));
@@ -217,7 +234,11 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     };
     let results: CacheResult[];
     try {
-      results = await getMany(deps.cache, route.lookup, batchParams(route.batch, values), loadMany);
+      const params = batchParams(route.batch, values);
+      if (c.get('rywBypass')) {
+        results = await Promise.all(params.map((p) => deps.cache.loadFresh(route.lookup, p)));
+        await walPositionAfterLoad(c, deps.db);
+      } else results = await getMany(deps.cache, route.lookup, params, loadMany);
     } catch (error) {
       c.header('server-timing', serverTiming(performance.now() - started, dbMs));
       throw error;
@@ -379,7 +400,9 @@ function renderDocument(app: OpenAPIHono<ApiEnv>, resources: CompiledConfig): { 
       description:
         `${resources.openapi.description ?? "Answered from a Redis cache that Postgres' WAL keeps correct."} ` +
         'Every `/v1` answer carries `X-Cache` and an `ETag`; send it back in `If-None-Match` for a 304. ' +
-        'Errors are `application/problem+json` with a stable `type` URI.',
+        'Errors are `application/problem+json` with a stable `type` URI. ' +
+        'Read your writes: after a commit, send `select pg_current_wal_lsn()` as `X-Walcache-After` (or the `walcache_after` query parameter) on the next reads; ' +
+        'an answer then reflects that commit (from the cache once it is invalidated, else from Postgres with `X-Cache: BYPASS`).',
     },
     tags: [...new Set(resources.resources.map((r) => r.openapiTag))].map((name) => ({ name })),
   });

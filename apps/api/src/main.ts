@@ -1,7 +1,7 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
 import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
-import { CircuitBreaker, probeRedis, ReadThroughCache } from '@walcache/core';
+import { CircuitBreaker, keyspace, probeRedis, ReadThroughCache, WatermarkReader } from '@walcache/core';
 import { verifyPostgres } from '@walcache/db';
 import {
   createLogger,
@@ -9,6 +9,7 @@ import {
   isMain,
   type Logger,
   onShutdown,
+  registerWatermarkGauge,
   startOrExit,
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
@@ -79,6 +80,18 @@ export async function startApi(
     connectionName: 'walcache-api',
   });
   redis.on('error', (err) => logger.debug({ err }, 'cache redis error'));
+  // The read-your-writes watermark lives in the queue Redis, beside the jobs it derives from.
+  const queueRedis =
+    env.QUEUE_REDIS_URL === env.REDIS_URL
+      ? redis
+      : new Redis({
+          ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
+          enableOfflineQueue: false,
+          maxRetriesPerRequest: 1,
+          commandTimeout: 250,
+          connectionName: 'walcache-api-watermark',
+        });
+  if (queueRedis !== redis) queueRedis.on('error', (err) => logger.debug({ err }, 'queue redis error'));
   const registry = createRegistry('api');
   const metrics = createApiMetrics(registry);
   registerPoolMetrics(registry, pool);
@@ -109,6 +122,10 @@ export async function startApi(
     maxTtlSeconds: env.CACHE_TTL_SECONDS,
     maxNegativeTtlSeconds: env.NEGATIVE_TTL_SECONDS,
   });
+  const watermark = new WatermarkReader(queueRedis, keyspace(env.CACHE_PREFIX), {}, (err) =>
+    logger.debug({ err }, 'watermark read failed'),
+  );
+  registerWatermarkGauge(registry, () => watermark.known());
   // Ops routes (/ops/status, /ops/queues) exist only when OPS_TOKEN is set; their modules
   // (bullmq, bull-board: about a fifth of the API's memory at rest) load only then.
   const ops = env.OPS_TOKEN
@@ -129,6 +146,11 @@ export async function startApi(
     logger,
     slotName: env.SLOT_NAME,
     draining: () => draining,
+    readYourWrites: {
+      watermark,
+      waitMs: env.RYW_WAIT_MS,
+      metrics,
+    },
   });
 
   const server = await new Promise<Server>((resolve) => {
@@ -168,7 +190,11 @@ export async function startApi(
       }
       clearTimeout(timer);
       await ops?.close();
-      await Promise.allSettled([pool.end(), redis.quit()]);
+      await Promise.allSettled([
+        pool.end(),
+        redis.quit(),
+        queueRedis === redis ? undefined : queueRedis.quit(),
+      ]);
     },
   };
 }

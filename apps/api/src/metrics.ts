@@ -9,6 +9,10 @@ export interface ApiMetrics {
   redisErrors: Counter<'operation'>;
   /** Misses answered 503 `overloaded` because the pool already had its maximum of waiters. */
   dbRefused: Counter;
+  /** Read-your-writes: requests whose token was ahead of the watermark, how long they waited, and those answered from Postgres. */
+  rywWaits: Counter;
+  rywWaitSeconds: Histogram;
+  rywBypassed: Counter;
   cacheEvents: CacheEvents;
 }
 
@@ -55,8 +59,27 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     help: 'Cache misses refused with 503 because too many requests already waited for a database connection',
     registers: [registry],
   });
+  const rywWaits = new Counter({
+    name: 'walcache_ryw_waits_total',
+    help: 'Reads whose read-your-writes token was ahead of the watermark (they waited for it)',
+    registers: [registry],
+  });
+  const rywWaitSeconds = new Histogram({
+    name: 'walcache_ryw_wait_seconds',
+    help: 'How long a read waited for the watermark to reach its token',
+    buckets: [0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.25, 1],
+    registers: [registry],
+  });
+  const rywBypassed = new Counter({
+    name: 'walcache_ryw_bypassed_total',
+    help: 'Reads answered from Postgres because the watermark had not reached their token in time',
+    registers: [registry],
+  });
   return {
     dbRefused,
+    rywWaits,
+    rywWaitSeconds,
+    rywBypassed,
     requestDuration,
     cacheOutcomes,
     loads,

@@ -31,7 +31,7 @@ export type ProblemType = (typeof problemTypes)[keyof typeof problemTypes];
 
 export interface ParameterError {
   parameter: string;
-  in: 'path' | 'query';
+  in: 'path' | 'query' | 'header';
   message: string;
 }
 

@@ -29,6 +29,11 @@ const cachingHeaders = {
     description: 'Store, but revalidate before every use.',
     schema: { type: 'string' as const, example: 'public, no-cache' },
   },
+  'X-Walcache-Watermark': {
+    description:
+      'The read-your-writes watermark this answer reflects: every commit ending at or before this WAL position is in it. Send the highest one you saw back as `X-Walcache-After` (or `walcache_after`) to never read an older state.',
+    schema: { type: 'string' as const, example: '0/16B3748' },
+  },
   'X-Request-Id': {
     description:
       'The request id (yours, if you sent a valid X-Request-Id; else generated); also in the logs.',

@@ -1,4 +1,4 @@
-import { CircuitBreaker, ReadThroughCache } from '@walcache/core';
+import { CircuitBreaker, keyspace, ReadThroughCache, WatermarkReader } from '@walcache/core';
 import { createRegistry, silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { Redis } from 'ioredis';
@@ -68,6 +68,7 @@ export async function buildApi(
     registry,
     metrics,
     logger: silentLogger(),
+    readYourWrites: { watermark: new WatermarkReader(redis, keyspace(prefix)), waitMs: 50, metrics },
     ...options.deps,
   });
   return {

@@ -44,6 +44,7 @@ import { Queue } from 'bullmq';
 import { Redis } from 'ioredis';
 
 import { createCdcMetrics } from './metrics.ts';
+import { WatermarkProgress } from './watermark.ts';
 
 export interface CdcOptions {
   /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
@@ -184,6 +185,7 @@ export async function startCdc(
     },
   };
 
+  const watermark = new WatermarkProgress(queueRedis, keys, queue, logger);
   const stream = new CdcStream({
     connectionString: env.DATABASE_URL,
     db,
@@ -208,6 +210,8 @@ export async function startCdc(
     stopFlushMs: options.stopFlushMs,
     maxBackoffMs: options.maxBackoffMs,
     beforeStore: options.beforeStore,
+    progressed: (after, to) => watermark.progressed(after, to),
+    streamingFrom: (position, flushed) => watermark.streamingFrom(position, flushed),
   });
   const metricsServer = await startMetricsServer(
     registry,
@@ -236,6 +240,7 @@ export async function startCdc(
         // Order: the stream first (it finishes and acks the in-flight enqueue, which needs
         // the queue and Postgres), then what it used.
         await stream.stop();
+        await watermark.flush();
         await metricsServer.close();
         await queue.close();
         await Promise.allSettled([

@@ -9,6 +9,7 @@ import {
 import {
   type AnyResource,
   checkRedisMemoryPolicies,
+  coverInterval,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
   InvalidJobError,
@@ -28,6 +29,7 @@ import {
   isMain,
   type Logger,
   onShutdown,
+  registerWatermarkGauge,
   startMetricsServer,
   startOrExit,
 } from '@walcache/observability';
@@ -143,6 +145,8 @@ export async function startInvalidator(
   const resourceForKey = options.resourceForKey ?? compiled.resourceForKey;
   const registry = createRegistry('invalidator');
   const metrics = createInvalidatorMetrics(registry);
+  let lastWatermark: bigint | undefined;
+  registerWatermarkGauge(registry, () => lastWatermark);
   const keys = keyspace(env.CACHE_PREFIX);
   const cache = new ReadThroughCache({
     redis: cacheRedis,
@@ -227,6 +231,13 @@ export async function startInvalidator(
     }
     try {
       const result = await processJob(deps, payload);
+      // Only now is every commit of `(after, lsnTo]` invalidated (a failure here retries the
+      // job: its invalidation is idempotent).
+      if (payload.after) {
+        const watermark = await coverInterval(workerRedis, keys, payload.after, payload.lsnTo);
+        if (watermark !== undefined && (lastWatermark === undefined || watermark > lastWatermark))
+          lastWatermark = watermark;
+      }
       logger.debug({ jobId: job.id, tags: payload.tags.length, ...result }, 'invalidated');
       return result;
     } catch (error) {

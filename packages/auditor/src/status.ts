@@ -1,4 +1,4 @@
-import { withTimeout } from '@walcache/core';
+import { keyspace, lsnToBigInt, readWatermark, watermarkLsn, withTimeout } from '@walcache/core';
 import type { Queue } from 'bullmq';
 import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
@@ -10,7 +10,7 @@ import {
   readQueueCounts,
   recentFailedJobs,
 } from './queue.ts';
-import { readSlot, type SlotInfo } from './slot.ts';
+import { currentInsertLsn, readSlot, type SlotInfo } from './slot.ts';
 import { type AuditorTotals, readAuditorTotals } from './stats.ts';
 
 /** Cache lookups by outcome, as counted by an API process (its own since it started). */
@@ -27,6 +27,15 @@ export interface CacheStats {
 /** A section that could not be read carries the reason instead of its data. */
 export type Section<T> = T | { error: string };
 
+/** The read-your-writes watermark and how far the WAL is ahead of it. */
+export interface WatermarkStatus {
+  /** Every commit ending at or before it is invalidated; null before the CDC set its base. */
+  lsn: string | null;
+  currentWalLsn: string;
+  /** WAL bytes written since; a token this far ahead waits (or is answered from Postgres). */
+  behindBytes: number | null;
+}
+
 export interface StatusDocument {
   generatedAt: string;
   queue: Section<QueueCounts & { name: string; failed: { count: number; recent: FailedJobSummary[] } }>;
@@ -34,6 +43,7 @@ export interface StatusDocument {
   invalidation: Section<LatencySummary>;
   cache: Section<CacheStats>;
   auditor: Section<AuditorTotals>;
+  watermark: Section<WatermarkStatus>;
 }
 
 export interface StatusDeps<DB> {
@@ -58,7 +68,7 @@ const SECTION_TIMEOUT_MS = 3_000;
 export async function collectStatus<DB>(deps: StatusDeps<DB>): Promise<StatusDocument> {
   const section = <T>(what: string, read: () => Promise<T>): Promise<Section<T>> =>
     withTimeout(read(), SECTION_TIMEOUT_MS, what).catch((error: unknown) => ({ error: errorText(error) }));
-  const [queue, cdc, invalidation, cache, auditor] = await Promise.all([
+  const [queue, cdc, invalidation, cache, auditor, watermark] = await Promise.all([
     section('queue', async () => {
       const counts = await readQueueCounts(deps.queue);
       return {
@@ -79,8 +89,18 @@ export async function collectStatus<DB>(deps: StatusDeps<DB>): Promise<StatusDoc
       return deps.cacheStats();
     }),
     section('auditor', () => readAuditorTotals(deps.queueRedis, deps.cachePrefix)),
+    section('watermark', async (): Promise<WatermarkStatus> => {
+      // W first: the WAL position read after it can only be further ahead.
+      const w = await readWatermark(deps.queueRedis, keyspace(deps.cachePrefix));
+      const current = await currentInsertLsn(deps.db);
+      return {
+        lsn: w === undefined ? null : watermarkLsn(w),
+        currentWalLsn: current,
+        behindBytes: w === undefined ? null : Math.max(0, Number(lsnToBigInt(current) - w)),
+      };
+    }),
   ]);
-  return { generatedAt: new Date().toISOString(), queue, cdc, invalidation, cache, auditor };
+  return { generatedAt: new Date().toISOString(), queue, cdc, invalidation, cache, auditor, watermark };
 }
 
 export function cacheStatsFrom(

@@ -20,6 +20,8 @@ export interface Batch {
   transactions: number;
   /** Xids of the transactions that carry tags (the invalidator waits for their visibility). */
   xids: number[];
+  /** Where the interval this batch covers begins (set by the stream; see core watermark.ts). */
+  after?: string;
 }
 
 /** A table's limit of tags in one transaction or job, before it collapses to `table:` + `epoch:`. */

@@ -95,6 +95,17 @@ export interface CdcStreamOptions extends BootstrapOptions {
   maxBackoffMs?: number;
   /** Test seam: awaited before each store, to hold a batch while a test inspects the slot. */
   beforeStore?(batch: Batch): Promise<void> | void;
+  /**
+   * Read-your-writes (core watermark.ts): every commit in `(after, to]` needs no
+   * invalidation beyond the jobs already stored before `after` (empty transactions,
+   * heartbeats, keepalive positions). Called in LSN order; may be coalesced by the callee.
+   */
+  progressed?(after: string, to: string): void;
+  /**
+   * Once per connection, before streaming: the slot position it streams from, and whether
+   * the cache was just flushed (then every commit up to it is reflected by any later fill).
+   */
+  streamingFrom?(position: string, flushed: boolean): Promise<void>;
 }
 
 export type CdcState = 'starting' | 'streaming' | 'standby' | 'reconnecting' | 'stopped';
@@ -157,6 +168,8 @@ export class CdcStream {
   /** The database history being streamed, read at each connect. */
   source: SourceIdentity | undefined;
   private stopping = false;
+  /** Whether this connection's prepareSlot flushed the cache (streamingFrom reports it). */
+  private flushedAtConnect = false;
   private session: Session | undefined;
   private timers: NodeJS.Timeout[] = [];
   private wake: (() => void) | undefined;
@@ -302,6 +315,9 @@ export class CdcStream {
       this.lastStoredLsn = confirmed;
     // What this connection may acknowledge: the slot's own position, then stored batches.
     let ackable: string | null = confirmed;
+    // Where the next job's interval begins: the slot position, then the end of each stored job.
+    let lastJobEnd: string | null = confirmed;
+    if (confirmed) await o.streamingFrom?.(confirmed, this.flushedAtConnect);
 
     let failure: unknown;
     const service = new LogicalReplicationService(
@@ -325,11 +341,14 @@ export class CdcStream {
         const started = performance.now();
         const source = this.source;
         if (!source) throw new Error('no database identity: the slot was not prepared');
-        await withTimeout(o.store(batch, source), storeTimeoutMs, 'storing the invalidation job');
+        const covered = lastJobEnd ? { ...batch, after: lastJobEnd } : batch;
+        await withTimeout(o.store(covered, source), storeTimeoutMs, 'storing the invalidation job');
         o.events?.stored?.(batch, performance.now() - started);
       },
-      stored: (lsn) => {
+      stored: (lsn, batch) => {
         if (!this.lastStoredLsn || compareLsn(lsn, this.lastStoredLsn) > 0) this.lastStoredLsn = lsn;
+        if (batch.tags.length > 0) lastJobEnd = lsn;
+        else if (lastJobEnd) o.progressed?.(lastJobEnd, lsn);
         ackable = lsn;
         this.ack(service, lsn);
       },
@@ -368,6 +387,7 @@ export class CdcStream {
       if (advance) {
         ackable = sent;
         if (!this.lastStoredLsn || compareLsn(sent, this.lastStoredLsn) > 0) this.lastStoredLsn = sent;
+        if (lastJobEnd) o.progressed?.(lastJobEnd, sent);
       }
       // Reply when asked, or when the position moved (releases WAL of busy unpublished tables
       // without waiting for the next reply request); otherwise the last *stored* LSN.
@@ -614,6 +634,7 @@ export class CdcStream {
         'the database is another cluster or timeline than the one the cache was in sync with (re-initdb, PITR, failover): flushing the whole cache before streaming',
       );
     }
+    this.flushedAtConnect = reason !== undefined;
     if (reason) {
       await o.flushCache(reason);
       o.events?.cacheFlushed?.(reason);

@@ -78,6 +78,11 @@ export const envSchema = z
      * evicted (docs/architecture.md, "Memory pressure"); 0 turns the sweeper off.
      */
     TAG_SWEEP_INTERVAL_SECONDS: z.coerce.number().int().min(0).default(60),
+    /**
+     * How long a read whose read-your-writes token is ahead of the watermark waits for it
+     * before answering from Postgres (docs/api.md, "Read your writes").
+     */
+    RYW_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(50),
     INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
     /** The config file to serve (docs/config.md); unset: the example below. */
     WALCACHE_CONFIG: z.string().min(1).optional(),

@@ -182,6 +182,15 @@ export class ReadThroughCache<Db> {
   }
 
   /**
+   * A load from Postgres that neither reads nor writes the cache (`BYPASS`): for a reader
+   * that must see commits the cache may not reflect yet (a read-your-writes token ahead of
+   * the watermark). Fresh by construction; counted like any other answer.
+   */
+  async loadFresh<P, V>(resource: Resource<Db, P, V>, params: P): Promise<CacheResult> {
+    return this.report(resource, await this.bypass(resource, params));
+  }
+
+  /**
    * Loads and writes a value under the protocol, whether or not one is cached: the
    * invalidator's refresh. It takes the key's lease over (an older fill in flight then loses
    * its compare-and-set) and is itself refused when an invalidation newer than its start

@@ -71,3 +71,12 @@ export {
 } from './tags.ts';
 export { withTimeout } from './timeout.ts';
 export { countInvisibleXids, type XidQueryable } from './visibility.ts';
+export {
+  coverInterval,
+  parseLsnToken,
+  raiseWatermark,
+  readWatermark,
+  WatermarkReader,
+  type WatermarkReaderOptions,
+  watermarkLsn,
+} from './watermark.ts';

@@ -10,6 +10,16 @@ export const invalidationJobSchema = z.object({
   /** First and last commit LSN covered (`X/Y` text form). */
   lsnFrom: z.string().regex(/^[0-9A-F]+\/[0-9A-F]+$/),
   lsnTo: z.string().regex(/^[0-9A-F]+\/[0-9A-F]+$/),
+  /**
+   * The end of the job the CDC stored before this one on its connection (or the slot
+   * position it began streaming from): the job covers every commit in `(after, lsnTo]`, and
+   * its completion advances the read-your-writes watermark (watermark.ts). Absent in jobs of
+   * older CDCs, which do not advance it.
+   */
+  after: z
+    .string()
+    .regex(/^[0-9A-F]+\/[0-9A-F]+$/)
+    .optional(),
   /** Commit timestamps (ms since epoch) of the first and last transaction in the batch. */
   firstCommitMs: z.number().int().nonnegative(),
   lastCommitMs: z.number().int().nonnegative(),

@@ -18,6 +18,13 @@ export interface Keyspace {
   readonly tagSets: string;
   /** Held by the one process sweeping the tag index. */
   readonly sweepLock: string;
+  /**
+   * The read-your-writes watermark (watermark.ts), kept in the queue Redis beside the jobs
+   * it is derived from: every commit whose end LSN is ≤ it has been invalidated.
+   */
+  readonly watermark: string;
+  /** Completed intervals `(after, to]` not yet joined to the watermark (score after, member to). */
+  readonly watermarkDone: string;
   /** The replication source (cluster, timeline) a CDC slot's cache is in sync with. */
   inSync(slotName: string): string;
   /** Rewritten at the end of every namespace flush: a change tells the warmers to pre-fill again. */
@@ -41,6 +48,8 @@ export function keyspace(prefix: string): Keyspace {
     generation: `${prefix}:generation`,
     generationLock: `${prefix}:generation-lock`,
     tagSets: `${prefix}:tag:*`,
+    watermark: `${prefix}:wm`,
+    watermarkDone: `${prefix}:wm-done`,
     sweepLock: `${prefix}:sweep-lock`,
     inSync: (slot) => `${prefix}:cdc:in-sync:${slot}`,
     flushed: `${prefix}:flushed`,
@@ -52,8 +61,8 @@ export function keyspace(prefix: string): Keyspace {
 
 /**
  * Keys that describe the namespace rather than cache anything: a flush keeps them. The
- * sequence must never go backwards; the generation and the in-sync markers stay true of an
- * emptied namespace (deleting them would only make the next start flush again).
+ * sequence and the watermark must never go backwards; the generation and the in-sync
+ * markers stay true of an emptied namespace (deleting them would only make the next start flush again).
  */
 export function isNamespaceState(ks: Keyspace, key: string): boolean {
   return (
@@ -61,6 +70,8 @@ export function isNamespaceState(ks: Keyspace, key: string): boolean {
     key === ks.generation ||
     key === ks.generationLock ||
     key === ks.flushed ||
+    key === ks.watermark ||
+    key === ks.watermarkDone ||
     key.startsWith(`${ks.prefix}:cdc:in-sync:`)
   );
 }

@@ -82,6 +82,13 @@ export function renderStatus(s: StatusDocument): string {
     lines.push(
       `Cache         hit ratio ${formatPercent(s.cache.hitRatio)} (${s.cache.hits} hits · ${s.cache.misses} misses · ${s.cache.bypasses} bypasses; ${s.cache.source})`,
     );
+  if (isError(s.watermark)) lines.push(`Watermark     unavailable: ${s.watermark.error}`);
+  else
+    lines.push(
+      s.watermark.lsn === null
+        ? `Watermark     not set yet (the CDC sets it when it starts streaming); WAL at ${s.watermark.currentWalLsn}`
+        : `Watermark     ${s.watermark.lsn}: WAL at ${s.watermark.currentWalLsn}, ${s.watermark.behindBytes} bytes ahead (read-your-writes tokens past it wait)`,
+    );
   if (isError(s.auditor)) lines.push(`Auditor       unavailable: ${s.auditor.error}`);
   else
     lines.push(
