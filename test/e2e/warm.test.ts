@@ -89,6 +89,13 @@ describe('warm-up of what the config declares', () => {
     await expectWarm();
     const report = warmer().lastReports.find((r) => r.resource === 'agent')!;
     expect(report.total).toBe((await activeIds()).length);
+    const metrics = await (
+      await fetch(`http://127.0.0.1:${sys.stack.invalidator.metricsPort}/metrics`)
+    ).text();
+    expect(metrics).toMatch(/walcache_invalidator_warmups_total\{[^}]*outcome="done"[^}]*\} [1-9]/);
+    expect(metrics).toMatch(
+      /walcache_invalidator_warm_values_total\{[^}]*resource="agent",outcome="loaded"[^}]*\} [1-9]/,
+    );
     // Only what is declared: an inactive agent, another page size and another resource stay cold.
     const { rows } = await sys.writer.query<{ id: string }>('select id from agents where not active limit 1');
     expect((await fetch(`${sys.stack.api.url}/v1/agents/${rows[0]!.id}`)).headers.get('x-cache')).toBe(

@@ -205,7 +205,7 @@ export async function startInvalidator(
   sweeper.start();
   // Pre-fills what the config declares `warm`, after this start and after every flush.
   const warmer = compiled.resources.some((r) => r.warm)
-    ? new Warmer({ cache, db, redis: cacheRedis, keys, resources: compiled.resources, logger })
+    ? new Warmer({ cache, db, redis: cacheRedis, keys, resources: compiled.resources, logger, metrics })
     : undefined;
   warmer?.start();
   const deps = {

@@ -51,6 +51,18 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Tag index members removed because their value had expired or been evicted',
       registers: r,
     }),
+    warmups: new Counter({
+      name: 'walcache_invalidator_warmups_total',
+      help: 'Warm-ups run to the end (after a start or a namespace flush) or stopped early',
+      labelNames: ['outcome'] as const,
+      registers: r,
+    }),
+    warmedValues: new Counter({
+      name: 'walcache_invalidator_warm_values_total',
+      help: 'Values a warm-up read, by resource: hit (already cached) or loaded (from Postgres)',
+      labelNames: ['resource', 'outcome'] as const,
+      registers: r,
+    }),
     generationFlushes: new Counter({
       name: 'walcache_cache_generation_flushes_total',
       help: 'Namespace flushes because the cache Redis was another generation (restored from a snapshot, a promoted replica, restarted)',

@@ -1,5 +1,5 @@
 import type { Keyspace, ReadThroughCache } from '@walcache/core';
-import type { Logger } from '@walcache/observability';
+import type { Counter, Logger } from '@walcache/observability';
 import { type CompiledResource, type Db, type WarmReport, warmCache } from '@walcache/resources';
 import type { Redis } from 'ioredis';
 
@@ -17,6 +17,12 @@ const CLAIM_MS = 60_000;
 /** Why 1 s between progress lines: a warm-up of 100 000 values is a line a second, not a thousand. */
 const PROGRESS_LOG_MS = 1_000;
 
+/** What a warm-up reports to /metrics. */
+export interface WarmMetrics {
+  warmups: Counter<'outcome'>;
+  warmedValues: Counter<'resource' | 'outcome'>;
+}
+
 export interface WarmerDeps {
   cache: ReadThroughCache<Db>;
   db: Db;
@@ -25,6 +31,7 @@ export interface WarmerDeps {
   keys: Keyspace;
   resources: readonly CompiledResource[];
   logger: Logger;
+  metrics?: WarmMetrics;
   pollMs?: number;
 }
 
@@ -98,7 +105,13 @@ export class Warmer {
     this.lastReports = reports;
     this.runs += 1;
     const ms = Math.round(performance.now() - started);
-    if (reports.some((r) => r.stopped))
+    const stopped = reports.some((r) => r.stopped);
+    this.deps.metrics?.warmups.inc({ outcome: stopped ? 'stopped' : 'done' });
+    for (const r of reports) {
+      this.deps.metrics?.warmedValues.inc({ resource: r.resource, outcome: 'hit' }, r.hits);
+      this.deps.metrics?.warmedValues.inc({ resource: r.resource, outcome: 'loaded' }, r.loaded);
+    }
+    if (stopped)
       logger.warn(
         { reports, ms },
         'warm-up stopped early: the cache Redis was unavailable or the process stopping',
