@@ -16,5 +16,11 @@ export {
   type StartRedisOptions,
   startRedis,
 } from './redis.ts';
+export {
+  type RedisCluster,
+  type RedisClusterNode,
+  type StartRedisClusterOptions,
+  startRedisCluster,
+} from './redis-cluster.ts';
 export { generateCertificates, type TestCertificates } from './tls.ts';
 export { type DebianToolOptions, ensureDebianPackage, ensureDebianTool } from './tools.ts';
