@@ -82,6 +82,8 @@ describe('walcache verify', () => {
       expect(rows.length).toBeGreaterThan(0);
       expect(rows.filter((l) => !l.endsWith(' ok'))).toEqual([]);
       expect(result.stderr).toMatch(/… \d+\/\d+ writes/);
+      // Every column the config's tables have that a write may set was written at least once.
+      expect(result.stdout).toMatch(/^columns written: (\d+) of \1$/m);
     }, 60_000);
   }
 });

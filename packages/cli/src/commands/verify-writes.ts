@@ -25,6 +25,8 @@ export interface Write {
   sql: string;
   /** Every value as text (or null), cast in the SQL to the column's type. */
   values: (string | null)[];
+  /** The columns it sets (an INSERT: those it gives a value; a DELETE: none). */
+  columns: string[];
 }
 
 /** The statement with its values in place: what a report prints and a person can re-run. */
@@ -47,6 +49,7 @@ const FOCUS_SHARE = 0.6;
 export class WriteMaker {
   private counter = 0;
   private turn = 0;
+  private readonly columnTurn = new Map<string, number>();
   private readonly order: TableInfo[];
 
   constructor(
@@ -116,6 +119,7 @@ export class WriteMaker {
       kind: 'delete',
       sql: `delete from ${qt(t)} where ${this.keyCondition(t, 1)}`,
       values: key,
+      columns: [],
     };
   }
 
@@ -134,18 +138,25 @@ export class WriteMaker {
       (c) =>
         this.linking.has(`${t.tagName}.${c.name}`) || t.foreignKeys.some((fk) => fk.columns.includes(c.name)),
     );
-    const pool = linking.length > 0 && this.random() < 0.5 ? linking : candidates;
-    const chosen = [pool[Math.floor(this.random() * pool.length)]!];
+    // The other half walks the columns in turn, so a run writes every column it can.
+    const turn = this.columnTurn.get(t.tagName) ?? 0;
+    this.columnTurn.set(t.tagName, turn + 1);
+    const chosen =
+      linking.length > 0 && this.random() < 0.5
+        ? [linking[Math.floor(this.random() * linking.length)]!]
+        : [candidates[turn % candidates.length]!];
     if (candidates.length > 1 && this.random() < 0.3) {
       const other = candidates[Math.floor(this.random() * candidates.length)]!;
       if (other !== chosen[0]) chosen.push(other);
     }
     const values: (string | null)[] = [];
     const sets: string[] = [];
+    const columns: string[] = [];
     for (const c of chosen) {
       const v = await this.valueFor(t, c);
       if (v === undefined) continue;
       values.push(v);
+      columns.push(c.name);
       sets.push(`${q(c.name)} = $${values.length}::${c.sqlType}`);
     }
     if (sets.length === 0) return undefined;
@@ -156,6 +167,7 @@ export class WriteMaker {
       kind: 'update',
       sql: `update ${qt(t)} set ${sets.join(', ')} where ${this.keyCondition(t, first)}`,
       values,
+      columns,
     };
   }
 
@@ -199,7 +211,7 @@ export class WriteMaker {
         : `insert into ${qt(t)} (${names.map(q).join(', ')}) values (${casts
             .map((type, i) => `$${i + 1}::${type}`)
             .join(', ')}) on conflict do nothing`;
-    return { table: t.tagName, kind: 'insert', sql, values };
+    return { table: t.tagName, kind: 'insert', sql, values, columns: names };
   }
 
   private multiColumnForeignKey(t: TableInfo, c: ColumnInfo): boolean {

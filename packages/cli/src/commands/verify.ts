@@ -162,6 +162,10 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
   const linking = new Set(compiled.watched.map((w) => `${w.table}.${w.column}`));
   const maker = new WriteMaker(pool, tables, catalog.tables, random, seed, FOCUS_KEYS, linking);
   const rejected = new Map<string, number>();
+  const written = new Set<string>();
+  const writable = tables.flatMap((t) =>
+    t.columnOrder.filter((c) => !t.columns.get(c)!.generatedAlways).map((c) => `${t.tagName}.${c}`),
+  );
   let applied = 0;
   let staleTotal = 0;
   const every = Math.max(1, Math.floor(options.mutations / 10));
@@ -182,6 +186,7 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
     }
     if (!write) continue;
     applied += 1;
+    for (const c of write.columns) written.add(`${write.table}.${c}`);
     const text = describeWrite(write);
     await waitInvalidated(`write ${i + 1} (${text})`);
     for (const resource of compiled.resources) {
@@ -207,16 +212,24 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
   }
 
   const list = [...reports.values()];
+  const unwritten = writable.filter((c) => !written.has(c));
   if (options.json) {
     io.out(
       JSON.stringify(
-        { database, seed, mutations: applied, rejected: Object.fromEntries(rejected), resources: list },
+        {
+          database,
+          seed,
+          mutations: applied,
+          rejected: Object.fromEntries(rejected),
+          columns: { writable: writable.length, written: writable.length - unwritten.length, unwritten },
+          resources: list,
+        },
         null,
         2,
       ),
     );
   } else {
-    printReport(io, list, { seed, requested: options.mutations, applied, rejected });
+    printReport(io, list, { seed, requested: options.mutations, applied, rejected, writable, unwritten });
   }
   return staleTotal > 0 ? exitCodes.failed : exitCodes.ok;
 }
@@ -241,7 +254,14 @@ function verdict(r: ResourceReport): string {
 function printReport(
   io: Io,
   list: ResourceReport[],
-  run: { seed: number; requested: number; applied: number; rejected: Map<string, number> },
+  run: {
+    seed: number;
+    requested: number;
+    applied: number;
+    rejected: Map<string, number>;
+    writable: string[];
+    unwritten: string[];
+  },
 ): void {
   const width = Math.max(8, ...list.map((r) => r.resource.length));
   io.out(`${'resource'.padEnd(width)}  keys  writes  stale  verdict`);
@@ -261,6 +281,10 @@ function printReport(
   io.out(
     `${run.applied} of ${run.requested} writes applied${rejected ? ` (refused by the schema and replaced: ${rejected})` : ''}; ` +
       `replay with --seed ${run.seed} --mutations ${run.requested} on the same data`,
+  );
+  io.out(
+    `columns written: ${run.writable.length - run.unwritten.length} of ${run.writable.length}` +
+      (run.unwritten.length ? ` (not yet: ${run.unwritten.join(', ')}; more --mutations reach them)` : ''),
   );
   const bad = list.filter((r) => r.stale.length > 0);
   if (bad.length === 0) {
