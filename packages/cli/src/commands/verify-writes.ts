@@ -70,9 +70,13 @@ export class WriteMaker {
     }
   }
 
-  /** The next write, on the next table in turn; undefined when none could be made for it. */
-  async next(): Promise<Write | undefined> {
-    const table = this.order[this.turn++ % this.order.length]!;
+  /**
+   * The next write, on the next table in turn (`again`: on the same table as the last one,
+   * after the database refused it); undefined when none could be made for it.
+   */
+  async next(again = false): Promise<Write | undefined> {
+    if (!again) this.turn += 1;
+    const table = this.order[(this.turn - 1) % this.order.length]!;
     const count = await this.count(table);
     const roll = this.random();
     const keyed = table.primaryKey.length > 0;
@@ -231,7 +235,19 @@ export class WriteMaker {
       const tuple = parent ? await this.existingTuple(parent, fk.referencedColumns) : undefined;
       return tuple ? tuple[0]! : c.nullable ? null : undefined;
     }
-    if (this.uniqueAlone(t, c)) return this.freshValue(t, c);
+    if (this.uniqueAlone(t, c)) {
+      // A checked unique column (a format in a domain or CHECK) gets a stored value with its
+      // digits redrawn: the format survives, the value is most likely new.
+      if (!c.checked) return this.freshValue(t, c);
+      const existing = await this.existingValue(t, c);
+      return existing === undefined ? undefined : this.redrawDigits(existing);
+    }
+    // A partitioned table's rows must fall in a partition, which the catalog read does not
+    // describe: stored values do.
+    if (t.partitioned) {
+      const existing = await this.existingValue(t, c);
+      if (existing !== undefined) return existing;
+    }
     if (c.kind === 'e' && c.enumValues?.length && c.elementType === undefined)
       return c.enumValues[Math.floor(this.random() * c.enumValues.length)]!;
     if (c.checked || this.random() < 0.5) {
@@ -240,6 +256,12 @@ export class WriteMaker {
       if (c.checked) return c.nullable ? null : undefined;
     }
     return this.freshValue(t, c);
+  }
+
+  private redrawDigits(text: string): string {
+    return /\d/.test(text)
+      ? text.replace(/\d/g, () => String(Math.floor(this.random() * 10)))
+      : `${text}${this.seed}${++this.counter}`;
   }
 
   /** A value of one column already stored in another row (any order the table has). */

@@ -172,7 +172,7 @@ export async function verifyCommand(clients: Clients, io: Io, options: VerifyOpt
   for (let i = 0; i < options.mutations; i++) {
     let write: Write | undefined;
     for (let attempt = 0; attempt < WRITE_ATTEMPTS && !write; attempt++) {
-      const candidate = await maker.next();
+      const candidate = await maker.next(attempt > 0);
       if (!candidate) continue;
       try {
         const result = await pool.query(candidate.sql, candidate.values);
