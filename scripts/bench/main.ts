@@ -169,7 +169,10 @@ async function main(): Promise<void> {
 
   if (parts.has('reads')) await readScenarios(ctx, results.http);
   // While the cache still holds exactly the read data set (the mixed writes invalidate it).
-  if (parts.has('profile')) results.cpuProfile = await profileHitPath(ctx);
+  if (parts.has('profile')) {
+    results.cpuProfile = await profileHitPath(ctx, 'detail');
+    results.cpuProfileList = await profileHitPath(ctx, 'list');
+  }
   if (parts.has('mixed')) {
     const mixed = await mixedScenario(ctx, results.http, memoryGroups);
     results.mixed.push(...mixed.results);

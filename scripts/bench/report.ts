@@ -316,11 +316,12 @@ export function markdown(r: BenchResults): string {
     );
   }
 
-  const p = r.cpuProfile;
-  if (p) {
-    out.push('## Where the hit path spends its time', '');
+  for (const p of [r.cpuProfile, r.cpuProfileList]) {
+    if (!p) continue;
+    const kind = p.kind ?? 'article detail';
+    out.push(`## Where the hit path spends its time: ${kind}`, '');
     out.push(
-      `A second API process run with \`node --cpu-prof\` under the article-detail hit load (${n0(p.rps)} req/s while profiled; the profiler slows it). Self time, excluding idle (${pct(p.idleShare)} of samples were idle). Profile: \`${p.file}\` (not committed).`,
+      `A second API process, run from its sources with \`node --cpu-prof\`, under the ${kind} hit load (${n0(p.rps)} req/s while profiled; the profiler slows it). Self time, excluding idle (${pct(p.idleShare)} of samples were idle). Profile: \`${p.file}\` (not committed).`,
       '',
       table(
         ['area', 'share of busy time'],

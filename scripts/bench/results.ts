@@ -90,6 +90,8 @@ export interface ProfileEntry {
 
 export interface ProfileSummary {
   file: string;
+  /** What was read (article detail, list page); absent in runs from before list profiles. */
+  kind?: string;
   rps: number;
   totalMs: number;
   idleShare: number;
@@ -139,5 +141,7 @@ export interface BenchResults {
     atEnd: Record<string, number>;
   };
   cpuProfile?: ProfileSummary;
+  /** The same profile under the list-page hit load. */
+  cpuProfileList?: ProfileSummary;
   startup?: StartupResult;
 }

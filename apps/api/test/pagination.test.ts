@@ -129,6 +129,27 @@ describe('cursor pagination under concurrent inserts', () => {
     expectCompleteWalk(result.ids, existing, inserted);
   });
 
+  it('one page per cursor value, however spelled, the first time and every time after', async () => {
+    const first = ArticleListSchema.parse(await (await api.app.request('/v1/articles?limit=5')).json());
+    const canonical = first.nextCursor!;
+    // The same order values in JSON written another way: a different cursor text, one page.
+    const values = JSON.parse(Buffer.from(canonical, 'base64url').toString('utf8')) as string[];
+    const respelled = Buffer.from(` ${JSON.stringify(values, null, 1)} `, 'utf8').toString('base64url');
+    expect(respelled).not.toBe(canonical);
+    const etags: (string | null)[] = [];
+    for (const cursor of [respelled, canonical, respelled, canonical]) {
+      const res = await api.app.request(`/v1/articles?limit=5&cursor=${cursor}`);
+      expect(res.status).toBe(200);
+      await res.arrayBuffer();
+      if (etags.length > 0) expect(res.headers.get('x-cache')).toBe('HIT');
+      etags.push(res.headers.get('etag'));
+    }
+    expect(new Set(etags).size).toBe(1);
+    // Remembered valid cursors do not make a bad one pass.
+    const bad = Buffer.from(JSON.stringify(['not a date', 'x']), 'utf8').toString('base64url');
+    expect((await api.app.request(`/v1/articles?limit=5&cursor=${bad}`)).status).toBe(400);
+  });
+
   it('the last page says so: nextCursor is null', async () => {
     const { rows } = await writer.query<{ n: string }>('select count(*) as n from articles where published');
     const res = await api.app.request(`/v1/articles?limit=100`);

@@ -19,13 +19,16 @@ interface CpuProfile {
   timeDeltas: number[];
 }
 
+const LABELS = { detail: 'article detail', list: 'list page' } as const;
+
 /**
- * Runs a second API process with `--cpu-prof` under the article-detail hit load, stops it
- * (the profile is written on a clean exit) and summarises self time per function and area.
+ * Runs a second API process with `--cpu-prof` under the hit load of article details or of
+ * list pages, stops it (the profile is written on a clean exit) and summarises self time per
+ * function and area.
  */
-export async function profileHitPath(ctx: Ctx): Promise<ProfileSummary> {
+export async function profileHitPath(ctx: Ctx, kind: 'detail' | 'list' = 'detail'): Promise<ProfileSummary> {
   // Every read of the profiled run must be a hit: refill whatever an earlier scenario invalidated.
-  await fillAll(ctx.apps.apiUrl, ctx.redis, ctx.paths.detail);
+  await fillAll(ctx.apps.apiUrl, ctx.redis, ctx.paths[kind]);
   const dir = join(root, 'bench-output', `cpuprofile-${Date.now()}`);
   mkdirSync(dir, { recursive: true });
   const env = { ...ctx.apps.env, PORT: String(await freePort()) };
@@ -43,11 +46,11 @@ export async function profileHitPath(ctx: Ctx): Promise<ProfileSummary> {
     row = await measure(
       ctx,
       {
-        id: 'profiled',
+        id: `profiled-${kind}`,
         scenario: 'profile',
-        label: 'walcache hit, article detail, profiled',
+        label: `walcache hit, ${LABELS[kind]}, profiled`,
         baseUrl: url,
-        paths: ctx.paths.detail,
+        paths: ctx.paths[kind],
         server: childGroup('api', () => child),
         durationS: ctx.profile.profileS,
         onMeasureStart: () => {
@@ -72,7 +75,7 @@ export async function profileHitPath(ctx: Ctx): Promise<ProfileSummary> {
   // from the profile's end, is early by that shutdown time — a few ms of a multi-second run.
   const window = { fromEndUs: (stoppedAt - measuredFrom) * 1000, toEndUs: (stoppedAt - measuredTo) * 1000 };
   const summary = summarise(JSON.parse(readFileSync(join(dir, file), 'utf8')) as CpuProfile, window);
-  return { file: relative(root, join(dir, file)), rps: row.rps, ...summary };
+  return { file: relative(root, join(dir, file)), rps: row.rps, kind: LABELS[kind], ...summary };
 }
 
 /** Where a function lives, shortened: a package name, a workspace file, or a node internal. */
