@@ -13,7 +13,7 @@ import {
 import type { Clients } from '../context.ts';
 import { CliError, type ExitCode, exitCodes } from '../errors.ts';
 import type { Io } from '../io.ts';
-import { describeWrite, seededRandom, type Write, WriteMaker } from './verify-writes.ts';
+import { describeWrite, seededRandom, type Write, WriteMaker, windowCount } from './verify-writes.ts';
 
 export interface VerifyOptions {
   confirmDatabase: string | undefined;
@@ -379,9 +379,7 @@ async function rowsAs(
   const select = `select ${columns.map((c, i) => `${quote(c)}::text as v${i}`).join(', ')} from ${quoteTable(table)}
     where ${columns.map((c) => `${quote(c)} is not null`).join(' and ')} order by ${order}`;
   const { rows: first } = await pool.query<Record<string, string>>(`${select} limit ${FOCUS_KEYS}`);
-  const { rows: counted } = await pool.query<{ n: string }>(
-    `select count(*)::text as n from ${quoteTable(table)}`,
-  );
+  const { rows: counted } = await pool.query<{ n: string }>(windowCount(quoteTable(table)));
   const n = Number(counted[0]?.n ?? 0);
   const spread: Record<string, string>[] = [];
   for (let i = 0; i < SPREAD_KEYS && n > 0; i++) {
