@@ -5,11 +5,13 @@
  * example's SQL files next to its sources.
  */
 import { execFile } from 'node:child_process';
+import { utimesSync } from 'node:fs';
+import { join } from 'node:path';
 import { promisify } from 'node:util';
 import { createPool } from '@walcache/db';
 import { startPostgres } from '@walcache/testkit';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { build, bundlePath, isStale } from '../../scripts/build.ts';
+import { build, bundlePath, ensureBuilt, isStale } from '../../scripts/build.ts';
 import { type AppName, type AppProcess, spawnApp } from '../support/app-process.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 
@@ -31,9 +33,17 @@ afterAll(async () => {
 });
 
 describe('the bundles', () => {
-  it('are fresh right after a build', () => {
+  it('are fresh right after a build, stale once one of their sources is newer, and rebuilt then', async () => {
     for (const app of ['api', 'cdc', 'invalidator', 'walcache', 'migrate'] as const)
       expect(isStale(app), app).toBe(false);
+    // One source edited after the build (its mtime moved to now, not its content): the
+    // bundles, built in one pass, are stale, and what npm start asks for is rebuilt.
+    const now = new Date();
+    utimesSync(join(import.meta.dirname, '../../apps/cdc/src/main.ts'), now, now);
+    expect(isStale('cdc')).toBe(true);
+    expect(await ensureBuilt(['api', 'cdc', 'invalidator'])).toEqual(['api', 'cdc', 'invalidator']);
+    expect(isStale('cdc')).toBe(false);
+    expect(await ensureBuilt(['api', 'cdc', 'invalidator'])).toEqual([]);
   });
 
   it(
