@@ -114,6 +114,66 @@ describe('TagMapper', () => {
   });
 });
 
+describe('TagMapper precision (old rows in the WAL)', () => {
+  const read = { articles: ['id', 'title', 'author_id', 'published'] };
+  const precise = (onSkipped?: (table: string) => void) => {
+    const m = new TagMapper(watched, tables, read, onSkipped);
+    m.setPrimaryKeys(new Map([['articles', ['id']]]));
+    return m;
+  };
+  const before = { id: '1', title: 't', author_id: '3', published: true, note: 'a', created: new Date(0) };
+
+  it('an UPDATE that changes no column a resource reads makes no tag, and is counted', () => {
+    const skipped: string[] = [];
+    const tags = precise((t) => skipped.push(t)).tagsOf(
+      'update',
+      rel('articles'),
+      row(before),
+      row({ ...before, note: 'b', created: new Date(1) }),
+    );
+    expect(tags).toEqual([]);
+    expect(skipped).toEqual(['articles']);
+  });
+
+  it('an unchanged TOASTed value (absent from the new tuple) is no change', () => {
+    const { title: _, ...withoutTitle } = before;
+    expect(
+      precise().tagsOf('update', rel('articles'), row(before), row({ ...withoutTitle, note: 'b' })),
+    ).toEqual([]);
+  });
+
+  it('a change of a read column, a key-only old row, a table without read columns: tagged as before', () => {
+    expect(
+      precise().tagsOf('update', rel('articles'), row(before), row({ ...before, title: 'u' })),
+    ).toContain('row:articles:1');
+    expect(
+      precise().tagsOf(
+        'update',
+        rel('articles', { replicaIdentity: 'default' }),
+        null,
+        row({ ...before, note: 'b' }),
+      ),
+    ).toContain('row:articles:1');
+    expect(
+      precise().tagsOf(
+        'update',
+        rel('comments'),
+        row({ id: '5', article_id: '1' }),
+        row({ id: '5', article_id: '1' }),
+      ),
+    ).toContain('table:comments');
+    // Values compared as values: an equal Date, an equal jsonb object.
+    expect(
+      precise().tagsOf(
+        'update',
+        rel('articles'),
+        row({ ...before, published: { a: [1] } }),
+        row({ ...before, published: { a: [1] }, note: 'b' }),
+      ),
+    ).toEqual([]);
+  });
+});
+
 describe('TxTags', () => {
   it('collapses a table past its limit to table + epoch and drops further row tags at once', () => {
     const tx = new TxTags((table) => (table === 'comments' ? 3 : 100));

@@ -48,7 +48,7 @@ import { WatermarkProgress } from './watermark.ts';
 
 export interface CdcOptions {
   /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
-  resources?: Pick<CompiledConfig, 'tables' | 'watched'>;
+  resources?: Pick<CompiledConfig, 'tables' | 'watched'> & Partial<Pick<CompiledConfig, 'readColumns'>>;
   heartbeatIntervalMs?: number;
   lagIntervalMs?: number;
   metricsPort?: number;
@@ -193,7 +193,9 @@ export async function startCdc(
     publicationName: env.PUBLICATION_NAME,
     tables: compiled.tables,
     watched: compiled.watched,
-    mapper: new TagMapper(compiled.watched, new Set(compiled.tables)),
+    mapper: new TagMapper(compiled.watched, new Set(compiled.tables), compiled.readColumns ?? {}, (table) =>
+      metrics.updatesSkipped.inc({ table }),
+    ),
     store,
     slotMarker,
     flushCache: async (reason) => {

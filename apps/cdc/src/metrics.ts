@@ -18,6 +18,12 @@ export function createCdcMetrics(registry: Registry) {
     help: 'Dependency tags emitted (before batching)',
     registers: r,
   });
+  const updatesSkipped = new Counter({
+    name: 'walcache_cdc_updates_skipped_total',
+    help: 'UPDATEs that changed no column any resource reads (old row in the WAL): no invalidation at all',
+    labelNames: ['table'] as const,
+    registers: r,
+  });
   const jobs = new Counter({
     name: 'walcache_cdc_jobs_enqueued_total',
     help: 'Invalidation jobs stored in the queue',
@@ -132,5 +138,5 @@ export function createCdcMetrics(registry: Registry) {
       if (state !== 'streaming') connected.set(0);
     },
   };
-  return { events, slotRecreations, connected };
+  return { events, slotRecreations, connected, updatesSkipped };
 }

@@ -1,3 +1,4 @@
+import { isDeepStrictEqual } from 'node:util';
 import {
   colTag,
   epochTag,
@@ -50,11 +51,22 @@ export class TagMapper {
   /** oid → the tracked name it had when first seen (a renamed table keeps it). */
   private readonly trackedOids = new Map<number, string>();
 
+  private readonly readColumns: ReadonlyMap<string, readonly string[]>;
+
   constructor(
     watched: readonly WatchedColumn[],
     /** Tables whose changes can affect a cached value; other published tables are ignored. */
     private readonly tables: ReadonlySet<string>,
+    /**
+     * Per table, the columns some resource reads (CompiledConfig.readColumns). An UPDATE
+     * whose old row the WAL carries (REPLICA IDENTITY FULL) and that changes none of them
+     * makes no tag at all. A table absent here counts every change.
+     */
+    readColumns: Readonly<Record<string, readonly string[]>> = {},
+    /** An UPDATE skipped for that reason (counted: the invalidations precision saves). */
+    private readonly onSkipped?: (table: string) => void,
   ) {
+    this.readColumns = new Map(Object.entries(readColumns));
     for (const w of watched) this.watched.set(w.table, [...(this.watched.get(w.table) ?? []), w.column]);
   }
 
@@ -119,10 +131,18 @@ export class TagMapper {
       // cached value knows; only a table-wide invalidation under its tracked name is complete.
       return this.tagsOfTable(table);
     }
+    const before = rowSchema.parse(oldRow ?? null);
+    const after = rowSchema.parse(newRow ?? null);
+    if (kind === 'update' && relation.replicaIdentity === 'full' && before && after) {
+      const read = this.readColumns.get(table);
+      // A column absent from the new tuple is an unchanged TOASTed value.
+      if (read?.every((c) => after[c] === undefined || isDeepStrictEqual(before[c], after[c]))) {
+        this.onSkipped?.(table);
+        return [];
+      }
+    }
     const tags: Tag[] = [tableTag(table)];
-    const rows = [rowSchema.parse(oldRow ?? null), rowSchema.parse(newRow ?? null)].filter(
-      (r): r is Record<string, unknown> => r !== null,
-    );
+    const rows = [before, after].filter((r): r is Record<string, unknown> => r !== null);
     if (rows.length === 0) throw new Error(`${kind} on ${table} carried no row data`);
     const columns = this.watched.get(table) ?? [];
     const keyColumns =

@@ -82,6 +82,11 @@ export interface CompiledConfig {
   /** The publication's tables. */
   tables: string[];
   watched: WatchedColumn[];
+  /**
+   * Per table, the columns some resource reads; a table a custom resource reads is absent
+   * (its SQL is not known to walcache: every change of it counts).
+   */
+  readColumns: Record<string, string[]>;
   needsFullIdentity: string[];
   warnings: string[];
   openapi: { title?: string; description?: string };
@@ -112,6 +117,9 @@ export function compileWithCatalog(config: WalcacheConfig, catalog: Catalog): Co
     resources,
     tables: [...new Set([...plan.tables, ...custom.flatMap((c) => c.reads)])].sort(),
     watched: plan.watched,
+    readColumns: Object.fromEntries(
+      Object.entries(plan.readColumns).filter(([table]) => !custom.some((c) => c.reads.includes(table))),
+    ),
     needsFullIdentity: plan.needsFullIdentity,
     warnings: plan.warnings,
     openapi: config.openapi ?? {},

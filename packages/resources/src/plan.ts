@@ -129,6 +129,11 @@ export interface Plan {
   watched: WatchedColumn[];
   /** Tables whose watched columns are not all in the primary key: their old values need REPLICA IDENTITY FULL. */
   needsFullIdentity: string[];
+  /**
+   * Per table, every column any resource reads (selected, filtered, ordered, joined on, its
+   * keys): an UPDATE that changes none of them changes no cached value (the CDC skips it).
+   */
+  readColumns: Record<string, string[]>;
   warnings: string[];
 }
 
@@ -181,8 +186,10 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     return info;
   };
 
+  const read = new Map<string, Set<string>>();
   const column = (where: string, t: TableInfo, name: string): ColumnInfo | undefined => {
     const info = t.columns.get(name);
+    if (info) read.set(t.tagName, (read.get(t.tagName) ?? new Set()).add(name));
     if (!info)
       problems.push(`${where}: table ${t.tagName} has no column "${name}"${suggest(name, t.columnOrder)}`);
     return info;
@@ -558,9 +565,25 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     const info = catalog.tables.get(t)!;
     return [...watched.values()].some((w) => w.table === t && !info.primaryKey.includes(w.column));
   });
+  // Beyond the columns named: every key and every foreign key of a table read, and the
+  // columns other tables' foreign keys point at (joins, row tags, counts, list membership).
+  // More than is read is safe (an UPDATE of it only invalidates); less would not be.
+  const readColumns: Record<string, string[]> = {};
+  for (const t of tables) {
+    const info = catalog.tables.get(t)!;
+    const columns = new Set(read.get(t) ?? []);
+    for (const c of info.primaryKey) columns.add(c);
+    for (const fk of info.foreignKeys) for (const c of fk.columns) columns.add(c);
+    for (const other of tables)
+      for (const fk of catalog.tables.get(other)!.foreignKeys)
+        if (fk.references === t) for (const c of fk.referencedColumns) columns.add(c);
+    for (const w of watched.values()) if (w.table === t) columns.add(w.column);
+    readColumns[t] = [...columns].sort();
+  }
   return {
     resources,
     tables: [...tables].sort(),
+    readColumns,
     watched: [...watched.values()].sort((a, b) =>
       `${a.table}.${a.column}`.localeCompare(`${b.table}.${b.column}`),
     ),

@@ -125,6 +125,14 @@ describe('a table whose watched columns lack REPLICA IDENTITY FULL', () => {
     );
   });
 
+  it('knows which columns each table has read: an UPDATE of any other changes no cached value', () => {
+    // film: every column (no column list); reviews: only what the count joins on, and its keys.
+    expect(compiled.readColumns).toEqual({
+      film: ['id', 'rating', 'title'],
+      reviews: ['film_id', 'id', 'second_film'],
+    });
+  });
+
   it('is derived from the config (reviews.film_id is watched) and stops the CDC with the ALTER TABLE', async () => {
     expect(compiled.needsFullIdentity).toEqual(['reviews']);
     await expect(
