@@ -3,6 +3,7 @@ import {
   type CacheResult,
   etagOf,
   getMany,
+  loadManyFresh,
   type ReadThroughCache,
   SourceUnavailableError,
 } from '@walcache/core';
@@ -236,7 +237,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     try {
       const params = batchParams(route.batch, values);
       if (c.get('rywBypass')) {
-        results = await Promise.all(params.map((p) => deps.cache.loadFresh(route.lookup, p)));
+        results = await loadManyFresh(deps.cache, route.lookup, params, loadMany);
         await walPositionAfterLoad(c, deps.db);
       } else results = await getMany(deps.cache, route.lookup, params, loadMany);
     } catch (error) {

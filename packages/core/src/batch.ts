@@ -24,6 +24,20 @@ export async function getMany<Db, P, V>(
   return Promise.all(params.map((p, i) => peeked?.[i] ?? cache.get(pooled.resource, p)));
 }
 
+/**
+ * Many values straight from Postgres, as `loadFresh` answers one (nothing read from or
+ * written to the cache: a read-your-writes answer), their loads pooled into one query.
+ */
+export async function loadManyFresh<Db, P, V>(
+  cache: ReadThroughCache<Db>,
+  resource: Resource<Db, P, V>,
+  params: readonly P[],
+  loadMany: LoadMany<Db, P, V>,
+): Promise<CacheResult[]> {
+  const pooled = new PooledLoads(resource, loadMany);
+  return Promise.all(params.map((p) => cache.loadFresh(pooled.resource, p)));
+}
+
 interface Waiting<P, V> {
   params: P;
   resolve(value: V | null): void;

@@ -1,4 +1,4 @@
-export { getMany, type LoadMany } from './batch.ts';
+export { getMany, type LoadMany, loadManyFresh } from './batch.ts';
 export { type BreakerOptions, type BreakerState, CircuitBreaker } from './breaker.ts';
 export {
   type CacheEvents,
