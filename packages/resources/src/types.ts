@@ -210,7 +210,10 @@ export function paramSchema(column: ColumnInfo, options: { positiveIds?: boolean
           /^\d{4}-\d{2}-\d{2}[ T]\d{2}:\d{2}:\d{2}(\.\d{1,6})?(Z|[+-]\d{2}(:?\d{2})?)?$/,
           'must be a timestamp',
         )
-        .refine((v) => isRealDate(v.slice(0, 10)) && isRealTime(v.slice(11, 19)), 'must be a real timestamp');
+        .refine(
+          (v) => isRealDate(v.slice(0, 10)) && isRealTime(v.slice(11, 19)) && isRealOffset(v.slice(19)),
+          'must be a real timestamp',
+        );
     default:
       return z.string().min(1, 'must not be empty').max(1024, 'must be at most 1024 characters');
   }
@@ -231,6 +234,12 @@ function isRealDate(text: string): boolean {
 function isRealTime(text: string): boolean {
   const m = /^(\d{2}):(\d{2}):(\d{2})$/.exec(text);
   return !!m && Number(m[1]) < 24 && Number(m[2]) < 60 && Number(m[3]) < 60;
+}
+
+/** Postgres takes UTC offsets up to ±15:59 and answers an error beyond (a 500, were it let through). */
+function isRealOffset(rest: string): boolean {
+  const m = /([+-])(\d{2}):?(\d{2})?$/.exec(rest);
+  return !m || (Number(m[2]) <= 15 && Number(m[3] ?? 0) < 60);
 }
 
 /** The text form of a column value in a cursor: exact (microseconds kept), comparable after a cast. */
