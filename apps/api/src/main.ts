@@ -1,7 +1,15 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { type Env, loadEnvOrExit, redactUrl, redisConnectionOptions } from '@walcache/config';
-import { CircuitBreaker, keyspace, probeRedis, ReadThroughCache, WatermarkReader } from '@walcache/core';
+import { type Env, loadEnvOrExit, redactUrl, redisTarget, redisUrlVariable } from '@walcache/config';
+import {
+  CircuitBreaker,
+  createRedisClient,
+  keyspace,
+  probeRedisTarget,
+  ReadThroughCache,
+  requireSingleNode,
+  WatermarkReader,
+} from '@walcache/core';
 import { verifyPostgres } from '@walcache/db';
 import {
   createLogger,
@@ -13,7 +21,6 @@ import {
   startOrExit,
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
-import { Redis } from 'ioredis';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
 import { limits } from './limits.ts';
@@ -38,6 +45,12 @@ export async function startApi(
   logger: Logger = createLogger('api', { level: env.LOG_LEVEL }),
   options: ApiOptions = {},
 ): Promise<RunningApi> {
+  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  const queueTarget = requireSingleNode(
+    redisTarget(env.QUEUE_REDIS_URL, env),
+    redisUrlVariable(env, 'queue'),
+  );
   const pool = createApiPool({
     connectionString: env.DATABASE_URL,
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),
@@ -56,9 +69,9 @@ export async function startApi(
   try {
     await Promise.all([
       verifyPostgres(pool, resources.tables),
-      probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+      probeRedisTarget(cacheTarget, 'REDIS_URL'),
       env.OPS_TOKEN && env.QUEUE_REDIS_URL !== env.REDIS_URL
-        ? probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL')
+        ? probeRedisTarget(queueTarget, 'QUEUE_REDIS_URL')
         : undefined,
     ]);
   } catch (error) {
@@ -66,8 +79,7 @@ export async function startApi(
     throw error;
   }
   const db = createApiDb(pool);
-  const redis = new Redis({
-    ...redisConnectionOptions(env.REDIS_URL, env),
+  const redis = createRedisClient(cacheTarget, {
     // Fail fast instead of queueing while Redis is down: the breaker turns failures into
     // BYPASS answers, which is only useful if a failure arrives in milliseconds.
     enableOfflineQueue: false,
@@ -84,8 +96,7 @@ export async function startApi(
   const queueRedis =
     env.QUEUE_REDIS_URL === env.REDIS_URL
       ? redis
-      : new Redis({
-          ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
+      : createRedisClient(queueTarget, {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
           commandTimeout: 250,

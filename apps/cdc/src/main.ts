@@ -12,11 +12,12 @@ import {
   type Env,
   loadEnvOrExit,
   redactUrl,
-  redisConnectionOptions,
+  redisTarget,
   redisUrlVariable,
 } from '@walcache/config';
 import {
   checkRedisMemoryPolicies,
+  createRedisClient,
   flushNamespace,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
@@ -24,9 +25,10 @@ import {
   invalidationJobSchema,
   jobIdForCommit,
   keyspace,
-  probeRedis,
+  probeRedisTarget,
   QUEUE_PREFIX,
   quitRedis,
+  requireSingleNode,
   type SourceIdentity,
 } from '@walcache/core';
 import { createPool } from '@walcache/db';
@@ -41,7 +43,7 @@ import {
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 
 import { createCdcMetrics } from './metrics.ts';
 import { WatermarkProgress } from './watermark.ts';
@@ -94,18 +96,21 @@ export async function startCdc(
   logger: Logger = createLogger('cdc', { level: env.LOG_LEVEL }),
   options: CdcOptions = {},
 ): Promise<RunningCdc> {
+  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  const queueTarget = requireSingleNode(
+    redisTarget(env.QUEUE_REDIS_URL, env),
+    redisUrlVariable(env, 'queue'),
+  );
   // Credentials or certificates that cannot work stop the start; Postgres' side is checked
   // by the stream's bootstrap (privileges included) and a Redis merely down is retried.
   await Promise.all([
-    probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), redisUrlVariable(env, 'queue')),
-    env.QUEUE_REDIS_URL === env.REDIS_URL
-      ? undefined
-      : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+    probeRedisTarget(queueTarget, redisUrlVariable(env, 'queue')),
+    env.QUEUE_REDIS_URL === env.REDIS_URL ? undefined : probeRedisTarget(cacheTarget, 'REDIS_URL'),
   ]);
   // Producer connection: fail fast while Redis is down so the batch is not acknowledged and
   // the stream backs off, instead of queueing commands in memory.
-  const queueRedis = new Redis({
-    ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
+  const queueRedis = createRedisClient(queueTarget, {
     enableOfflineQueue: false,
     maxRetriesPerRequest: 1,
     connectionName: 'walcache-cdc',
@@ -114,8 +119,7 @@ export async function startCdc(
   const cacheRedis =
     env.QUEUE_REDIS_URL === env.REDIS_URL
       ? queueRedis
-      : new Redis({
-          ...redisConnectionOptions(env.REDIS_URL, env),
+      : createRedisClient(cacheTarget, {
           enableOfflineQueue: false,
           maxRetriesPerRequest: 1,
           connectionName: 'walcache-cdc-flush',

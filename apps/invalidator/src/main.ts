@@ -1,25 +1,21 @@
 import { Auditor, type AuditorOptions, registerOpsCollectors } from '@walcache/auditor';
-import {
-  type Env,
-  loadEnvOrExit,
-  redactUrl,
-  redisConnectionOptions,
-  redisUrlVariable,
-} from '@walcache/config';
+import { type Env, loadEnvOrExit, redactUrl, redisTarget, redisUrlVariable } from '@walcache/config';
 import {
   type AnyResource,
   checkRedisMemoryPolicies,
   coverInterval,
+  createRedisClient,
   INVALIDATE_JOB_NAME,
   type InvalidationJob,
   InvalidJobError,
   invalidationJobOptions,
   invalidationJobSchema,
   keyspace,
-  probeRedis,
+  probeRedisTarget,
   QUEUE_PREFIX,
   quitRedis,
   ReadThroughCache,
+  requireSingleNode,
   withTimeout,
 } from '@walcache/core';
 import { createDb, createPool, verifyPostgres } from '@walcache/db';
@@ -35,7 +31,6 @@ import {
 } from '@walcache/observability';
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
-import { Redis } from 'ioredis';
 import { createInvalidatorMetrics } from './metrics.ts';
 import { fallbackJob, NotVisibleYetError, parseJob, processJob, RefreshFailedError } from './processor.ts';
 import { TagSweeper } from './sweeper.ts';
@@ -83,6 +78,12 @@ export async function startInvalidator(
   logger: Logger = createLogger('invalidator', { level: env.LOG_LEVEL }),
   options: InvalidatorOptions = {},
 ): Promise<RunningInvalidator> {
+  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  const queueTarget = requireSingleNode(
+    redisTarget(env.QUEUE_REDIS_URL, env),
+    redisUrlVariable(env, 'queue'),
+  );
   const pool = createPool({
     connectionString: env.DATABASE_URL,
     applicationName: 'walcache-invalidator',
@@ -101,18 +102,15 @@ export async function startInvalidator(
   try {
     await Promise.all([
       verifyPostgres(pool, compiled.tables),
-      probeRedis(redisConnectionOptions(env.QUEUE_REDIS_URL, env), redisUrlVariable(env, 'queue')),
-      env.QUEUE_REDIS_URL === env.REDIS_URL
-        ? undefined
-        : probeRedis(redisConnectionOptions(env.REDIS_URL, env), 'REDIS_URL'),
+      probeRedisTarget(queueTarget, redisUrlVariable(env, 'queue')),
+      env.QUEUE_REDIS_URL === env.REDIS_URL ? undefined : probeRedisTarget(cacheTarget, 'REDIS_URL'),
     ]);
   } catch (error) {
     await pool.end();
     throw error;
   }
   // BullMQ workers block on Redis; they need maxRetriesPerRequest: null.
-  const workerRedis = new Redis({
-    ...redisConnectionOptions(env.QUEUE_REDIS_URL, env),
+  const workerRedis = createRedisClient(queueTarget, {
     maxRetriesPerRequest: null,
     connectionName: 'walcache-invalidator',
   });
@@ -123,8 +121,7 @@ export async function startInvalidator(
   // included) answers in milliseconds, and a socket that went silent without an error (a
   // hung or partitioned Redis) would otherwise hold every worker until TCP gives up, minutes
   // later. The attempt fails instead and BullMQ retries it with backoff.
-  const cacheRedis = new Redis({
-    ...redisConnectionOptions(env.REDIS_URL, env),
+  const cacheRedis = createRedisClient(cacheTarget, {
     maxRetriesPerRequest: 2,
     commandTimeout: 5_000,
     connectionName: 'walcache-invalidator-cache',

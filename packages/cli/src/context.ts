@@ -1,9 +1,9 @@
-import { type Env, permanentConnectionFailure, redisConnectionOptions } from '@walcache/config';
-import { QUEUE_PREFIX } from '@walcache/core';
+import { type Env, permanentConnectionFailure, type RedisTarget, redisTarget } from '@walcache/config';
+import { createRedisClient, QUEUE_PREFIX, requireSingleNode } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import type { Redis } from 'ioredis';
 import { CliError, exitCodes } from './errors.ts';
 
 /**
@@ -100,8 +100,15 @@ async function connectRedis(
   name: string,
 ): Promise<Redis> {
   const url = env[variable];
-  const redis = new Redis({
-    ...redisConnectionOptions(url, env),
+  let target: RedisTarget & { kind: 'node' };
+  try {
+    target = requireSingleNode(redisTarget(url, env), variable);
+  } catch (error) {
+    throw new CliError(error instanceof Error ? error.message : String(error), exitCodes.config, {
+      cause: error,
+    });
+  }
+  const redis = createRedisClient(target, {
     lazyConnect: true,
     // A one-shot command fails at once rather than retrying in the background: the operator
     // gets the reason in seconds. 3 s covers a slow network, not a dead server.

@@ -63,6 +63,87 @@ export function redisConnectionOptions(url: string, tls: RedisTlsFiles = {}): Re
   return options;
 }
 
+/** A Redis Cluster seed node; ioredis discovers the others from it. */
+export interface RedisSeed {
+  host: string;
+  port: number;
+}
+
+/**
+ * Where a Redis URL points: one server, or a Redis Cluster given by its seed nodes.
+ * `nodeOptions` is what every cluster node gets (ioredis' `redisOptions`): auth and TLS are
+ * per node, and a cluster has only database 0.
+ */
+export type RedisTarget =
+  | { kind: 'node'; options: RedisConnectionOptions }
+  | {
+      kind: 'cluster';
+      seeds: RedisSeed[];
+      nodeOptions: Omit<RedisConnectionOptions, 'host' | 'port' | 'db'>;
+    };
+
+const CLUSTER_URL = /^(rediss?)\+cluster:\/\/(?:([^@/]*)@)?([^/?#@]*)(\/[^?#]*)?$/i;
+
+/** Whether `url` names a Redis Cluster (`redis+cluster://` or `rediss+cluster://`). */
+export function isClusterUrl(url: string): boolean {
+  return /^rediss?\+cluster:/i.test(url);
+}
+
+/**
+ * Why a cluster URL cannot be used, in words an operator can act on, or undefined when it is
+ * well formed: `redis+cluster://[user:password@]host:port[,host:port…]`.
+ */
+export function clusterUrlProblem(url: string): string | undefined {
+  const match = CLUSTER_URL.exec(url);
+  if (!match)
+    return 'expected redis+cluster://[user:password@]host:port[,host:port…] (rediss+cluster:// for TLS)';
+  const path = match[4] ?? '';
+  if (path !== '' && path !== '/')
+    return 'a Redis Cluster has only database 0: remove the path after the seed nodes';
+  const nodes = (match[3] ?? '').split(',');
+  for (const node of nodes) {
+    if (node === '') return 'an empty seed node: list host:port pairs separated by commas, without spaces';
+    if (parseSeed(node) === undefined)
+      return `"${node}" is not host:port (a port from 1 to 65535; an IPv6 address in brackets, [::1]:7000)`;
+  }
+  return undefined;
+}
+
+function parseSeed(node: string): RedisSeed | undefined {
+  const match = /^(\[[0-9a-f:.]+\]|[^\s:[\]]+)(?::(\d{1,5}))?$/i.exec(node);
+  if (!match) return undefined;
+  const port = match[2] === undefined ? 6379 : Number(match[2]);
+  if (port < 1 || port > 65535) return undefined;
+  return { host: (match[1] ?? '').replace(/^\[(.+)\]$/, '$1'), port };
+}
+
+/**
+ * The one place a Redis URL (plain or cluster) and the TLS environment become a target;
+ * every app's main.ts and the CLI build their clients from it (core's `createRedisClient`).
+ * A malformed cluster URL throws (the env schema has refused it before, naming the variable).
+ */
+export function redisTarget(url: string, tls: RedisTlsFiles = {}): RedisTarget {
+  if (!isClusterUrl(url)) return { kind: 'node', options: redisConnectionOptions(url, tls) };
+  const problem = clusterUrlProblem(url);
+  const match = CLUSTER_URL.exec(url);
+  if (problem !== undefined || !match) throw new Error(`invalid Redis Cluster URL: ${problem}`);
+  const seeds = (match[3] ?? '').split(',').map((node) => parseSeed(node) as RedisSeed);
+  // The credentials and TLS files mean what they mean in a plain URL: reuse that parser on
+  // the first seed, then drop what is per server.
+  const first = seeds[0] as RedisSeed;
+  const userinfo = match[2] === undefined ? '' : `${match[2]}@`;
+  const host = first.host.includes(':') ? `[${first.host}]` : first.host;
+  const {
+    host: _h,
+    port: _p,
+    db: _db,
+    ...nodeOptions
+  } = redisConnectionOptions(`${match[1]?.toLowerCase()}://${userinfo}${host}:${first.port}`, tls);
+  // SNI: each node is reached by the address the cluster announces, not the first seed's name.
+  if (nodeOptions.tls) delete nodeOptions.tls.servername;
+  return { kind: 'cluster', seeds, nodeOptions };
+}
+
 /**
  * The variable an operator set for a Redis connection: QUEUE_REDIS_URL defaults to
  * REDIS_URL, and a message must name the one to change.

@@ -1,13 +1,19 @@
 import { accessSync, constants, readFileSync } from 'node:fs';
 import { z } from 'zod';
+import { clusterUrlProblem, isClusterUrl } from './connections.ts';
 import { redactUrl } from './redact.ts';
 
 export {
   ConnectionConfigError,
+  clusterUrlProblem,
+  isClusterUrl,
   permanentConnectionFailure,
   type RedisConnectionOptions,
+  type RedisSeed,
+  type RedisTarget,
   type RedisTlsFiles,
   redisConnectionOptions,
+  redisTarget,
   redisUrlVariable,
 } from './connections.ts';
 export { redactSecrets, redactUrl } from './redact.ts';
@@ -28,6 +34,30 @@ const readableFile = z.string().refine(
 import { configArgs } from './choice.ts';
 
 /**
+ * One Redis server (`redis://`, `rediss://` with TLS) or a Redis Cluster by its seed nodes
+ * (`redis+cluster://h1:p1,h2:p2`, `rediss+cluster://` with TLS); connections.ts parses both.
+ */
+const redisUrl = z.string().superRefine((value, ctx) => {
+  if (isClusterUrl(value)) {
+    const problem = clusterUrlProblem(value);
+    if (problem !== undefined) ctx.addIssue({ code: 'custom', message: problem });
+    return;
+  }
+  let protocol: string | undefined;
+  try {
+    protocol = new URL(value).protocol;
+  } catch {
+    protocol = undefined;
+  }
+  if (protocol !== 'redis:' && protocol !== 'rediss:')
+    ctx.addIssue({
+      code: 'custom',
+      message:
+        'expected a redis:// or rediss:// (TLS) URL, or redis+cluster://host:port,… for a Redis Cluster',
+    });
+});
+
+/**
  * The environment of every walcache process, parsed once in each app's `main.ts`.
  * Defaults are the embedded development setup; production sets the URLs explicitly.
  */
@@ -36,11 +66,9 @@ export const envSchema = z
     NODE_ENV: z.enum(['development', 'production', 'test']).default('development'),
     LOG_LEVEL: z.enum(['fatal', 'error', 'warn', 'info', 'debug', 'trace', 'silent']).default('info'),
     DATABASE_URL: z.url({ protocol: /^postgres(ql)?$/, error: 'expected a postgres:// URL' }),
-    REDIS_URL: z.url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// (TLS) URL' }),
+    REDIS_URL: redisUrl,
     /** The queue may live on its own Redis (noeviction) while the cache Redis evicts (LRU). */
-    QUEUE_REDIS_URL: z
-      .url({ protocol: /^rediss?$/, error: 'expected a redis:// or rediss:// (TLS) URL' })
-      .optional(),
+    QUEUE_REDIS_URL: redisUrl.optional(),
     PORT: z.coerce.number().int().min(0).max(65535).default(3000),
     HOST: z.string().min(1).default('0.0.0.0'),
     /** Ops routes (/ops/*) are mounted only when a token is set. */
@@ -97,7 +125,7 @@ export const envSchema = z
       (name) => env[name] !== undefined,
     );
     const urls = [env.REDIS_URL, env.QUEUE_REDIS_URL ?? env.REDIS_URL];
-    if (tlsFiles.length > 0 && !urls.some((u) => u.startsWith('rediss:'))) {
+    if (tlsFiles.length > 0 && !urls.some((u) => /^rediss[:+]/.test(u))) {
       ctx.addIssue({
         code: 'custom',
         path: [tlsFiles[0] as string],

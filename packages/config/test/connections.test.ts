@@ -8,6 +8,7 @@ import {
   permanentConnectionFailure,
   redactSecrets,
   redisConnectionOptions,
+  redisTarget,
   redisUrlVariable,
 } from '../src/index.ts';
 
@@ -54,6 +55,67 @@ describe('redisConnectionOptions', () => {
   });
 });
 
+describe('Redis Cluster URLs', () => {
+  it('seed nodes, credentials and TLS as in a plain URL; no SNI pinned to the first seed', () => {
+    const ca = file('cluster-ca.pem', 'CA PEM');
+    expect(
+      redisTarget('rediss+cluster://app:p%40ss@node-a.internal:7000,10.0.0.2:7001,[::1]', {
+        REDIS_TLS_CA_FILE: ca,
+      }),
+    ).toEqual({
+      kind: 'cluster',
+      seeds: [
+        { host: 'node-a.internal', port: 7000 },
+        { host: '10.0.0.2', port: 7001 },
+        { host: '::1', port: 6379 },
+      ],
+      nodeOptions: { username: 'app', password: 'p@ss', tls: { ca: 'CA PEM' } },
+    });
+    expect(redisTarget('redis+cluster://127.0.0.1:7000/')).toEqual({
+      kind: 'cluster',
+      seeds: [{ host: '127.0.0.1', port: 7000 }],
+      nodeOptions: {},
+    });
+    expect(redisTarget('redis://127.0.0.1:6380/1')).toEqual({
+      kind: 'node',
+      options: { host: '127.0.0.1', port: 6380, db: 1 },
+    });
+  });
+
+  it('the environment accepts them for both variables; TLS files go with rediss+cluster://', () => {
+    const pem = file('c.pem', 'PEM');
+    expect(
+      parseEnv({
+        ...base,
+        REDIS_URL: 'rediss+cluster://a:7000,b:7001',
+        QUEUE_REDIS_URL: 'redis+cluster://:pw@q:7000',
+        REDIS_TLS_CA_FILE: pem,
+      }),
+    ).toMatchObject({
+      REDIS_URL: 'rediss+cluster://a:7000,b:7001',
+      QUEUE_REDIS_URL: 'redis+cluster://:pw@q:7000',
+    });
+  });
+
+  it('a malformed cluster URL is refused naming the variable, the problem and the fix, without its password', () => {
+    expect(issues({ ...base, REDIS_URL: 'redis+cluster://:s3cr3t@a:7000,,b:7001' })).toEqual([
+      'REDIS_URL: an empty seed node: list host:port pairs separated by commas, without spaces (got "redis+cluster://:***@a:7000,,b:7001")',
+    ]);
+    expect(issues({ ...base, QUEUE_REDIS_URL: 'redis+cluster://a:7000,b:99999' })).toEqual([
+      expect.stringMatching(/^QUEUE_REDIS_URL: "b:99999" is not host:port \(a port from 1 to 65535/),
+    ]);
+    expect(issues({ ...base, REDIS_URL: 'redis+cluster://a:7000/2' })).toEqual([
+      expect.stringMatching(/^REDIS_URL: a Redis Cluster has only database 0: remove the path/),
+    ]);
+    expect(issues({ ...base, REDIS_URL: 'redis+cluster://' })).toEqual([
+      expect.stringMatching(/^REDIS_URL: an empty seed node/),
+    ]);
+    expect(issues({ ...base, REDIS_URL: 'redis+cluster://a:7000?x=1' })).toEqual([
+      expect.stringMatching(/^REDIS_URL: expected redis\+cluster:\/\/\[user:password@\]host:port/),
+    ]);
+  });
+});
+
 describe('the environment', () => {
   it('OPS_TOKEN_FILE: the token without its trailing newline; not with OPS_TOKEN; at least 8 characters', () => {
     expect(parseEnv({ ...base, OPS_TOKEN_FILE: file('token', 'from-a-secret-file\n') }).OPS_TOKEN).toBe(
@@ -90,7 +152,7 @@ describe('the environment', () => {
 
   it('a bad URL is quoted without its password', () => {
     expect(issues({ ...base, REDIS_URL: 'http://:s3cr3t@127.0.0.1' })).toEqual([
-      'REDIS_URL: expected a redis:// or rediss:// (TLS) URL (got "http://:***@127.0.0.1")',
+      'REDIS_URL: expected a redis:// or rediss:// (TLS) URL, or redis+cluster://host:port,… for a Redis Cluster (got "http://:***@127.0.0.1")',
     ]);
   });
 });

@@ -1,6 +1,75 @@
 import { connect as tlsConnect } from 'node:tls';
-import { permanentConnectionFailure } from '@walcache/config';
-import { Redis, type RedisOptions } from 'ioredis';
+import { ConnectionConfigError, permanentConnectionFailure, type RedisTarget } from '@walcache/config';
+import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
+
+/** A cache or queue connection: one server or a Redis Cluster. */
+export type RedisClient = Redis | Cluster;
+
+/**
+ * How a process uses a connection (offline queue, retries, timeouts, pipelining, its name),
+ * the same for one server and for every node of a cluster.
+ */
+export type RedisClientOptions = Pick<
+  RedisOptions,
+  | 'enableOfflineQueue'
+  | 'maxRetriesPerRequest'
+  | 'commandTimeout'
+  | 'connectTimeout'
+  | 'enableAutoPipelining'
+  | 'connectionName'
+  | 'lazyConnect'
+  | 'retryStrategy'
+>;
+
+/**
+ * The one place a Redis client is created from a target (config's `redisTarget`): every
+ * app's main.ts and the CLI. A cluster gets the same options: on the Cluster object for what
+ * ioredis handles there (offline queue, pipelining, lazy connect, reconnects), on each node
+ * for the rest (auth, TLS, retries, timeouts, the connection name).
+ */
+export function createRedisClient(target: RedisTarget & { kind: 'node' }, options: RedisClientOptions): Redis;
+export function createRedisClient(target: RedisTarget, options: RedisClientOptions): RedisClient;
+export function createRedisClient(target: RedisTarget, options: RedisClientOptions): RedisClient {
+  if (target.kind === 'node') return new Redis({ ...target.options, ...options });
+  const { enableOfflineQueue, enableAutoPipelining, lazyConnect, retryStrategy, ...perNode } = options;
+  const clusterOptions: ClusterOptions = {
+    redisOptions: { ...target.nodeOptions, ...perNode },
+    ...(enableOfflineQueue === undefined ? {} : { enableOfflineQueue }),
+    ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
+    ...(lazyConnect === undefined ? {} : { lazyConnect }),
+    ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
+    // With TLS the certificates name the hosts the cluster announces: resolving them here
+    // would make ioredis connect by IP and fail the name check (ioredis' documented fix).
+    ...(target.nodeOptions.tls ? { dnsLookup: (address, done) => done(null, address) } : {}),
+  };
+  return new Cluster(target.seeds, clusterOptions);
+}
+
+/**
+ * What remains of issue 16 keeps a connection on one server: the cache protocol and the
+ * queue's scripts are not slot-correct on a Redis Cluster yet (docs/scaling.md says which
+ * steps are missing). Refusing at start beats CROSSSLOT errors on the first invalidation.
+ */
+export function requireSingleNode(target: RedisTarget, variable: string): RedisTarget & { kind: 'node' } {
+  if (target.kind === 'node') return target;
+  throw new ConnectionConfigError(
+    variable,
+    'is a Redis Cluster URL; walcache does not run on a Redis Cluster yet (docs/scaling.md, "Redis Cluster": what works and what is left). Point it at one Redis server (redis:// or rediss://)',
+  );
+}
+
+/**
+ * `probeRedis` for a target: a cluster is probed seed by seed until one answers (every node
+ * has the same auth and TLS, so one verdict holds for all). A permanent failure on any
+ * seed stops at once.
+ */
+export async function probeRedisTarget(target: RedisTarget, variable: string): Promise<'ok' | 'unreachable'> {
+  if (target.kind === 'node') return probeRedis(target.options, variable);
+  for (const seed of target.seeds) {
+    if ((await probeRedis({ ...target.nodeOptions, ...seed }, variable)) === 'ok') return 'ok';
+  }
+  return 'unreachable';
+}
 
 /**
  * Why 5 s: a local or same-zone Redis answers the handshake (TLS + AUTH + PING) in
@@ -92,7 +161,7 @@ async function clientCertificateVerdict(options: RedisOptions): Promise<Error | 
  * Why 2 s: a healthy QUIT answers in a millisecond. A client that is not connected is
  * disconnected at once: its QUIT would only wait in the offline queue for a reconnect.
  */
-export async function quitRedis(redis: Redis): Promise<void> {
+export async function quitRedis(redis: RedisClient): Promise<void> {
   if (redis.status !== 'ready') {
     redis.disconnect();
     return;

@@ -25,7 +25,15 @@ export {
   isNullBody,
   NULL_BODY,
 } from './codec.ts';
-export { probeRedis, quitRedis } from './connect.ts';
+export {
+  createRedisClient,
+  probeRedis,
+  probeRedisTarget,
+  quitRedis,
+  type RedisClient,
+  type RedisClientOptions,
+  requireSingleNode,
+} from './connect.ts';
 export { timings } from './constants.ts';
 export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheError } from './errors.ts';
 export { flushNamespace } from './flush.ts';
