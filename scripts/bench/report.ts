@@ -123,6 +123,11 @@ export function consoleTable(r: BenchResults): string {
       `${pad('6 fan-out', 22)}${r.fanout.keys} keys by one rename: first ${ms(r.fanout.firstMs)} ms, all ${ms(r.fanout.lastMs)} ms`,
     );
   }
+  for (const step of r.ryw?.steps ?? []) {
+    lines.push(
+      `${pad('8 read-your-writes', 22)}${n0(step.achievedCommitsPerS)} commits/s: token read p50 ${ms(step.tokenRead.p50Ms)} p99 ${ms(step.tokenRead.p99Ms)} ms (+${ms(step.addedP50Ms)} / +${ms(step.addedP99Ms)} over a plain hit), ${pct(step.fromCacheShare)} from the cache, ${step.older} older`,
+    );
+  }
   lines.push(
     `${pad('7 memory MiB', 22)}at rest ${JSON.stringify(r.memory.atRest)}; mixed load ${JSON.stringify(r.memory.underMixedLoad)}`,
   );
@@ -267,6 +272,38 @@ export function markdown(r: BenchResults): string {
     out.push('## 6. Fan-out: one rename invalidates thousands of cached articles', '');
     out.push(
       `${n0(f.keys)} articles moved under one author and read through the API (${n0(f.cachedBefore)} cached), then one \`UPDATE users SET name = …\`: first key deleted ${ms(f.firstMs)} ms after the commit, all ${n0(f.keys)} deleted after **${ms(f.lastMs)} ms**; ${f.remainingAfter} still cached afterwards.`,
+      '',
+    );
+  }
+
+  if (r.ryw) {
+    const v = r.ryw.visibilityCheck;
+    out.push('## 8. Read your writes: what a token costs', '');
+    out.push(
+      'Under pgbench committing single-row UPDATEs at the rate shown, one writer (`synchronous_commit = on`) updates one of 20 articles, reads `pg_current_wal_lsn()` and reads the article with it as `X-Walcache-After`, then reads it again without a token (a hit, the reference). "from the cache": token reads answered HIT/MISS because the watermark had passed the commit within `RYW_WAIT_MS` (50 ms); the others were answered from Postgres (BYPASS). "older": token reads without the writer\'s own title (must be 0).',
+      '',
+      table(
+        [
+          'commits/s',
+          'token read p50 / p99 ms',
+          'plain hit p50 / p99 ms',
+          'added p50 / p99 ms',
+          'from the cache',
+          'answers',
+          'older',
+        ],
+        r.ryw.steps.map((s) => [
+          n0(s.achievedCommitsPerS),
+          `${ms(s.tokenRead.p50Ms)} / ${ms(s.tokenRead.p99Ms)}`,
+          `${ms(s.plainRead.p50Ms)} / ${ms(s.plainRead.p99Ms)}`,
+          `${ms(s.addedP50Ms)} / ${ms(s.addedP99Ms)}`,
+          pct(s.fromCacheShare),
+          JSON.stringify(s.outcomes),
+          String(s.older),
+        ]),
+      ),
+      '',
+      `Visibility check (step 0 of every job, issue 11 item 1) over these runs: ${n0(v.jobs)} jobs, **${v.meanMs === undefined ? '–' : ms(v.meanMs)} ms** on average per job (\`walcache_invalidator_visibility_check_seconds\`): one query when the transactions are visible, which is what it adds to commit → invalidated.`,
       '',
     );
   }

@@ -121,6 +121,28 @@ export interface StartupResult {
   rows: StartupRow[];
 }
 
+/** Read-your-writes token reads under one background commit rate (scenario 8). */
+export interface RywStep {
+  targetCommitsPerS: number;
+  achievedCommitsPerS: number;
+  tokenRead: Quantiles;
+  /** The same article read right after without a token (a hit): the reference. */
+  plainRead: Quantiles;
+  addedP50Ms: number;
+  addedP99Ms: number;
+  /** Token reads answered from the cache (HIT/MISS), not from Postgres (BYPASS). */
+  fromCacheShare: number;
+  outcomes: Record<string, number>;
+  /** Token reads that did not show the writer's own title (must be 0). */
+  older: number;
+}
+
+export interface RywResult {
+  steps: RywStep[];
+  /** Step 0 of every job during these runs (issue 11 item 1): its mean is what it adds to a job. */
+  visibilityCheck: { jobs: number; meanMs?: number };
+}
+
 export interface BenchResults {
   date: string;
   command: string;
@@ -134,6 +156,7 @@ export interface BenchResults {
   mixed: MixedResult[];
   invalidation?: InvalidationResult;
   fanout?: FanoutResult;
+  ryw?: RywResult;
   /** MiB: after start-up, the max during the mixed walcache run, and after every scenario ran. */
   memory: {
     atRest: Record<string, number>;

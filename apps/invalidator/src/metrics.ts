@@ -36,6 +36,12 @@ export function createInvalidatorMetrics(registry: Registry) {
       help: 'Job attempts that failed and will be retried',
       registers: r,
     }),
+    visibilityCheck: new Histogram({
+      name: 'walcache_invalidator_visibility_check_seconds',
+      help: "Step 0 of a job: waiting until its transactions are visible (one query when they are); part of every job's latency",
+      buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+      registers: r,
+    }),
     visibilityWaits: new Counter({
       name: 'walcache_invalidator_visibility_waits_total',
       help: 'Job attempts put off because a transaction of the job was committed in the WAL but not yet visible',

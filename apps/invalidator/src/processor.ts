@@ -95,7 +95,14 @@ export function parseJob(data: unknown): InvalidationJob {
  * invalidation is idempotent, so a retry repeats it harmlessly.
  */
 export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Promise<ProcessResult> {
-  await awaitVisible(deps.db, job.xids);
+  // Timed: the cost of step 0 on the invalidation latency (BENCHMARKS.md, read-your-writes part).
+  const visibilityStarted = performance.now();
+  try {
+    await awaitVisible(deps.db, job.xids);
+  } finally {
+    if (job.xids?.length)
+      deps.metrics.visibilityCheck.observe((performance.now() - visibilityStarted) / 1000);
+  }
   const { keys } = await invalidateTags(deps.redis, deps.keys, job.tags);
   deps.metrics.keysDeleted.inc(keys.length);
   let refreshed = 0;
