@@ -68,17 +68,17 @@ describe('a redis+cluster:// URL', () => {
     );
   });
 
-  it('is refused at start by every app, naming the variable, until the protocol is slot-correct', async () => {
+  it('for the cache, is refused at start by every app naming the variable, until the protocol is slot-correct', async () => {
     const env = parseEnv({
       DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db',
-      REDIS_URL: 'redis://127.0.0.1:1',
-      QUEUE_REDIS_URL: cluster.url,
+      REDIS_URL: cluster.url,
+      QUEUE_REDIS_URL: 'redis://127.0.0.1:1',
     });
     for (const start of [() => startApi(env), () => startCdc(env), () => startInvalidator(env)]) {
       const error = await start().catch((e: unknown) => e);
       expect(error).toBeInstanceOf(ConnectionConfigError);
       expect((error as ConnectionConfigError).message).toMatch(
-        /^QUEUE_REDIS_URL: is a Redis Cluster URL; walcache does not run on a Redis Cluster yet \(docs\/scaling\.md/,
+        /^REDIS_URL: is a Redis Cluster URL, which is not supported here yet \(docs\/scaling\.md/,
       );
     }
   });

@@ -1,6 +1,6 @@
 import type { Server } from 'node:http';
 import { serve } from '@hono/node-server';
-import { type Env, loadEnvOrExit, redactUrl, redisTarget, redisUrlVariable } from '@walcache/config';
+import { type Env, loadEnvOrExit, redactUrl, redisTarget } from '@walcache/config';
 import {
   CircuitBreaker,
   createRedisClient,
@@ -45,12 +45,9 @@ export async function startApi(
   logger: Logger = createLogger('api', { level: env.LOG_LEVEL }),
   options: ApiOptions = {},
 ): Promise<RunningApi> {
-  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
   const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
-  const queueTarget = requireSingleNode(
-    redisTarget(env.QUEUE_REDIS_URL, env),
-    redisUrlVariable(env, 'queue'),
-  );
+  const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   const pool = createApiPool({
     connectionString: env.DATABASE_URL,
     onIdleError: (err) => logger.warn({ err }, 'idle database connection lost'),

@@ -28,6 +28,7 @@ import {
   probeRedisTarget,
   QUEUE_PREFIX,
   quitRedis,
+  type RedisClient,
   requireSingleNode,
   type SourceIdentity,
 } from '@walcache/core';
@@ -43,7 +44,7 @@ import {
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
+import { Redis } from 'ioredis';
 
 import { createCdcMetrics } from './metrics.ts';
 import { WatermarkProgress } from './watermark.ts';
@@ -78,7 +79,7 @@ export interface RunningCdc {
 /** Why 5 s: a local or same-zone Redis connects in milliseconds; past this it is down. */
 const REDIS_READY_WAIT_MS = 5_000;
 
-async function untilReady(redis: Redis, timeoutMs: number): Promise<void> {
+async function untilReady(redis: RedisClient, timeoutMs: number): Promise<void> {
   if (redis.status === 'ready') return;
   await new Promise<void>((resolve) => {
     const timer = setTimeout(done, timeoutMs);
@@ -96,12 +97,9 @@ export async function startCdc(
   logger: Logger = createLogger('cdc', { level: env.LOG_LEVEL }),
   options: CdcOptions = {},
 ): Promise<RunningCdc> {
-  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
   const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
-  const queueTarget = requireSingleNode(
-    redisTarget(env.QUEUE_REDIS_URL, env),
-    redisUrlVariable(env, 'queue'),
-  );
+  const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   // Credentials or certificates that cannot work stop the start; Postgres' side is checked
   // by the stream's bootstrap (privileges included) and a Redis merely down is retried.
   await Promise.all([
@@ -116,8 +114,9 @@ export async function startCdc(
     connectionName: 'walcache-cdc',
   });
   queueRedis.on('error', (err) => logger.debug({ err }, 'queue redis error'));
+  // One URL for both: the queue passed the cache's single-server check, so it is a Redis.
   const cacheRedis =
-    env.QUEUE_REDIS_URL === env.REDIS_URL
+    env.QUEUE_REDIS_URL === env.REDIS_URL && queueRedis instanceof Redis
       ? queueRedis
       : createRedisClient(cacheTarget, {
           enableOfflineQueue: false,

@@ -1,7 +1,12 @@
-import { coverInterval, type Keyspace, raiseWatermark, readWatermark } from '@walcache/core';
+import {
+  coverInterval,
+  type Keyspace,
+  type RedisClient,
+  raiseWatermark,
+  readWatermark,
+} from '@walcache/core';
 import type { Logger } from '@walcache/observability';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 
 /**
  * Why 5 ms: an idle-progress write per empty transaction would be one Redis call per commit
@@ -22,7 +27,7 @@ export class WatermarkProgress {
   private writing: Promise<void> = Promise.resolve();
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keyspace,
     private readonly queue: Queue,
     private readonly logger: Logger,

@@ -78,12 +78,9 @@ export async function startInvalidator(
   logger: Logger = createLogger('invalidator', { level: env.LOG_LEVEL }),
   options: InvalidatorOptions = {},
 ): Promise<RunningInvalidator> {
-  // A cluster URL is refused here, before anything connects (connect.ts, requireSingleNode).
+  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
   const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
-  const queueTarget = requireSingleNode(
-    redisTarget(env.QUEUE_REDIS_URL, env),
-    redisUrlVariable(env, 'queue'),
-  );
+  const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   const pool = createPool({
     connectionString: env.DATABASE_URL,
     applicationName: 'walcache-invalidator',

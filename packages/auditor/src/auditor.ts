@@ -1,4 +1,11 @@
-import { bodyOf, CorruptEntryError, decodeEntry, keyspace, resourceKeyOf } from '@walcache/core';
+import {
+  bodyOf,
+  CorruptEntryError,
+  decodeEntry,
+  keyspace,
+  type RedisClient,
+  resourceKeyOf,
+} from '@walcache/core';
 import { Counter, Histogram, type Logger, type Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import type { Queue } from 'bullmq';
@@ -14,7 +21,7 @@ export interface AuditorDeps {
   /** The cache Redis (values are read from it, a stale one is deleted from it). */
   cacheRedis: Redis;
   /** Where the shared totals live: the queue Redis (see stats.ts). */
-  statsRedis: Redis;
+  statsRedis: RedisClient;
   db: Db;
   /** The invalidation queue: a mismatch waits until every job up to its load is processed. */
   queue: Queue;

@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import type { RedisClient } from '@walcache/core';
 import { z } from 'zod';
 
 /**
@@ -37,7 +37,7 @@ const statsSchema = z.object({
   lastStaleKey: z.string().optional(),
 });
 
-export async function readAuditorTotals(redis: Redis, cachePrefix: string): Promise<AuditorTotals> {
+export async function readAuditorTotals(redis: RedisClient, cachePrefix: string): Promise<AuditorTotals> {
   const raw = await redis.hgetall(auditorStatsKey(cachePrefix));
   const s = statsSchema.parse(raw);
   return {
@@ -52,7 +52,7 @@ export async function readAuditorTotals(redis: Redis, cachePrefix: string): Prom
 }
 
 export async function recordAudit(
-  redis: Redis,
+  redis: RedisClient,
   cachePrefix: string,
   outcome: AuditOutcome,
   key: string,

@@ -1,6 +1,12 @@
-import { keyspace, lsnToBigInt, readWatermark, watermarkLsn, withTimeout } from '@walcache/core';
+import {
+  keyspace,
+  lsnToBigInt,
+  type RedisClient,
+  readWatermark,
+  watermarkLsn,
+  withTimeout,
+} from '@walcache/core';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import type { Kysely } from 'kysely';
 import {
   type FailedJobSummary,
@@ -49,7 +55,7 @@ export interface StatusDocument {
 export interface StatusDeps<DB> {
   queue: Queue;
   /** The queue Redis, where the auditor keeps its totals. */
-  queueRedis: Redis;
+  queueRedis: RedisClient;
   db: Kysely<DB>;
   slotName: string;
   cachePrefix: string;

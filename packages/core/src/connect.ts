@@ -46,15 +46,15 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
 }
 
 /**
- * What remains of issue 16 keeps a connection on one server: the cache protocol and the
- * queue's scripts are not slot-correct on a Redis Cluster yet (docs/scaling.md says which
- * steps are missing). Refusing at start beats CROSSSLOT errors on the first invalidation.
+ * The connections that cannot be a Redis Cluster yet: the cache (its protocol is not
+ * slot-correct there: CROSSSLOT on the first invalidation) and the CLI's. docs/scaling.md
+ * lists what is left. Refusing at start beats failing on the first multi-key command.
  */
 export function requireSingleNode(target: RedisTarget, variable: string): RedisTarget & { kind: 'node' } {
   if (target.kind === 'node') return target;
   throw new ConnectionConfigError(
     variable,
-    'is a Redis Cluster URL; walcache does not run on a Redis Cluster yet (docs/scaling.md, "Redis Cluster": what works and what is left). Point it at one Redis server (redis:// or rediss://)',
+    'is a Redis Cluster URL, which is not supported here yet (docs/scaling.md, "Redis Cluster": the queue may be a cluster, the cache and the CLI not yet). Point it at one Redis server (redis:// or rediss://)',
   );
 }
 

@@ -25,6 +25,12 @@ export interface Keyspace {
   readonly watermark: string;
   /** Completed intervals `(after, to]` not yet joined to the watermark (score after, member to). */
   readonly watermarkDone: string;
+  /**
+   * [watermark, watermarkDone] as the watermark scripts name them: one script touches both,
+   * so on a Redis Cluster they share the hash tag `{wm}` (a key starting `prefix:{` would
+   * read as a value). One server keeps the plain names, so an upgrade keeps its W.
+   */
+  watermarkKeys(clustered: boolean): readonly [string, string];
   /** The replication source (cluster, timeline) a CDC slot's cache is in sync with. */
   inSync(slotName: string): string;
   /** Rewritten at the end of every namespace flush: a change tells the warmers to pre-fill again. */
@@ -50,6 +56,8 @@ export function keyspace(prefix: string): Keyspace {
     tagSets: `${prefix}:tag:*`,
     watermark: `${prefix}:wm`,
     watermarkDone: `${prefix}:wm-done`,
+    watermarkKeys: (clustered) =>
+      clustered ? [`${prefix}:wm{wm}`, `${prefix}:wm-done{wm}`] : [`${prefix}:wm`, `${prefix}:wm-done`],
     sweepLock: `${prefix}:sweep-lock`,
     inSync: (slot) => `${prefix}:cdc:in-sync:${slot}`,
     flushed: `${prefix}:flushed`,
@@ -70,8 +78,8 @@ export function isNamespaceState(ks: Keyspace, key: string): boolean {
     key === ks.generation ||
     key === ks.generationLock ||
     key === ks.flushed ||
-    key === ks.watermark ||
-    key === ks.watermarkDone ||
+    ks.watermarkKeys(false).includes(key) ||
+    ks.watermarkKeys(true).includes(key) ||
     key.startsWith(`${ks.prefix}:cdc:in-sync:`)
   );
 }

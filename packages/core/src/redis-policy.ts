@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import type { RedisClient } from './connect.ts';
 import { WalcacheError } from './errors.ts';
 import { withTimeout } from './timeout.ts';
 
@@ -84,17 +85,22 @@ export function memoryConfigProblem(
  * apps' reconnect loops handle that) is reported to `warn` and does not stop the start.
  */
 export async function checkRedisMemoryPolicies(
-  cache: Redis,
-  queue: Redis,
+  cache: RedisClient,
+  queue: RedisClient,
   warn: (message: string, error?: unknown) => void,
 ): Promise<void> {
-  const targets: [RedisRole, Redis][] =
+  // On a Redis Cluster each master has its own configuration, and a command sent to the
+  // Cluster object reaches one node only: every master is checked.
+  const nodesOf = (client: RedisClient): Redis[] =>
+    client instanceof Cluster ? client.nodes('master') : [client];
+  const roles: [RedisRole, RedisClient][] =
     cache === queue
       ? [['shared', cache]]
       : [
           ['cache', cache],
           ['queue', queue],
         ];
+  const targets = roles.flatMap(([role, client]) => nodesOf(client).map((node) => [role, node] as const));
   for (const [role, redis] of targets) {
     let config: RedisMemoryConfig | undefined;
     try {

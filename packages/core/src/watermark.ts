@@ -1,4 +1,5 @@
-import type { Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
+import type { RedisClient } from './connect.ts';
 import type { Keyspace } from './keys.ts';
 import { bigIntToLsn, lsnToBigInt } from './lsn.ts';
 
@@ -62,7 +63,7 @@ ${advance}`;
 
 const MAX_PENDING = 100_000;
 
-interface WatermarkRedis extends Redis {
+type WatermarkRedis = RedisClient & {
   walcacheCoverInterval(
     watermark: string,
     done: string,
@@ -71,9 +72,12 @@ interface WatermarkRedis extends Redis {
     max: number,
   ): Promise<string>;
   walcacheRaiseWatermark(watermark: string, done: string, base: string): Promise<string>;
-}
+};
 
-function withWatermark(redis: Redis): WatermarkRedis {
+/** The watermark's keys for this client: hash-tagged on a Redis Cluster (keys.ts). */
+const watermarkKeysOf = (redis: RedisClient, keys: Keyspace) => keys.watermarkKeys(redis instanceof Cluster);
+
+function withWatermark(redis: RedisClient): WatermarkRedis {
   const r = redis as WatermarkRedis;
   if (typeof r.walcacheCoverInterval !== 'function') {
     redis.defineCommand('walcacheCoverInterval', { numberOfKeys: 2, lua: coverLua });
@@ -90,15 +94,14 @@ const parsed = (reply: string | number): bigint | undefined => {
 
 /** Records that every commit in `(after, to]` is invalidated; returns W (undefined: no base yet). */
 export async function coverInterval(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   after: string,
   to: string,
 ): Promise<bigint | undefined> {
   return parsed(
     await withWatermark(redis).walcacheCoverInterval(
-      keys.watermark,
-      keys.watermarkDone,
+      ...watermarkKeysOf(redis, keys),
       decimal(after),
       decimal(to),
       MAX_PENDING,
@@ -108,17 +111,17 @@ export async function coverInterval(
 
 /** W is at least `base` from now on (after a flush, or once nothing older is pending). */
 export async function raiseWatermark(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   base: string,
 ): Promise<bigint | undefined> {
   return parsed(
-    await withWatermark(redis).walcacheRaiseWatermark(keys.watermark, keys.watermarkDone, decimal(base)),
+    await withWatermark(redis).walcacheRaiseWatermark(...watermarkKeysOf(redis, keys), decimal(base)),
   );
 }
 
-export async function readWatermark(redis: Redis, keys: Keyspace): Promise<bigint | undefined> {
-  const raw = await redis.get(keys.watermark);
+export async function readWatermark(redis: RedisClient, keys: Keyspace): Promise<bigint | undefined> {
+  const raw = await redis.get(watermarkKeysOf(redis, keys)[0]);
   return raw === null ? undefined : parsed(raw);
 }
 
@@ -151,7 +154,7 @@ export class WatermarkReader {
   private readonly pollMs: number;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keyspace,
     options: WatermarkReaderOptions = {},
     private readonly onError: (error: unknown) => void = () => {},

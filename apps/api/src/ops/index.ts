@@ -4,19 +4,18 @@ import { HonoAdapter } from '@bull-board/hono';
 import { serveStatic } from '@hono/node-server/serve-static';
 import { type CacheStats, cacheStatsFrom, collectStatus } from '@walcache/auditor';
 import { type Env, redisTarget } from '@walcache/config';
-import { createRedisClient, QUEUE_PREFIX, requireSingleNode } from '@walcache/core';
+import { createRedisClient, QUEUE_PREFIX, type RedisClient } from '@walcache/core';
 import type { Logger, Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { Queue } from 'bullmq';
 import { type Context, Hono } from 'hono';
-import type { Redis } from 'ioredis';
 import { problem, problemTypes } from '../problem.ts';
 import { requireOpsToken } from './auth.ts';
 
 export interface OpsDeps {
   token: string;
   queue: Queue;
-  queueRedis: Redis;
+  queueRedis: RedisClient;
   db: Db;
   slotName: string;
   cachePrefix: string;
@@ -119,14 +118,11 @@ export function createOps(
   env: Env & { OPS_TOKEN: string },
   deps: { db: Db; registry: Registry; logger: Logger },
 ): Ops {
-  const queueRedis = createRedisClient(
-    requireSingleNode(redisTarget(env.QUEUE_REDIS_URL, env), 'QUEUE_REDIS_URL'),
-    {
-      // A dashboard or status read must fail fast while the queue Redis is down, not hang.
-      maxRetriesPerRequest: 1,
-      connectionName: 'walcache-api-ops',
-    },
-  );
+  const queueRedis = createRedisClient(redisTarget(env.QUEUE_REDIS_URL, env), {
+    // A dashboard or status read must fail fast while the queue Redis is down, not hang.
+    maxRetriesPerRequest: 1,
+    connectionName: 'walcache-api-ops',
+  });
   queueRedis.on('error', (err) => deps.logger.debug({ err }, 'ops queue redis error'));
   const queue = new Queue(env.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => deps.logger.debug({ err }, 'ops queue error'));

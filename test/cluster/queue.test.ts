@@ -1,0 +1,62 @@
+import { keyspace } from '@walcache/core';
+import { type RedisCluster, startRedisCluster, waitFor } from '@walcache/testkit';
+import { Cluster } from 'ioredis';
+import type pg from 'pg';
+import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
+
+// The queue (BullMQ jobs, the read-your-writes watermark) on a Redis Cluster, the cache on one
+// Redis: what QUEUE_REDIS_URL=redis+cluster://… runs today (docs/scaling.md).
+let cluster: RedisCluster;
+let live: LiveSystem;
+let writer: pg.Client;
+
+beforeAll(async () => {
+  cluster = await startRedisCluster();
+  live = await startLiveSystem({ QUEUE_REDIS_URL: cluster.url });
+  writer = live.writer;
+});
+afterAll(async () => {
+  await live?.stop();
+  await cluster?.stop();
+});
+
+const get = (path: string, headers: Record<string, string> = {}) =>
+  fetch(`${live.stack.api.url}${path}`, { headers });
+
+describe('the invalidation queue on a Redis Cluster', () => {
+  it('a plain UPDATE reaches the cache through CDC → BullMQ on the cluster → invalidator', async () => {
+    expect((await get('/v1/articles/7')).headers.get('x-cache')).toBe('MISS');
+    expect((await get('/v1/articles/7')).headers.get('x-cache')).toBe('HIT');
+    await writer.query(`update articles set title = 'on a cluster queue' where id = 7`);
+    await waitFor(
+      async () =>
+        ((await (await get('/v1/articles/7')).json()) as { title: string }).title === 'on a cluster queue',
+      { what: 'the new title', timeoutMs: 20_000 },
+    );
+  });
+
+  it('the watermark advances on the cluster under its hash-tagged keys, and a token waits for it', async () => {
+    const client = new Cluster(cluster.seeds);
+    try {
+      const keys = keyspace(live.stack.env.CACHE_PREFIX);
+      const [watermarkKey, doneKey] = keys.watermarkKeys(true);
+      expect(await client.cluster('KEYSLOT', watermarkKey)).toBe(await client.cluster('KEYSLOT', doneKey));
+      const before = await client.get(watermarkKey);
+      expect(before).not.toBeNull();
+      // A write, then its token: the read waits for W to pass it and sees the write.
+      const { rows } = await writer.query<{ lsn: string }>(
+        `update articles set title = 'token read' where id = 8 returning pg_current_wal_lsn()::text as lsn`,
+      );
+      const token = rows[0]?.lsn ?? '';
+      const res = await get('/v1/articles/8', { 'x-walcache-after': token });
+      expect(res.status).toBe(200);
+      expect(((await res.json()) as { title: string }).title).toBe('token read');
+      await waitFor(async () => BigInt((await client.get(watermarkKey)) ?? '0') > BigInt(before ?? '0'), {
+        what: 'W to advance on the cluster',
+      });
+    } finally {
+      client.disconnect();
+    }
+  });
+});
