@@ -5,6 +5,7 @@ import {
   CircuitBreaker,
   createRedisClient,
   keyspace,
+  loggedGenerationEvents,
   probeRedisTarget,
   ReadThroughCache,
   requireSingleNode,
@@ -112,18 +113,7 @@ export async function startApi(
     prefix: env.CACHE_PREFIX,
     events: {
       ...metrics.cacheEvents,
-      generationFlushed: (deleted, was, now) => {
-        metrics.cacheEvents.generationFlushed?.(deleted, was, now);
-        logger.warn(
-          { deleted, was, now },
-          'cache Redis is another generation than the namespace recorded: flushed it',
-        );
-      },
-      generationUnchecked: (reason) =>
-        logger.warn(
-          { reason },
-          'cannot tell the cache Redis generation: a restore from a snapshot would go undetected',
-        ),
+      ...loggedGenerationEvents(logger, () => metrics.generationFlushes.inc()),
     },
     breaker,
     // The operator's caps on every resource's TTL (same values as the invalidator's refreshes).

@@ -13,6 +13,8 @@ export interface ApiMetrics {
   rywWaits: Counter;
   rywWaitSeconds: Histogram;
   rywBypassed: Counter;
+  /** Namespace flushes this process made for a new cache Redis generation. */
+  generationFlushes: Counter;
   cacheEvents: CacheEvents;
 }
 
@@ -80,6 +82,7 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
     rywWaits,
     rywWaitSeconds,
     rywBypassed,
+    generationFlushes,
     requestDuration,
     cacheOutcomes,
     loads,
@@ -90,7 +93,6 @@ export function createApiMetrics(registry: Registry): ApiMetrics {
       load: (resource, ms) => loads.observe({ resource }, ms / 1000),
       fillRefused: (resource, reason) => fillsRefused.inc({ resource, reason }),
       redisError: (operation) => redisErrors.inc({ operation }),
-      generationFlushed: () => generationFlushes.inc(),
     },
   };
 }

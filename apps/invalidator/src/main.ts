@@ -11,6 +11,7 @@ import {
   invalidationJobOptions,
   invalidationJobSchema,
   keyspace,
+  loggedGenerationEvents,
   probeRedisTarget,
   QUEUE_PREFIX,
   quitRedis,
@@ -150,18 +151,7 @@ export async function startInvalidator(
     maxNegativeTtlSeconds: env.NEGATIVE_TTL_SECONDS,
     events: {
       fillRefused: (_resource, reason) => metrics.refreshRefused.inc({ reason }),
-      generationFlushed: (deleted, was, now) => {
-        metrics.generationFlushes.inc();
-        logger.warn(
-          { deleted, was, now },
-          'cache Redis is another generation than the namespace recorded: flushed it',
-        );
-      },
-      generationUnchecked: (reason) =>
-        logger.warn(
-          { reason },
-          'cannot tell the cache Redis generation: a restore from a snapshot would go undetected',
-        ),
+      ...loggedGenerationEvents(logger, () => metrics.generationFlushes.inc()),
     },
   });
   // A cache Redis restored from a snapshot is flushed now, before any job or refresh runs.

@@ -25,6 +25,30 @@ export interface RefreshResult extends CacheResult {
   cached: boolean;
 }
 
+/**
+ * The generation events as every app logs them (one wording for operators, whichever
+ * process flushed): `counted` adds the app's own metric.
+ */
+export function loggedGenerationEvents(
+  logger: { warn(fields: object, message: string): void },
+  counted: () => void,
+): Pick<CacheEvents, 'generationFlushed' | 'generationUnchecked'> {
+  return {
+    generationFlushed: (deleted, was, now) => {
+      counted();
+      logger.warn(
+        { deleted, was, now },
+        'cache Redis is another generation than the namespace recorded: flushed it',
+      );
+    },
+    generationUnchecked: (reason) =>
+      logger.warn(
+        { reason },
+        'cannot tell the cache Redis generation: a restore from a snapshot would go undetected',
+      ),
+  };
+}
+
 /** Why a fill did not write its value: each is a protocol step doing its job. */
 export type FillRefusal =
   | 'lease-held'

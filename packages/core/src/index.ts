@@ -9,6 +9,7 @@ export {
   type FillHooks,
   type FillRefusal,
   jitteredTtlMs,
+  loggedGenerationEvents,
   ReadThroughCache,
   type RefreshResult,
 } from './cache.ts';
