@@ -1,13 +1,13 @@
 import { existsSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { ConfigFileError, loadConfigFile } from '@walcache/config';
+import { CONFIG_EXTENSIONS, ConfigFileError, loadConfigFile } from '@walcache/config';
 import { probePostgres, type Queryable } from '@walcache/db';
 import { type CompiledConfig, compileConfig } from './compile.ts';
 
 const DEFAULT_EXAMPLE_NAME = 'blog';
 
-/** The bundled sample systems (examples/<name>/walcache.config.ts); the blog is the default. */
+/** The bundled sample systems (examples/<name>/walcache.config.<ext>); the blog is the default. */
 const examplesDir = findExamplesDir(dirname(fileURLToPath(import.meta.url)));
 
 /** From the sources or from a bundle (packages/cli/dist, apps/x/dist): the checkout's examples/. */
@@ -20,11 +20,14 @@ function findExamplesDir(from: string): string {
 }
 export const DEFAULT_EXAMPLE = DEFAULT_EXAMPLE_NAME;
 
-export function exampleConfigPath(name: string): string {
-  const path = `${examplesDir}${name}/walcache.config.ts`;
-  if (!/^[a-z][a-z0-9-]*$/.test(name) || !existsSync(path)) {
-    throw new ConfigFileError(path, [`no example named "${name}" (see the folders under examples/)`]);
-  }
+/** An example's config file, in whichever format it is written (the first of CONFIG_EXTENSIONS found). */
+export function exampleConfigPath(name: string, dir = examplesDir): string {
+  const base = `${dir}${name}/walcache.config`;
+  const path = /^[a-z][a-z0-9-]*$/.test(name)
+    ? CONFIG_EXTENSIONS.map((ext) => `${base}${ext}`).find((p) => existsSync(p))
+    : undefined;
+  if (!path)
+    throw new ConfigFileError(`${base}.*`, [`no example named "${name}" (see the folders under examples/)`]);
   return path;
 }
 
