@@ -1,6 +1,6 @@
-import { keyspace } from '@walcache/core';
+import { keyspace, QUEUE_PREFIX } from '@walcache/core';
 import { type RedisCluster, startRedisCluster, waitFor } from '@walcache/testkit';
-import { Cluster } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
@@ -10,10 +10,19 @@ import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
 let cluster: RedisCluster;
 let live: LiveSystem;
 let writer: pg.Client;
+/** The tags of every store attempt by the CDC (a refused batch is attempted again). */
+const attempts: (readonly string[])[] = [];
 
 beforeAll(async () => {
   cluster = await startRedisCluster();
-  live = await startLiveSystem({ QUEUE_REDIS_URL: cluster.url });
+  live = await startLiveSystem(
+    { QUEUE_REDIS_URL: cluster.url },
+    {
+      beforeStore: (batch: { tags: readonly string[] }) => {
+        attempts.push(batch.tags);
+      },
+    },
+  );
   writer = live.writer;
 });
 afterAll(async () => {
@@ -58,5 +67,44 @@ describe('the invalidation queue on a Redis Cluster', () => {
     } finally {
       client.disconnect();
     }
+  });
+
+  it('a commit is acknowledged to Postgres only once its job is on a replica: a failover cannot lose it', async () => {
+    const master = await cluster.masterFor(`${QUEUE_PREFIX}:any`);
+    const direct = new Redis({ host: '127.0.0.1', port: master.port });
+    const info = await direct.info('replication').finally(() => direct.disconnect());
+    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
+    const pid = cluster.nodes.find((n) => n.port === replicaPort)?.server.pid;
+    expect(pid).toBeDefined();
+    // The replica stops answering (as if partitioned): the master still takes the job.
+    process.kill(pid as number, 'SIGSTOP');
+    try {
+      const { rows } = await writer.query<{ lsn: string }>(
+        `update articles set title = 'held by the replica' where id = 9 returning pg_current_wal_insert_lsn()::text as lsn`,
+      );
+      // A second attempt for the batch: the first was refused, no replica had the job.
+      await waitFor(() => attempts.filter((tags) => tags.includes('row:articles:9')).length >= 2, {
+        what: 'the CDC to retry the store',
+        timeoutMs: 30_000,
+      });
+      const { rows: slot } = await writer.query<{ behind: boolean }>(
+        'select confirmed_flush_lsn < $1::pg_lsn as behind from pg_replication_slots where slot_name = $2',
+        [rows[0]?.lsn, live.stack.env.SLOT_NAME],
+      );
+      expect(slot[0]?.behind).toBe(true);
+    } finally {
+      process.kill(pid as number, 'SIGCONT');
+    }
+    await waitFor(
+      async () => {
+        const { rows: slot } = await writer.query<{ lsn: string }>(
+          'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
+          [live.stack.env.SLOT_NAME],
+        );
+        const title = ((await (await get('/v1/articles/9')).json()) as { title: string }).title;
+        return slot.length === 1 && title === 'held by the replica';
+      },
+      { what: 'the job replicated, the commit acknowledged and the cache invalidated', timeoutMs: 30_000 },
+    );
   });
 });

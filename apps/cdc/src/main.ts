@@ -16,6 +16,7 @@ import {
   redisUrlVariable,
 } from '@walcache/config';
 import {
+  awaitQueueReplica,
   checkRedisMemoryPolicies,
   createRedisClient,
   flushNamespace,
@@ -44,7 +45,7 @@ import {
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
+import { Cluster, Redis } from 'ioredis';
 
 import { createCdcMetrics } from './metrics.ts';
 import { WatermarkProgress } from './watermark.ts';
@@ -176,6 +177,7 @@ export async function startCdc(
       ...invalidationJobOptions,
       jobId: jobIdForCommit(source, batch.lsnTo),
     });
+    if (queueRedis instanceof Cluster) await awaitQueueReplica(queueRedis);
   };
 
   const slotMarker: SlotSyncMarker = {

@@ -49,7 +49,12 @@ export {
 } from './job.ts';
 export { isValueOrLease, type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
 export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
-export { invalidationJobOptions, QUEUE_PREFIX } from './queue.ts';
+export {
+  awaitQueueReplica,
+  invalidationJobOptions,
+  QUEUE_PREFIX,
+  QueueNotReplicatedError,
+} from './queue.ts';
 export {
   checkRedisMemoryPolicies,
   memoryConfigProblem,

@@ -1,3 +1,5 @@
+import type { Cluster } from 'ioredis';
+
 /**
  * Names and options of the invalidation queue, shared by the CDC (producer) and the
  * invalidator (consumer) so they cannot drift apart.
@@ -14,3 +16,38 @@ export const invalidationJobOptions = {
   removeOnComplete: { age: 3600, count: 10_000 },
   removeOnFail: { age: 7 * 24 * 3600 },
 } as const;
+
+/**
+ * Why 2 s: a healthy replica acknowledges a write within milliseconds; past this it is down
+ * or far behind, and the store fails (the CDC backs off and retries) rather than wait.
+ */
+const REPLICA_ACK_TIMEOUT_MS = 2_000;
+
+/** The replica did not confirm the queue's writes: a failover now could lose the job. */
+export class QueueNotReplicatedError extends Error {
+  readonly code = 'WALCACHE_QUEUE_NOT_REPLICATED';
+}
+
+/**
+ * On a Redis Cluster the CDC acknowledges a commit to Postgres only once its job is on a
+ * replica too: replication is asynchronous, and a master that dies before passing the job
+ * on is replaced by a replica without it, an invalidation lost for good (the slot has moved
+ * past the commit). One server instead relies on its AOF (`appendfsync always`).
+ * `WAIT` counts the writes of this connection; ioredis keeps one connection per node, so the
+ * pipeline's keyed command routes `WAIT` to the master of the queue's slot, after the job's
+ * writes on the same connection. Not a guarantee against every failover (Redis' own
+ * caveat), but it closes the common one: the master dying right after the add.
+ */
+export async function awaitQueueReplica(queue: Cluster, timeoutMs = REPLICA_ACK_TIMEOUT_MS): Promise<void> {
+  const replies = await queue
+    .pipeline()
+    .exists(`${QUEUE_PREFIX}:replication`)
+    .call('WAIT', 1, timeoutMs)
+    .exec();
+  const [error, acknowledged] = replies?.[1] ?? [new Error('no reply to WAIT')];
+  if (error) throw error;
+  if (Number(acknowledged) < 1)
+    throw new QueueNotReplicatedError(
+      `no replica of the queue's master acknowledged the job within ${timeoutMs} ms; the commit stays unacknowledged and the batch is retried`,
+    );
+}
