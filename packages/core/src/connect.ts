@@ -46,6 +46,15 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
 }
 
 /**
+ * The servers a whole-keyspace walk or a per-server setting must visit: each master of a
+ * cluster (a keyless command sent to the Cluster object reaches one node only), or the
+ * one server.
+ */
+export function mastersOf(client: RedisClient): Redis[] {
+  return client instanceof Cluster ? client.nodes('master') : [client];
+}
+
+/**
  * The connections that cannot be a Redis Cluster yet: the cache (its protocol is not
  * slot-correct there: CROSSSLOT on the first invalidation) and the CLI's. docs/scaling.md
  * lists what is left. Refusing at start beats failing on the first multi-key command.

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import { Cluster, type Redis } from 'ioredis';
+import { mastersOf, type RedisClient } from './connect.ts';
 import { isNamespaceState, isValueOrLease, type Keyspace } from './keys.ts';
 
 /** Keys per SCAN step: large enough to finish a big namespace quickly, small enough not to block Redis. */
@@ -23,9 +24,13 @@ const SCAN_COUNT = 1000;
  * pass 2 (present throughout it until then). Without pass 3, a value written during pass 2
  * is a key created mid-walk, which SCAN need not return: it survived the flush
  * (`test/core/holes.test.ts`, item 4).
+ *
+ * On a Redis Cluster each pass walks every master before the next pass begins (the argument
+ * above holds per key, whichever master holds it), and each key is unlinked on its own: the
+ * keys one SCAN step returns lie in many slots, and a multi-key UNLINK must stay in one.
  */
 export async function flushNamespace(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   onProgress?: (deleted: number) => void,
   /** Test seam: awaited after each SCAN step of each pass (0-based). */
@@ -36,21 +41,36 @@ export async function flushNamespace(
   const protocolKey = (k: string) => !isValueOrLease(keys, k);
   const valueOrLease = (k: string) => isValueOrLease(keys, k);
   const passes = [protocolKey, valueOrLease, valueOrLease];
+  const clustered = redis instanceof Cluster;
   for (const [index, pass] of passes.entries()) {
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(cursor, 'MATCH', keys.everything, 'COUNT', SCAN_COUNT);
-      cursor = next;
-      const doomed = batch.filter((k) => !isNamespaceState(keys, k) && pass(k));
-      if (doomed.length > 0) {
-        deleted += await redis.unlink(...doomed);
-        onProgress?.(deleted);
-      }
-      await afterStep?.(index);
-    } while (cursor !== '0');
+    for (const node of mastersOf(redis)) {
+      let cursor = '0';
+      do {
+        const [next, batch] = await node.scan(cursor, 'MATCH', keys.everything, 'COUNT', SCAN_COUNT);
+        cursor = next;
+        const doomed = batch.filter((k) => !isNamespaceState(keys, k) && pass(k));
+        if (doomed.length > 0) {
+          deleted += clustered ? await unlinkEach(node, doomed) : await node.unlink(...doomed);
+          onProgress?.(deleted);
+        }
+        await afterStep?.(index);
+      } while (cursor !== '0');
+    }
   }
   // Last, once every pass is done: a warm-up that sees the new marker fills an emptied
   // namespace, never one a pass is still emptying.
   await redis.set(keys.flushed, `${Date.now()}-${randomBytes(6).toString('base64url')}`);
   return deleted;
+}
+
+/** UNLINK key by key in one pipeline on one node (the keys lie in several slots). */
+async function unlinkEach(node: Redis, doomed: string[]): Promise<number> {
+  const pipeline = node.pipeline();
+  for (const key of doomed) pipeline.unlink(key);
+  let count = 0;
+  for (const [error, removed] of (await pipeline.exec()) ?? []) {
+    if (error) throw error;
+    count += Number(removed);
+  }
+  return count;
 }

@@ -28,6 +28,7 @@ export {
 } from './codec.ts';
 export {
   createRedisClient,
+  mastersOf,
   probeRedis,
   probeRedisTarget,
   quitRedis,

@@ -1,5 +1,5 @@
-import { Cluster, type Redis } from 'ioredis';
-import type { RedisClient } from './connect.ts';
+import type { Redis } from 'ioredis';
+import { mastersOf, type RedisClient } from './connect.ts';
 import { WalcacheError } from './errors.ts';
 import { withTimeout } from './timeout.ts';
 
@@ -89,10 +89,7 @@ export async function checkRedisMemoryPolicies(
   queue: RedisClient,
   warn: (message: string, error?: unknown) => void,
 ): Promise<void> {
-  // On a Redis Cluster each master has its own configuration, and a command sent to the
-  // Cluster object reaches one node only: every master is checked.
-  const nodesOf = (client: RedisClient): Redis[] =>
-    client instanceof Cluster ? client.nodes('master') : [client];
+  // On a Redis Cluster each master has its own configuration: every master is checked.
   const roles: [RedisRole, RedisClient][] =
     cache === queue
       ? [['shared', cache]]
@@ -100,7 +97,7 @@ export async function checkRedisMemoryPolicies(
           ['cache', cache],
           ['queue', queue],
         ];
-  const targets = roles.flatMap(([role, client]) => nodesOf(client).map((node) => [role, node] as const));
+  const targets = roles.flatMap(([role, client]) => mastersOf(client).map((node) => [role, node] as const));
   for (const [role, redis] of targets) {
     let config: RedisMemoryConfig | undefined;
     try {
