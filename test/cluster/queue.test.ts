@@ -3,6 +3,7 @@ import { type RedisCluster, startRedisCluster, waitFor } from '@walcache/testkit
 import { Cluster, Redis } from 'ioredis';
 import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { run } from '../../packages/cli/src/main.ts';
 import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
 
 // The queue (BullMQ jobs, the read-your-writes watermark) on a Redis Cluster, the cache on one
@@ -18,6 +19,9 @@ beforeAll(async () => {
   live = await startLiveSystem(
     { QUEUE_REDIS_URL: cluster.url },
     {
+      // A refused store is retried after a short backoff: the replica test below waits
+      // for a second attempt, and the default backoff grows to seconds after a few.
+      maxBackoffMs: 500,
       beforeStore: (batch: { tags: readonly string[] }) => {
         attempts.push(batch.tags);
       },
@@ -106,5 +110,38 @@ describe('the invalidation queue on a Redis Cluster', () => {
       },
       { what: 'the job replicated, the commit acknowledged and the cache invalidated', timeoutMs: 30_000 },
     );
+  });
+
+  it('the CLI reads the queue and the watermark on the cluster (walcache status)', async () => {
+    const e = live.stack.env;
+    let out = '';
+    let err = '';
+    const io = {
+      out: (text: string) => {
+        out += text;
+      },
+      err: (text: string) => {
+        err += text;
+      },
+      interactive: false,
+      ask: async () => '',
+    };
+    const code = await run(['status', '--json'], io, {
+      DATABASE_URL: e.DATABASE_URL,
+      REDIS_URL: e.REDIS_URL,
+      QUEUE_REDIS_URL: cluster.url,
+      CACHE_PREFIX: e.CACHE_PREFIX,
+      QUEUE_NAME: e.QUEUE_NAME,
+      SLOT_NAME: e.SLOT_NAME,
+      PUBLICATION_NAME: e.PUBLICATION_NAME,
+    });
+    expect(err).toBe('');
+    expect(code).toBe(0);
+    const doc = JSON.parse(out) as {
+      queue: { name: string; completed?: number };
+      watermark: { lsn: string | null };
+    };
+    expect(doc.queue.name).toBe(e.QUEUE_NAME);
+    expect(doc.watermark.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
   });
 });

@@ -1,5 +1,18 @@
-import { type Env, permanentConnectionFailure, type RedisTarget, redisTarget } from '@walcache/config';
-import { createRedisClient, QUEUE_PREFIX, requireSingleNode } from '@walcache/core';
+import {
+  type Env,
+  isClusterUrl,
+  permanentConnectionFailure,
+  type RedisTarget,
+  redactUrl,
+  redisTarget,
+} from '@walcache/config';
+import {
+  createRedisClient,
+  QUEUE_PREFIX,
+  type RedisClient,
+  type RedisClientOptions,
+  requireSingleNode,
+} from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
@@ -13,7 +26,7 @@ import { CliError, exitCodes } from './errors.ts';
 export class Clients {
   // Promises, not clients: two commands steps asking at once must share one connection.
   private cacheClient: Promise<Redis> | undefined;
-  private queueClient: Promise<Redis> | undefined;
+  private queueClient: Promise<RedisClient> | undefined;
   private queueInstance: Promise<Queue> | undefined;
   private pool: ReturnType<typeof createPool> | undefined;
   private dbInstance: Promise<Db> | undefined;
@@ -22,13 +35,18 @@ export class Clients {
   constructor(readonly env: Env) {}
 
   cache(): Promise<Redis> {
-    this.cacheClient ??= connectRedis(this.env, 'REDIS_URL', 'walcache-cli');
+    // The cache is one server for now (docs/scaling.md); a cluster URL is refused here.
+    this.cacheClient ??= targetOf(this.env, 'REDIS_URL', true).then((target) =>
+      connectRedis(createRedisClient(target, oneShot('walcache-cli')), this.env, 'REDIS_URL'),
+    );
     return this.cacheClient;
   }
 
-  queueRedis(): Promise<Redis> {
+  queueRedis(): Promise<RedisClient> {
     if (this.env.QUEUE_REDIS_URL === this.env.REDIS_URL) return this.cache();
-    this.queueClient ??= connectRedis(this.env, 'QUEUE_REDIS_URL', 'walcache-cli-queue');
+    this.queueClient ??= targetOf(this.env, 'QUEUE_REDIS_URL', false).then((target) =>
+      connectRedis(createRedisClient(target, oneShot('walcache-cli-queue')), this.env, 'QUEUE_REDIS_URL'),
+    );
     return this.queueClient;
   }
 
@@ -94,29 +112,49 @@ export class Clients {
   }
 }
 
-async function connectRedis(
+async function targetOf(
   env: Env,
   variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
-  name: string,
-): Promise<Redis> {
-  const url = env[variable];
-  let target: RedisTarget & { kind: 'node' };
+  singleNode: true,
+): Promise<RedisTarget & { kind: 'node' }>;
+async function targetOf(
+  env: Env,
+  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
+  singleNode: false,
+): Promise<RedisTarget>;
+async function targetOf(
+  env: Env,
+  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
+  singleNode: boolean,
+): Promise<RedisTarget> {
   try {
-    target = requireSingleNode(redisTarget(url, env), variable);
+    const target = redisTarget(env[variable], env);
+    return singleNode ? requireSingleNode(target, variable) : target;
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error), exitCodes.config, {
       cause: error,
     });
   }
-  const redis = createRedisClient(target, {
+}
+
+/** A one-shot command fails at once rather than retrying in the background. */
+function oneShot(name: string): RedisClientOptions {
+  return {
     lazyConnect: true,
-    // A one-shot command fails at once rather than retrying in the background: the operator
-    // gets the reason in seconds. 3 s covers a slow network, not a dead server.
+    // The operator gets the reason in seconds. 3 s covers a slow network, not a dead server.
     connectTimeout: 3_000,
     maxRetriesPerRequest: null,
     retryStrategy: () => null,
     connectionName: name,
-  });
+  };
+}
+
+async function connectRedis<C extends RedisClient>(
+  redis: C,
+  env: Env,
+  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
+): Promise<C> {
+  const url = env[variable];
   let lastError: unknown;
   redis.on('error', (error) => {
     lastError = error;
@@ -137,6 +175,8 @@ async function connectRedis(
 }
 
 function redactedHost(url: string): string {
+  // A cluster URL lists its seeds, which URL cannot parse as one host.
+  if (isClusterUrl(url)) return redactUrl(url);
   try {
     const u = new URL(url);
     return `${u.protocol}//${u.host}`;

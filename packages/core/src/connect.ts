@@ -55,15 +55,15 @@ export function mastersOf(client: RedisClient): Redis[] {
 }
 
 /**
- * The connections that cannot be a Redis Cluster yet: the cache (its protocol is not
- * slot-correct there: CROSSSLOT on the first invalidation) and the CLI's. docs/scaling.md
+ * The connection that cannot be a Redis Cluster yet: the cache (its protocol is not
+ * slot-correct there: CROSSSLOT on the first invalidation). docs/scaling.md
  * lists what is left. Refusing at start beats failing on the first multi-key command.
  */
 export function requireSingleNode(target: RedisTarget, variable: string): RedisTarget & { kind: 'node' } {
   if (target.kind === 'node') return target;
   throw new ConnectionConfigError(
     variable,
-    'is a Redis Cluster URL, which is not supported here yet (docs/scaling.md, "Redis Cluster": the queue may be a cluster, the cache and the CLI not yet). Point it at one Redis server (redis:// or rediss://)',
+    'is a Redis Cluster URL, which is not supported here yet (docs/scaling.md, "Redis Cluster": the queue may be a cluster, the cache not yet). Point it at one Redis server (redis:// or rediss://)',
   );
 }
 
