@@ -3,13 +3,13 @@ import {
   CorruptEntryError,
   decodeEntry,
   keyspace,
+  mastersOf,
   type RedisClient,
   resourceKeyOf,
 } from '@walcache/core';
 import { Counter, Histogram, type Logger, type Registry } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import type { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { type ResourceForKey, targetOfKey } from './params.ts';
 import { pipelinePassed } from './pipeline.ts';
 import { currentInsertLsn } from './slot.ts';
@@ -19,7 +19,7 @@ export interface AuditorDeps {
   /** The deployment's compiled resources: which resource a key belongs to. */
   resourceForKey: ResourceForKey;
   /** The cache Redis (values are read from it, a stale one is deleted from it). */
-  cacheRedis: Redis;
+  cacheRedis: RedisClient;
   /** Where the shared totals live: the queue Redis (see stats.ts). */
   statsRedis: RedisClient;
   db: Db;
@@ -120,6 +120,8 @@ export class Auditor {
   private readonly metrics: AuditorMetrics | undefined;
   private readonly options: Required<AuditorOptions>;
   private cursor = '0';
+  /** Which master the walk is on (a Redis Cluster's masters one after another; one server: 0). */
+  private node = 0;
   private buffer: string[] = [];
   private timer: NodeJS.Timeout | undefined;
   private running: Promise<void> | undefined;
@@ -198,8 +200,14 @@ export class Auditor {
   private async nextKeys(n: number): Promise<string[]> {
     // One SCAN per batch; the cursor is kept between rounds so the walk covers the whole
     // keyspace over time instead of re-reading its start. A full pass wraps to '0'.
+    // On a Redis Cluster the walk goes through every master in turn: a SCAN sent to the
+    // Cluster object would read one node only.
     if (this.buffer.length === 0) {
-      const [next, batch] = await this.deps.cacheRedis.scan(
+      const nodes = mastersOf(this.deps.cacheRedis);
+      // A Cluster that has not connected yet knows no master: nothing to walk this round.
+      const node = nodes[this.node % nodes.length];
+      if (!node) return [];
+      const [next, batch] = await node.scan(
         this.cursor,
         'MATCH',
         `${this.keys.prefix}:{*}`,
@@ -207,6 +215,7 @@ export class Auditor {
         SCAN_COUNT,
       );
       this.cursor = next;
+      if (next === '0') this.node = (this.node + 1) % nodes.length;
       this.buffer = batch;
     }
     return this.buffer.splice(0, n);
@@ -257,7 +266,7 @@ export class Auditor {
         'auditor: stale cache entry (no invalidation pending for it)',
       );
       if (this.options.repair) {
-        const client = this.deps.cacheRedis as Redis & {
+        const client = this.deps.cacheRedis as RedisClient & {
           walcacheAuditDeleteIfUnchanged(key: string, value: Buffer): Promise<number>;
         };
         if ((await client.walcacheAuditDeleteIfUnchanged(valueKey, raw)) === 1) this.metrics?.repaired.inc();
