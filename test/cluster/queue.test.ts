@@ -8,6 +8,7 @@ import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
 
 // The queue (BullMQ jobs, the read-your-writes watermark) on a Redis Cluster, the cache on one
 // Redis: what QUEUE_REDIS_URL=redis+cluster://… runs today (docs/scaling.md).
+const OPS_TOKEN = 'cluster-ops-token-123';
 let cluster: RedisCluster;
 let live: LiveSystem;
 let writer: pg.Client;
@@ -17,7 +18,7 @@ const attempts: (readonly string[])[] = [];
 beforeAll(async () => {
   cluster = await startRedisCluster();
   live = await startLiveSystem(
-    { QUEUE_REDIS_URL: cluster.url },
+    { QUEUE_REDIS_URL: cluster.url, OPS_TOKEN },
     {
       // A refused store is retried after a short backoff: the replica test below waits
       // for a second attempt, and the default backoff grows to seconds after a few.
@@ -143,5 +144,19 @@ describe('the invalidation queue on a Redis Cluster', () => {
     };
     expect(doc.queue.name).toBe(e.QUEUE_NAME);
     expect(doc.watermark.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+  });
+
+  it('the ops routes read the queue on the cluster: /ops/status and the queue dashboard', async () => {
+    const headers = { authorization: `Bearer ${OPS_TOKEN}` };
+    const status = (await (await get('/ops/status', headers)).json()) as {
+      queue: { name: string; counts: { completed: number } };
+      watermark: { lsn: string | null };
+    };
+    expect(status.queue.name).toBe(live.stack.env.QUEUE_NAME);
+    expect(status.queue.counts.completed).toBeGreaterThanOrEqual(1);
+    expect(status.watermark.lsn).toMatch(/^[0-9A-F]+\/[0-9A-F]+$/);
+    const dashboard = await get(`/ops/queues/api/queues`, headers);
+    expect(dashboard.status).toBe(200);
+    expect(JSON.stringify(await dashboard.json())).toContain(live.stack.env.QUEUE_NAME);
   });
 });
