@@ -31,7 +31,13 @@ import {
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
-import { type ReadYourWritesDeps, readYourWrites, walPositionAfterLoad } from './read-your-writes.ts';
+import {
+  type ReadYourWritesDeps,
+  readYourWrites,
+  WATERMARK_HEADER,
+  walPositionAfterLoad,
+  watermarkHeader,
+} from './read-your-writes.ts';
 import { type RequestIdVariables, requestId } from './request-id.ts';
 import { batchRoute, resourceRoute } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
@@ -66,6 +72,8 @@ export type ApiEnv = {
     rywBypass?: boolean;
     /** For such an answer: the WAL position read after its load. */
     bypassWatermark?: bigint;
+    /** The answer already carries X-Walcache-Watermark (in its own header record). */
+    watermarkSent?: boolean;
   };
 };
 
@@ -208,6 +216,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       // The ETag a 200 in the client's encoding carries; a 304 names the same one.
       etag: compress ? weakEtag(etag) : etag,
       'x-request-id': c.get('requestId'),
+      [WATERMARK_HEADER]: watermarkHeader(c),
     };
     c.set('requestIdSent', true);
     if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';

@@ -58,9 +58,24 @@ export function readYourWrites(deps: ReadYourWritesDeps): MiddlewareHandler<ApiE
     }
     c.set('watermark', watermark);
     await next();
-    const shown = c.get('bypassWatermark') ?? watermark;
-    c.res.headers.set(WATERMARK_HEADER, watermarkLsn(shown ?? 0n));
+    // A cache answer carries it in its own header record (send): touching `c.res.headers`
+    // would build a Headers object for every hit. Everything else (problems) gets it here.
+    if (!c.get('watermarkSent')) c.res.headers.set(WATERMARK_HEADER, watermarkHeader(c));
   };
+}
+
+let lastShown: { value: bigint; text: string } = { value: 0n, text: watermarkLsn(0n) };
+
+/**
+ * The `X-Walcache-Watermark` value of this answer: the watermark read before its cache read,
+ * or, for a Postgres answer, the WAL position read after its load. Formatted once per new
+ * watermark, not once per request.
+ */
+export function watermarkHeader(c: Context<ApiEnv>): string {
+  const value = c.get('bypassWatermark') ?? c.get('watermark') ?? 0n;
+  if (value !== lastShown.value) lastShown = { value, text: watermarkLsn(value) };
+  c.set('watermarkSent', true);
+  return lastShown.text;
 }
 
 /** The WAL position after a Postgres answer's load: its snapshot saw no commit beyond it. */
