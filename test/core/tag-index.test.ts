@@ -9,6 +9,7 @@ import { invalidateTags, ReadThroughCache, rowTag, sweepTagIndex } from '@walcac
 import { createDb, createPool } from '@walcache/db';
 import { createLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
+import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -52,6 +53,22 @@ async function indexMembers(prefix: string): Promise<number> {
   return total;
 }
 
+/** Resolves once every cached value of a prefix has expired (their members are then dead). */
+async function valuesExpired(prefix: string): Promise<void> {
+  await waitFor(
+    async () => {
+      let cursor = '0';
+      do {
+        const [next, keys] = await redis.scan(cursor, 'MATCH', `${prefix}:{*`, 'COUNT', 10_000);
+        if (keys.length > 0) return false;
+        cursor = next;
+      } while (cursor !== '0');
+      return true;
+    },
+    { timeoutMs: 30_000, what: `the cached values of ${prefix} to expire` },
+  );
+}
+
 async function usedMemory(): Promise<number> {
   return Number(/^used_memory:(\d+)/m.exec(await redis.info('memory'))?.[1]);
 }
@@ -79,7 +96,7 @@ describe('the tag index under requests for ids that do not exist', () => {
         }),
       );
       if (round === 0) expect(await indexMembers(prefix)).toBeGreaterThanOrEqual(perRound); // the leak's size
-      await new Promise((r) => setTimeout(r, 1_100)); // the round's negative entries expire
+      await valuesExpired(prefix); // the round's negative entries
       const { removed } = await sweepTagIndex(redis, cache.keys);
       rounds.push({ members: await indexMembers(prefix), memory: await usedMemory(), removed });
     }
@@ -145,7 +162,7 @@ describe('the tag index under requests for ids that do not exist', () => {
     await redis.set(cache.keys.sweepLock, 'held by another invalidator', 'PX', 60_000);
     expect(await second.sweepOnce()).toBeUndefined();
     await redis.del(cache.keys.sweepLock);
-    await new Promise((r) => setTimeout(r, 1_100)); // the negative entry expires
+    await valuesExpired(prefix);
     const swept = await first.sweepOnce();
     expect(swept?.removed).toBeGreaterThan(0);
     expect(counted).toEqual({ sweeps: 1, removed: swept?.removed });
