@@ -20,6 +20,7 @@ import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { articleComments, articleDetail, articleList, tagList, userProfile } from '../support/blog.ts';
+import { rng } from '../support/cdc-harness.ts';
 import { type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 
@@ -62,18 +63,6 @@ afterAll(async () => {
   await p?.stop();
   await servers?.stop();
 });
-
-/** mulberry32: a small seeded PRNG, so a failing run can be replayed. */
-function prng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 type Target = { resource: AnyResource<Db>; params: Record<string, unknown>; path: string };
 
@@ -119,7 +108,7 @@ type PlannedOp = { name: string; statements: [string, unknown[]][] };
 /** Every writer's operations, from the seed alone (nothing here depends on timing). */
 function planWrites(seed: number): PlannedOp[][] {
   return Array.from({ length: WRITERS }, (_, w) => {
-    const random = prng(seed * 31 + w);
+    const random = rng(seed * 31 + w);
     const pick = (n: number) => 1 + Math.floor(random() * n);
     const userToWrite = () => pick(USERS - 1); // never the sentinel
     const kinds: [string, (n: number) => [string, unknown[]][]][] = [
@@ -219,7 +208,7 @@ it('reads during the run stay within the staleness bound; after the queue drains
   expect(digest(planWrites(seed))).toBe(digest(plan)); // a pure function of the seed
   console.log(`consistency seed ${seed}, plan ${digest(plan)} (WALCACHE_SEED=${seed} replays it)`);
   // Readers choose their targets from their own stream: it cannot shift the writers' plan.
-  const readRandom = prng(seed ^ 0x5bd1e995);
+  const readRandom = rng(seed ^ 0x5bd1e995);
 
   const ops: Record<string, number> = {};
   const writerClients = await Promise.all(
