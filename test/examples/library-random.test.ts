@@ -1,15 +1,14 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '@walcache/config';
 import { bodyOf, decodeEntry, keyspace, resourceKeyOf } from '@walcache/core';
 import { createDb } from '@walcache/db';
 import { type CompiledConfig, compileConfig } from '@walcache/resources';
-import { startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { rng, testQueue, waitCaughtUp } from '../support/cdc-harness.ts';
-import { type Servers, type Stack, startStack } from '../support/stack.ts';
+import type { Stack } from '../support/stack.ts';
+import { type ExampleSystem, sqlFile, startSystem } from './support.ts';
 
 /**
  * Randomized: many INSERT/UPDATE/DELETE on every table and column the library config reads,
@@ -20,36 +19,23 @@ const fixture = join(import.meta.dirname, '..', 'fixtures', 'library');
 const MUTATIONS = 400;
 const seed = Number(process.env.WALCACHE_SEED ?? Math.floor(Math.random() * 1_000_000));
 
-let servers: Servers;
+let system: ExampleSystem;
 let stack: Stack;
 let writer: pg.Client;
 let admin: pg.Pool;
 let compiled: CompiledConfig;
 
 beforeAll(async () => {
-  const [pgServer, redis] = await Promise.all([startPostgres(), startRedis()]);
-  servers = {
-    pg: pgServer,
-    redis,
-    async stop() {
-      await Promise.allSettled([pgServer.stop(), redis.stop()]);
-    },
-  };
-  writer = new pg.Client({ connectionString: pgServer.url });
-  await writer.connect();
-  await writer.query(readFileSync(join(fixture, 'schema.sql'), 'utf8'));
-  admin = new pg.Pool({ connectionString: pgServer.url, max: 2 });
   const configPath = join(fixture, 'walcache.config.yaml');
+  system = await startSystem(sqlFile(join(fixture, 'schema.sql')), configPath);
+  ({ stack, writer } = system);
+  admin = new pg.Pool({ connectionString: stack.env.DATABASE_URL, max: 2 });
   compiled = await compileConfig(await loadConfigFile(configPath), admin);
-  stack = await startStack(servers, { WALCACHE_CONFIG: configPath });
-  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
 });
 
 afterAll(async () => {
-  await writer?.end().catch(() => undefined);
   await admin?.end().catch(() => undefined);
-  await stack?.stop();
-  await servers?.stop();
+  await system?.stop();
 });
 
 /** One random change, with the SQL that made it (named in a failure). */
@@ -159,7 +145,7 @@ describe(`randomized mutations on the library schema (seed ${seed}, ${MUTATIONS}
     await Promise.all(readers);
     await waitCaughtUp(admin, stack.env, testQueue(stack.env), 60_000);
 
-    const redis = new Redis(servers.redis.url);
+    const redis = new Redis(stack.env.REDIS_URL);
     const keys = keyspace(stack.env.CACHE_PREFIX);
     const db = createDb(admin);
     const stale: string[] = [];

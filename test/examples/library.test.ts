@@ -1,12 +1,10 @@
-import { readFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { loadConfigFile } from '@walcache/config';
 import { compileConfig } from '@walcache/resources';
-import { startPostgres, startRedis, waitFor } from '@walcache/testkit';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { openApiProblems } from '../support/openapi-valid.ts';
-import { type Servers, type Stack, startStack } from '../support/stack.ts';
+import { type ExampleSystem, sqlFile, startSystem } from './support.ts';
 
 /**
  * A schema no walcache code mentions (schema lib: a composite-key join table, an enum, a
@@ -16,42 +14,19 @@ import { type Servers, type Stack, startStack } from '../support/stack.ts';
 const fixture = join(import.meta.dirname, '..', 'fixtures', 'library');
 const configPath = join(fixture, 'walcache.config.yaml');
 
-let servers: Servers;
-let stack: Stack;
+let system: ExampleSystem;
 let writer: pg.Client;
 
 beforeAll(async () => {
-  const [pgServer, redis] = await Promise.all([startPostgres(), startRedis()]);
-  servers = {
-    pg: pgServer,
-    redis,
-    async stop() {
-      await Promise.allSettled([pgServer.stop(), redis.stop()]);
-    },
-  };
-  writer = new pg.Client({ connectionString: pgServer.url });
-  await writer.connect();
-  await writer.query(readFileSync(join(fixture, 'schema.sql'), 'utf8'));
-  stack = await startStack(servers, { WALCACHE_CONFIG: configPath });
-  await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
+  system = await startSystem(sqlFile(join(fixture, 'schema.sql')), configPath);
+  writer = system.writer;
 });
 
 afterAll(async () => {
-  await writer?.end().catch(() => undefined);
-  await stack?.stop();
-  await servers?.stop();
+  await system?.stop();
 });
 
-async function read(
-  path: string,
-): Promise<{ status: number; cache: string | null; body: Record<string, unknown> }> {
-  const res = await fetch(`${stack.api.url}${path}`);
-  return {
-    status: res.status,
-    cache: res.headers.get('x-cache'),
-    body: (await res.json()) as Record<string, unknown>,
-  };
-}
+const read = (path: string) => system.read(path);
 
 /** Reads until cached (a HIT), so what follows proves an invalidation, not a cold miss. */
 async function cached(path: string) {
@@ -62,9 +37,7 @@ async function cached(path: string) {
 }
 
 /** Polls until the answer satisfies `ok` (the invalidation bound is the test's timeout). */
-async function eventually(path: string, ok: (r: Awaited<ReturnType<typeof read>>) => boolean, what: string) {
-  await waitFor(async () => ok(await read(path)), { what, timeoutMs: 15_000 });
-}
+const eventually: ExampleSystem['eventually'] = (path, ok, what) => system.eventually(path, ok, what);
 
 describe('the library schema, from its config alone', () => {
   it('answers with the catalog types: bigint and numeric as strings, arrays, jsonb, ISO timestamps, enums', async () => {
@@ -239,7 +212,7 @@ describe('the library schema, from its config alone', () => {
   });
 
   it('serves a valid OpenAPI 3.1 document with the catalog types', async () => {
-    const raw: unknown = await (await fetch(`${stack.api.url}/openapi.json`)).json();
+    const raw: unknown = await (await fetch(`${system.stack.api.url}/openapi.json`)).json();
     expect(await openApiProblems(raw)).toEqual([]);
     const doc = raw as {
       paths: Record<string, unknown>;

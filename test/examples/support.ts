@@ -1,3 +1,4 @@
+import { readFileSync } from 'node:fs';
 import { createDb, createPool } from '@walcache/db';
 import { startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
@@ -26,6 +27,37 @@ export interface ExampleSystem {
  * `npm start -- --example NAME` does), and the three apps serving its config file.
  */
 export async function startExample(example: Example): Promise<ExampleSystem> {
+  return startSystem(async (url) => {
+    const db = createDb(createPool({ connectionString: url }));
+    const first = await example.setup(db);
+    expect(first.seeded).toBe(true);
+    // Idempotent: a second setup on the same database neither re-creates nor re-seeds.
+    expect(await example.setup(db)).toEqual({ applied: [], seeded: false });
+    await db.destroy();
+  }, example.configPath);
+}
+
+/** A `load` for startSystem: runs one SQL file (a schema, a seed) with a plain client. */
+export function sqlFile(file: string): (url: string) => Promise<void> {
+  return async (url) => {
+    const client = new pg.Client({ connectionString: url });
+    await client.connect();
+    try {
+      await client.query(readFileSync(file, 'utf8'));
+    } finally {
+      await client.end();
+    }
+  };
+}
+
+/**
+ * Private Postgres + Redis, a schema put in by `load` (given the database URL), a plain
+ * writer and the three apps serving `configPath`.
+ */
+export async function startSystem(
+  load: (url: string) => Promise<void>,
+  configPath: string,
+): Promise<ExampleSystem> {
   const [pgServer, redis] = await Promise.all([startPostgres(), startRedis()]);
   const servers: Servers = {
     pg: pgServer,
@@ -34,15 +66,10 @@ export async function startExample(example: Example): Promise<ExampleSystem> {
       await Promise.allSettled([pgServer.stop(), redis.stop()]);
     },
   };
-  const db = createDb(createPool({ connectionString: pgServer.url }));
-  const first = await example.setup(db);
-  expect(first.seeded).toBe(true);
-  // Idempotent: a second setup on the same database neither re-creates nor re-seeds.
-  expect(await example.setup(db)).toEqual({ applied: [], seeded: false });
-  await db.destroy();
+  await load(pgServer.url);
   const writer = new pg.Client({ connectionString: pgServer.url });
   await writer.connect();
-  const stack = await startStack(servers, { WALCACHE_CONFIG: example.configPath });
+  const stack = await startStack(servers, { WALCACHE_CONFIG: configPath });
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   const read = async (path: string) => {
     const res = await fetch(`${stack.api.url}${path}`);
