@@ -1,7 +1,7 @@
 import { spawnSync } from 'node:child_process';
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import { type Child, type Children, root, runToEnd } from './procs.ts';
+import { type Child, type Children, progress, root, runToEnd } from './procs.ts';
 
 /** One closed-loop HTTP run: `connections` sockets each sending the next GET as soon as one answers. */
 export interface LoadSpec {
@@ -36,11 +36,31 @@ export interface LoadGenerator {
 const outDir = join(root, 'bench-output');
 
 /**
+ * On a fresh Debian machine run as root, installs wrk (its binary needs libluajit, so the
+ * package is installed rather than unpacked as testkit's ensureDebianTool does). Elsewhere the
+ * bench falls back to autocannon and says how to get wrk; the figures are then not comparable
+ * with a wrk run (autocannon takes a core of its own).
+ */
+function installWrk(): boolean {
+  if (process.getuid?.() !== 0 || spawnSync('apt-get', ['--version'], { stdio: 'ignore' }).status !== 0)
+    return false;
+  progress('wrk is missing: apt-get install wrk (once)');
+  const env = { ...process.env, DEBIAN_FRONTEND: 'noninteractive' };
+  const install = () =>
+    spawnSync('apt-get', ['install', '-y', '-qq', 'wrk'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  if (install().status === 0) return true;
+  // Package lists older than the mirror name versions it no longer has.
+  spawnSync('apt-get', ['update', '-qq'], { stdio: ['ignore', 'ignore', 'inherit'], env });
+  return install().status === 0;
+}
+
+/**
  * wrk (C, one thread) when installed: it needs a fraction of the CPU autocannon needs per
  * request, which matters on a small machine where the generator shares cores with the server.
  */
 export function wrkGenerator(children: Children): LoadGenerator | undefined {
-  const probe = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  let probe = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
+  if (probe.error && installWrk()) probe = spawnSync('wrk', ['--version'], { encoding: 'utf8' });
   if (probe.error) return undefined;
   const version = /wrk (\S+)/.exec(`${probe.stdout}${probe.stderr}`)?.[1] ?? '?';
   return {

@@ -109,6 +109,10 @@ async function main(): Promise<void> {
   const wrk = values.load === 'autocannon' ? undefined : wrkGenerator(children);
   if (values.load === 'wrk' && !wrk)
     throw new Error('--load wrk: wrk is not installed (apt-get install wrk)');
+  if (!wrk)
+    progress(
+      'wrk is not installed (apt-get install wrk): autocannon drives the load and takes a core of its own',
+    );
   const load: LoadGenerator =
     wrk ??
     autocannonGenerator(
