@@ -62,6 +62,8 @@ export interface BenchProfile {
   };
   /** Articles moved under one author, cached, then invalidated by one rename. */
   fanout: number;
+  /** Writes of the precision scenario, each waited for and every value it deleted read again. */
+  precisionWrites: number;
   /** Length of the profiled hit run (`--cpu-prof`); long enough for ~10k samples. */
   profileS: number;
   /** Starts of each app from its bundle and from its sources (after one discarded round). */
@@ -94,6 +96,7 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
       probeRate: 25,
     },
     fanout: 2000,
+    precisionWrites: 30,
     profileS: 3,
     startupRounds: 1,
   },
@@ -118,7 +121,8 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
       changeCommitRates: [200, 400, 700, 1000, 1500, 2000, 3000],
       probeRate: 25,
     },
-    fanout: 9000,
+    fanout: 10_000,
+    precisionWrites: 200,
     profileS: 10,
     // Medians of 4 pairs: start-up on a shared machine varies by tens of percent run to run.
     startupRounds: 4,

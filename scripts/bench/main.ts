@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,fanout,profile,startup]`
+ * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup]`
  *
  * Builds the bundles when stale, starts a private Postgres and Redis, times each app's start
  * from its bundle and from its sources, then starts the three walcache processes (bundles) and a comparison server
@@ -23,13 +23,14 @@ import { profileHitPath } from './scenarios/cpuprofile.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
 import { invalidationScenario } from './scenarios/invalidation.ts';
 import { mixedScenario } from './scenarios/mixed.ts';
+import { precisionScenario } from './scenarios/precision.ts';
 import { readScenarios } from './scenarios/reads.ts';
 import { rywScenario } from './scenarios/ryw.ts';
 import { startupScenario } from './scenarios/startup.ts';
 import { type Apps, childGroup, type Servers, startApps, startServers } from './stack.ts';
 import { groupMemoryMiB, machineInfo } from './sys.ts';
 
-const ALL = ['reads', 'mixed', 'invalidation', 'ryw', 'fanout', 'profile', 'startup'] as const;
+const ALL = ['reads', 'mixed', 'invalidation', 'ryw', 'precision', 'fanout', 'profile', 'startup'] as const;
 type Part = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -43,7 +44,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,fanout,profile,startup]\n' +
+    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup]\n' +
       '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
       '  --only   run only these parts (development); writes bench-results/quick.json\n' +
       '  --load   wrk | autocannon (default: wrk when installed)\n' +
@@ -185,6 +186,7 @@ async function main(): Promise<void> {
   }
   if (parts.has('invalidation')) results.invalidation = await invalidationScenario(ctx);
   if (parts.has('ryw')) results.ryw = await rywScenario(ctx);
+  if (parts.has('precision')) results.precision = await precisionScenario(ctx, profile.precisionWrites);
   // Last: it moves thousands of articles under one author.
   if (parts.has('fanout')) results.fanout = await fanoutScenario(ctx);
 

@@ -123,6 +123,12 @@ export function consoleTable(r: BenchResults): string {
       `${pad('6 fan-out', 22)}${r.fanout.keys} keys by one rename: first ${ms(r.fanout.firstMs)} ms, all ${ms(r.fanout.lastMs)} ms`,
     );
   }
+  if (r.precision) {
+    const p = r.precision;
+    lines.push(
+      `${pad('9 precision', 22)}${p.writes} writes: ${p.invalidated} values invalidated, ${p.needless} needless (${pct(p.needlessShare)}); ${p.skippedUpdates} updates skipped by the CDC`,
+    );
+  }
   for (const step of r.ryw?.steps ?? []) {
     lines.push(
       `${pad('8 read-your-writes', 22)}${n0(step.achievedCommitsPerS)} commits/s: token read p50 ${ms(step.tokenRead.p50Ms)} p99 ${ms(step.tokenRead.p99Ms)} ms (+${ms(step.addedP50Ms)} / +${ms(step.addedP99Ms)} over a plain hit), ${pct(step.fromCacheShare)} from the cache, ${step.older} older`,
@@ -308,6 +314,36 @@ export function markdown(r: BenchResults): string {
     );
   }
 
+  if (r.precision) {
+    const p = r.precision;
+    out.push('## 9. Precision: invalidations that changed nothing', '');
+    out.push(
+      `${n0(p.cachedValues)} values cached (the list pages above; the detail, the comments and the author of 200 articles), then ${n0(p.writes)} writes of the workload, one at a time, each waited for through the read-your-writes watermark. Every value an invalidation deleted is read again through the API; one whose new body is byte-identical to the deleted one was **needless**. The CDC skipped ${n0(p.skippedUpdates)} UPDATEs over the whole run for changing no column a resource reads (\`walcache_cdc_updates_skipped_total\`). Target: ≤ 5 % needless.`,
+      '',
+      table(
+        ['write', 'writes', 'values invalidated', 'needless'],
+        Object.entries(p.byWrite).map(([k, w]) => [
+          k,
+          n0(w.writes),
+          n0(w.invalidated),
+          `${n0(w.needless)} (${pct(w.invalidated ? w.needless / w.invalidated : 0)})`,
+        ]),
+      ),
+      '',
+      table(
+        ['resource', 'values invalidated', 'needless'],
+        Object.entries(p.byResource).map(([k, v]) => [
+          k,
+          n0(v.invalidated),
+          `${n0(v.needless)} (${pct(v.invalidated ? v.needless / v.invalidated : 0)})`,
+        ]),
+      ),
+      '',
+      `All writes: ${n0(p.invalidated)} invalidated, **${n0(p.needless)} needless (${pct(p.needlessShare)})**.`,
+      '',
+    );
+  }
+
   out.push('## 7. Memory', '');
   const names = [...new Set([...Object.keys(r.memory.atRest), ...Object.keys(r.memory.underMixedLoad)])];
   out.push(
@@ -327,7 +363,7 @@ export function markdown(r: BenchResults): string {
 
   const st = r.startup;
   if (st) {
-    out.push('## 8. Start-up: bundle vs sources', '');
+    out.push('## 10. Start-up: bundle vs sources', '');
     out.push(
       `Each app started ${st.rounds} times from its bundle (\`node dist/<app>.mjs\`, what \`npm start\` and the image run) and as many from its sources (\`node --import tsx apps/<app>/src/main.ts\`), in turn, after one discarded round, against the bench's Postgres and Redis with nothing else of walcache running. Spawn → listening: from \`spawn()\` to the first answer of its HTTP port (any status; polled every 5 ms). RSS: once ready (the CDC streaming on its slot) and idle for ${st.settleMs / 1000} s. Median (min–max); the ratio rows are the median of the ratios pair by pair (round i's bundle over round i's sources). Targets: spawn → listening ≤ 500 ms and RSS ≤ 100 MiB per app.`,
       '',

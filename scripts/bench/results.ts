@@ -143,6 +143,20 @@ export interface RywResult {
   visibilityCheck: { jobs: number; meanMs?: number };
 }
 
+export interface PrecisionResult {
+  writes: number;
+  cachedValues: number;
+  /** Cached values the writes' invalidations deleted. */
+  invalidated: number;
+  /** Of those, values whose reload was byte-identical to what was deleted. */
+  needless: number;
+  needlessShare: number;
+  byResource: Record<string, { invalidated: number; needless: number }>;
+  byWrite: Record<string, { writes: number; invalidated: number; needless: number }>;
+  /** UPDATEs the CDC skipped for changing no column a resource reads (whole run, its counter). */
+  skippedUpdates: number;
+}
+
 export interface BenchResults {
   date: string;
   command: string;
@@ -157,6 +171,7 @@ export interface BenchResults {
   invalidation?: InvalidationResult;
   fanout?: FanoutResult;
   ryw?: RywResult;
+  precision?: PrecisionResult;
   /** MiB: after start-up, the max during the mixed walcache run, and after every scenario ran. */
   memory: {
     atRest: Record<string, number>;
