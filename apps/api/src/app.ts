@@ -15,7 +15,6 @@ import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 import type { Redis } from 'ioredis';
-import type { ZodError } from 'zod';
 import { type BatchRoute, batchBody, batchParams, batchRoutes, batchStatus } from './batch.ts';
 import { isQueryTimeout, PoolSaturatedError } from './db.ts';
 import { createDocsApp } from './docs.ts';
@@ -30,7 +29,8 @@ import {
 } from './http-cache.ts';
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
-import { invalidParameters, type ParameterError, problem, problemTypes } from './problem.ts';
+import { paramsCheck } from './params.ts';
+import { invalidParameters, problem, problemTypes } from './problem.ts';
 import {
   type ReadYourWritesDeps,
   readYourWrites,
@@ -38,7 +38,8 @@ import {
   walPositionAfterLoad,
   watermarkHeader,
 } from './read-your-writes.ts';
-import { type RequestIdVariables, requestId } from './request-id.ts';
+import { requestHeader } from './request-headers.ts';
+import { assignRequestId, type RequestIdVariables, sendRequestId } from './request-id.ts';
 import { batchRoute, resourceRoute } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
 
@@ -74,38 +75,46 @@ export type ApiEnv = {
     bypassWatermark?: bigint;
     /** The answer already carries X-Walcache-Watermark (in its own header record). */
     watermarkSent?: boolean;
+    /** The metrics' route label when no registered route answered (an empty path parameter). */
+    routeLabel?: string;
   };
 };
 
 export const OPENAPI_PATH = '/openapi.json';
 
 export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
-  const app = new OpenAPIHono<ApiEnv>({
-    // Every validation failure of a route's params or query becomes one 400 naming them.
-    defaultHook: (result, c) => {
-      if (!result.success) {
-        return invalidParameters(
-          c,
-          parameterErrors(result.error, result.target === 'param' ? 'path' : 'query'),
-          { 'server-timing': CACHE_SKIPPED },
-        );
-      }
-    },
-  });
+  const app = new OpenAPIHono<ApiEnv>();
 
   const gzipMemo = new GzipMemo();
   const loadTimes = new LoadTimes();
-  app.use(requestId());
+  const notAllowed = (c: Context<ApiEnv>, methods: string[]) =>
+    problem(
+      c,
+      {
+        type: problemTypes.methodNotAllowed,
+        title: 'Method not allowed',
+        status: 405,
+        detail: `${c.req.method} is not allowed here; use ${methods.join(', ')}`,
+      },
+      { allow: methods.join(', ') },
+    );
+
+  // Request id, metrics and the access log in one middleware: each link of Hono's chain is
+  // two more promises per request, and a hit's whole budget is a few tens of microseconds.
   app.use(async (c, next) => {
     const started = performance.now();
+    const id = assignRequestId(c);
     await next();
+    sendRequestId(c, id);
     // While shutting down, answer and close the connection so keep-alive sockets drain too
     // (checked after the handler: a request that began before shutdown ends its socket as well).
     if (deps.draining?.()) c.res.headers.set('connection', 'close');
     const seconds = (performance.now() - started) / 1000;
     const status = c.res.status;
     // routePath is always a registered pattern (never the raw path): bounded label values.
-    const route = status === 404 && c.req.routePath === '/*' ? 'unmatched' : c.req.routePath || 'unmatched';
+    const route =
+      c.get('routeLabel') ??
+      (status === 404 && c.req.routePath === '/*' ? 'unmatched' : c.req.routePath || 'unmatched');
     const cache = c.get('cacheOutcome') ?? 'none';
     deps.metrics.requestDuration.observe(
       { route, method: c.req.method, status: String(status), cache },
@@ -126,22 +135,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     if (failed) deps.logger.warn(line, 'request failed');
     else deps.logger.debug(line, 'request');
   });
-  app.use(
-    methodNotAllowed({
-      app,
-      onMethodNotAllowed: (c, methods) =>
-        problem(
-          c,
-          {
-            type: problemTypes.methodNotAllowed,
-            title: 'Method not allowed',
-            status: 405,
-            detail: `${c.req.method} is not allowed here; use ${methods.join(', ')}`,
-          },
-          { allow: methods.join(', ') },
-        ),
-    }),
-  );
+  app.use(methodNotAllowed({ app, onMethodNotAllowed: notAllowed }));
   const limitBody = bodyLimit({
     maxSize: limits.maxBodyBytes,
     onError: (c) =>
@@ -208,7 +202,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     timing: string,
   ): Response => {
     const size = bytes.length;
-    const compress = shouldCompress(size, c.req.header('accept-encoding'));
+    const compress = shouldCompress(size, requestHeader(c, 'accept-encoding'));
     const headers: Record<string, string> = {
       'x-cache': status,
       'server-timing': timing,
@@ -220,7 +214,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     };
     c.set('requestIdSent', true);
     if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';
-    if (ifNoneMatchMatches(c.req.header('if-none-match'), etag))
+    if (ifNoneMatchMatches(requestHeader(c, 'if-none-match'), etag))
       return new Response(null, { status: 304, headers });
     headers['content-type'] = 'application/json';
     if (compress) headers['content-encoding'] = 'gzip';
@@ -260,6 +254,25 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     return send(c, status, body, etagOf(body), timing);
   };
 
+  /**
+   * A `/v1` route: its definition goes to the OpenAPI document, its handler to the router with
+   * the one parameter check (params.ts) in place of @hono/zod-openapi's validator middlewares.
+   */
+  const v1 = (
+    route: ReturnType<typeof resourceRoute> | ReturnType<typeof batchRoute>,
+    handle: (c: Context<ApiEnv>, params: Params) => Promise<Response>,
+  ) => {
+    app.openAPIRegistry.registerPath(route);
+    const check = paramsCheck(route.request);
+    app.get(honoPath(route.path), async (c) => {
+      const checked = check(c);
+      const outcome = checked instanceof Promise ? await checked : checked;
+      if ('errors' in outcome)
+        return invalidParameters(c, outcome.errors, { 'server-timing': CACHE_SKIPPED });
+      return handle(c, outcome.params);
+    });
+  };
+
   // A batch on a path of its own goes first: `/v1/a/by-name` must not be read as `/v1/a/{id}`.
   const batches = batchRoutes(deps.resources.resources);
   const listRoutes = new Set(deps.resources.resources.filter((r) => r.kind === 'list').map((r) => r.route));
@@ -269,11 +282,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
       sharedBatch.set(b.batch.route, b);
       continue;
     }
-    app.openapi(batchRoute(b), (c) => {
-      // biome-ignore lint/suspicious/noExplicitAny: the route's schemas are built from the config at run time.
-      const query = (c.req as any).valid('query') as Record<string, string[]>;
-      return serveBatch(c, b, query[b.batch.query]!);
-    });
+    v1(batchRoute(b), (c, query) => serveBatch(c, b, query[b.batch.query] as unknown as string[]));
   }
 
   // Lists before lookups, and longer paths first, so `/v1/a/{id}/b` is never read as `/v1/a/{id}`.
@@ -282,34 +291,16 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   );
   for (const resource of ordered) {
     const batch = resource.kind === 'list' ? sharedBatch.get(resource.route) : undefined;
-    const route = resourceRoute(resource, batch);
-    const hasPath = resource.routeParams.some((p) => p.in === 'path');
-    const hasQuery = resource.routeParams.some((p) => p.in === 'query');
     const timed = loadTimes.timed(resource);
-    app.openapi(route, (c) => {
-      // biome-ignore lint/suspicious/noExplicitAny: the route's schemas are built from the config at run time.
-      const req = c.req as any;
-      const params: Params = {
-        ...(hasQuery ? (req.valid('query') as Params) : {}),
-        ...(hasPath ? (req.valid('param') as Params) : {}),
-      };
+    v1(resourceRoute(resource, batch), (c, params) => {
       if (batch) {
         const values = params[batch.batch.query] as unknown as string[] | undefined;
         if (values !== undefined) return serveBatch(c, batch, values);
       }
       return serve(c, timed, params);
     });
-    // An empty path parameter never reaches a `{id}` route (the router needs a non-empty
-    // segment): answer these spellings with the same 400 a bad value gets, not "no such route".
-    for (const p of resource.routeParams.filter((q) => q.in === 'path')) {
-      const emptied = resource.route.replace(`{${p.name}}`, '').replace(/\{([^}]+)\}/g, ':$1');
-      app.get(emptied, (c) =>
-        invalidParameters(c, [{ parameter: p.name, in: 'path', message: 'must not be empty' }], {
-          'server-timing': CACHE_SKIPPED,
-        }),
-      );
-    }
   }
+  const emptyParameter = emptyPathParameters(deps.resources.resources);
 
   // The OpenAPI document is built once, on first request, and served as bytes with an ETag.
   let document: { body: string; etag: string } | undefined;
@@ -345,14 +336,30 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
 
   if (deps.ops) app.route('/ops', deps.ops);
 
-  app.notFound((c) =>
-    problem(c, {
+  app.notFound((c) => {
+    // An empty path parameter never reaches a `{id}` route (the router needs a non-empty
+    // segment): these spellings get the 400 a bad value gets (405 for another method), not
+    // "no such route". Matched here, not as routes of their own: `/v1/a//b` is a path Hono's
+    // RegExpRouter refuses, which made it fall back to the slower TrieRouter for every request.
+    const empty = emptyParameter(c.req.path);
+    if (empty) {
+      c.set('routeLabel', empty.route);
+      if (c.req.method !== 'GET' && c.req.method !== 'HEAD') return notAllowed(c, ['GET', 'HEAD']);
+      return invalidParameters(
+        c,
+        [{ parameter: empty.parameter, in: 'path', message: 'must not be empty' }],
+        {
+          'server-timing': CACHE_SKIPPED,
+        },
+      );
+    }
+    return problem(c, {
       type: problemTypes.routeNotFound,
       title: 'Route not found',
       status: 404,
       detail: `no route for ${c.req.method} ${c.req.path}`,
-    }),
-  );
+    });
+  });
   app.onError((error, c) => {
     // The pool refuses before any query runs; core may pass that refusal through as it is or wrapped.
     const saturated = error instanceof SourceUnavailableError ? error.cause : error;
@@ -430,12 +437,35 @@ function hash(text: string): number {
   return h;
 }
 
-/** One entry per parameter (its first problem): "id must not be empty", not three lines about one id. */
-function parameterErrors(error: ZodError, place: 'path' | 'query'): ParameterError[] {
-  const seen = new Map<string, ParameterError>();
-  for (const issue of error.issues) {
-    const parameter = String(issue.path[0] ?? (place === 'path' ? 'id' : 'query'));
-    if (!seen.has(parameter)) seen.set(parameter, { parameter, in: place, message: issue.message });
+/** `/v1/articles/{id}` → `/v1/articles/:id`, as @hono/zod-openapi registers a route. */
+function honoPath(openapiPath: string): string {
+  return openapiPath.replaceAll(/\/{(.+?)}/g, '/:$1');
+}
+
+/**
+ * For each path parameter of each resource, the route's spelling with that parameter empty
+ * (`/v1/articles//comments`), other parameters any segment: which parameter a path leaves empty.
+ */
+function emptyPathParameters(
+  resources: readonly CompiledResource[],
+): (path: string) => { parameter: string; route: string } | undefined {
+  const patterns: { pattern: RegExp; parameter: string; route: string }[] = [];
+  for (const resource of resources) {
+    for (const p of resource.routeParams.filter((q) => q.in === 'path')) {
+      const source = resource.route
+        .split(/(\{[^}]+\})/)
+        .map((part) => {
+          if (part === `{${p.name}}`) return '';
+          if (part.startsWith('{')) return '[^/]+';
+          return part.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
+        })
+        .join('');
+      patterns.push({
+        pattern: new RegExp(`^${source}$`),
+        parameter: p.name,
+        route: honoPath(resource.route),
+      });
+    }
   }
-  return [...seen.values()];
+  return (path) => patterns.find((p) => p.pattern.test(path));
 }

@@ -5,6 +5,7 @@ import { sql } from 'kysely';
 import type { ApiEnv } from './app.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { invalidParameters } from './problem.ts';
+import { requestHeader } from './request-headers.ts';
 import { CACHE_SKIPPED } from './server-timing.ts';
 
 /** The request header and query parameter that carry a read-your-writes token. */
@@ -30,7 +31,7 @@ export interface ReadYourWritesDeps {
  */
 export function readYourWrites(deps: ReadYourWritesDeps): MiddlewareHandler<ApiEnv> {
   return async (c, next) => {
-    const header = c.req.header(AFTER_HEADER);
+    const header = requestHeader(c, AFTER_HEADER);
     const query = c.req.query(AFTER_QUERY);
     let token: bigint | undefined;
     for (const [text, parameter, place] of [

@@ -1,11 +1,13 @@
-import type { MiddlewareHandler } from 'hono';
+import type { Context } from 'hono';
+import { requestHeader } from './request-headers.ts';
 
 /**
  * The request id of every answer (`X-Request-Id`, also in the logs): the client's own when it
  * is 1–255 characters of letters, digits, `_`, `-` and `=` (hono/request-id's rule), else a
  * random UUID. Unlike hono/request-id it sets no header before the handler runs: a header set
  * then makes Hono build a WHATWG Headers object for every answer, which a cache hit (whose
- * headers go straight to Node's writeHead, see app.ts `send`) otherwise never needs.
+ * headers go straight to Node's writeHead, see app.ts `send`) otherwise never needs. Two
+ * functions rather than a middleware: app.ts calls them from its one request middleware.
  */
 export type RequestIdVariables = {
   requestId: string;
@@ -15,12 +17,17 @@ export type RequestIdVariables = {
 
 const VALID = /^[\w\-=]{1,255}$/;
 
-export function requestId(): MiddlewareHandler<{ Variables: RequestIdVariables }> {
-  return async (c, next) => {
-    const given = c.req.header('x-request-id');
-    const id = given !== undefined && VALID.test(given) ? given : crypto.randomUUID();
-    c.set('requestId', id);
-    await next();
-    if (!c.get('requestIdSent')) c.header('X-Request-Id', id);
-  };
+type WithRequestId = Context<{ Variables: RequestIdVariables }>;
+
+/** Before the handler: the request's id, for the handler's answer and the logs. */
+export function assignRequestId(c: WithRequestId): string {
+  const given = requestHeader(c, 'x-request-id');
+  const id = given !== undefined && VALID.test(given) ? given : crypto.randomUUID();
+  c.set('requestId', id);
+  return id;
+}
+
+/** After the handler: the header, unless the answer already carries it. */
+export function sendRequestId(c: WithRequestId, id: string): void {
+  if (!c.get('requestIdSent')) c.header('X-Request-Id', id);
 }

@@ -1,4 +1,7 @@
+import { request, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
 import { gunzipSync } from 'node:zlib';
+import { serve } from '@hono/node-server';
 import { etagOf } from '@walcache/core';
 import { createLogger } from '@walcache/observability';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
@@ -258,6 +261,20 @@ describe('errors are problem+json with a stable type, never 500 for bad input', 
     },
   );
 
+  it('every route fits the RegExpRouter (a `//` route made Hono fall back to its slower TrieRouter)', async () => {
+    await get('/v1/articles/7');
+    expect(api.app.router.name).toBe('SmartRouter + RegExpRouter');
+  });
+
+  it.each(['/v1/users/', '/v1/articles//comments'])(
+    'DELETE %s (empty id) → 405 as on the route',
+    async (url) => {
+      const res = await api.app.request(url, { method: 'DELETE' });
+      await expectProblem(res, 405, problemTypes.methodNotAllowed);
+      expect(res.headers.get('allow')).toBe('GET, HEAD');
+    },
+  );
+
   it('an id with leading zeros is the same article (one canonical cache key)', async () => {
     const canonical = await get('/v1/articles/7');
     const padded = await get('/v1/articles/0007');
@@ -349,6 +366,61 @@ describe('request ids', () => {
     expect(kept.headers.get('x-request-id')).toBe('trace-abc_123');
     const replaced = await get('/v1/tags', { 'x-request-id': 'a b"}; drop' });
     expect(replaced.headers.get('x-request-id')).toMatch(/^[0-9a-f-]{36}$/);
+  });
+});
+
+describe('over a real socket (headers read from Node, not from a WHATWG Request)', () => {
+  let server: Server;
+  let base: string;
+  beforeAll(async () => {
+    server = await new Promise<Server>((resolve) => {
+      const s = serve({ fetch: api.app.fetch, port: 0, hostname: '127.0.0.1' }, () => resolve(s as Server));
+    });
+    base = `http://127.0.0.1:${(server.address() as AddressInfo).port}`;
+  });
+  afterAll(() => new Promise<void>((resolve) => server?.close(() => resolve())));
+
+  /** Raw HTTP/1.1, so a header can be sent twice (fetch would merge it first). */
+  const raw = (path: string, headerLines: string[]) =>
+    new Promise<{ status: number; headers: Record<string, string> }>((resolve, reject) => {
+      const req = request(`${base}${path}`, { method: 'GET' }, (res) => {
+        res.resume();
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers as Record<string, string> }),
+        );
+      });
+      for (const line of headerLines) {
+        const [name, value] = line.split(': ');
+        const previous = req.getHeader(name!);
+        req.setHeader(name!, previous === undefined ? value! : [String(previous), value!].flat());
+      }
+      req.on('error', reject);
+      req.end();
+    });
+
+  it('If-None-Match, X-Request-Id, Accept-Encoding and X-Walcache-After act as under app.request()', async () => {
+    const first = await fetch(`${base}/v1/articles/7`, { headers: { 'X-Request-Id': 'sock-1' } });
+    expect(first.status).toBe(200);
+    expect(first.headers.get('x-request-id')).toBe('sock-1');
+    const etag = first.headers.get('etag')!;
+    const again = await fetch(`${base}/v1/articles/7`, { headers: { 'If-None-Match': `"other", ${etag}` } });
+    expect(again.status).toBe(304);
+    const zipped = await fetch(`${base}/v1/articles?limit=100`, { headers: { 'Accept-Encoding': 'gzip' } });
+    expect(zipped.headers.get('content-encoding')).toBe('gzip');
+    const bad = await fetch(`${base}/v1/articles/7`, { headers: { 'X-Walcache-After': 'nope' } });
+    expect(bad.status).toBe(400);
+  });
+
+  it('a header sent twice is read as its values joined, as Headers.get joins them', async () => {
+    const first = await fetch(`${base}/v1/articles/7`);
+    const etag = first.headers.get('etag')!;
+    expect((await raw('/v1/articles/7', ['if-none-match: "other"', `if-none-match: ${etag}`])).status).toBe(
+      304,
+    );
+    const twice = await raw('/v1/articles/7', ['x-request-id: a', 'x-request-id: b']);
+    // "a, b" is not a valid id (a space and a comma): replaced, as a hostile one is.
+    expect(twice.headers['x-request-id']).not.toMatch(/^a|^b/);
+    expect(twice.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
   });
 });
 
