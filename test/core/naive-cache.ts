@@ -9,11 +9,11 @@ import {
   type Keyspace,
   keyspace,
   NULL_BODY,
+  type RedisClient,
   type Resource,
   type Tag,
   withEpochTags,
 } from '@walcache/core';
-import type { Redis } from 'ioredis';
 
 /**
  * The textbook cache-aside the fill protocol exists to beat: GET; on a miss load, register
@@ -24,7 +24,7 @@ import type { Redis } from 'ioredis';
 export class NaiveCache<Db> {
   readonly keys: Keyspace;
 
-  constructor(private readonly options: { redis: Redis; db: Db; prefix: string; hooks?: FillHooks }) {
+  constructor(private readonly options: { redis: RedisClient; db: Db; prefix: string; hooks?: FillHooks }) {
     this.keys = keyspace(options.prefix);
   }
 

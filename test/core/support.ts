@@ -70,6 +70,7 @@ export class EventCounter implements CacheEvents {
   fills = 0;
   leaseWaits = 0;
   redisErrors = 0;
+  generationFlushes = 0;
   readonly outcomes: Record<CacheStatus, number> = { HIT: 0, MISS: 0, BYPASS: 0 };
   readonly refusals = new Map<string, number>();
 
@@ -90,6 +91,9 @@ export class EventCounter implements CacheEvents {
   };
   redisError = () => {
     this.redisErrors += 1;
+  };
+  generationFlushed = () => {
+    this.generationFlushes += 1;
   };
 }
 

@@ -33,7 +33,14 @@ import {
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { createInvalidatorMetrics } from './metrics.ts';
-import { fallbackJob, NotVisibleYetError, parseJob, processJob, RefreshFailedError } from './processor.ts';
+import {
+  FALLBACK_PREFIX,
+  fallbackJob,
+  NotVisibleYetError,
+  parseJob,
+  processJob,
+  RefreshFailedError,
+} from './processor.ts';
 import { TagSweeper } from './sweeper.ts';
 import { Warmer } from './warm.ts';
 
@@ -214,7 +221,7 @@ export async function startInvalidator(
       throw error;
     }
     try {
-      const result = await processJob(deps, payload);
+      const result = await processJob(deps, payload, job.id);
       // Only now is every commit of `(after, lsnTo]` invalidated (a failure here retries the
       // job: its invalidation is idempotent).
       if (payload.after) {
@@ -259,7 +266,7 @@ export async function startInvalidator(
       // failed set (kept a week) for an operator. A deterministic id dedupes a replay.
       await queue.add(INVALIDATE_JOB_NAME, fallbackJob(payload), {
         ...invalidationJobOptions,
-        jobId: `fallback-${job.id}`,
+        jobId: `${FALLBACK_PREFIX}${job.id}`,
       });
       metrics.fallbacks.inc();
       throw error;
@@ -286,7 +293,7 @@ export async function startInvalidator(
       if (!parsed.success) return;
       await queue.add(INVALIDATE_JOB_NAME, fallbackJob(parsed.data), {
         ...invalidationJobOptions,
-        jobId: `fallback-${job.id}`,
+        jobId: `${FALLBACK_PREFIX}${job.id}`,
       });
     })().catch((err: unknown) =>
       logger.error({ err, jobId: job.id }, 'could not enqueue the fallback of a failed invalidation job'),

@@ -8,16 +8,16 @@ import {
   invalidationJobSchema,
   type Keyspace,
   type ReadThroughCache,
+  type RedisClient,
   tableOfTag,
   type XidQueryable,
 } from '@walcache/core';
 import type { Logger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
-import type { Redis } from 'ioredis';
 import type { InvalidatorMetrics } from './metrics.ts';
 
 export interface ProcessorDeps {
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   cache: ReadThroughCache<Db>;
   metrics: InvalidatorMetrics;
@@ -103,7 +103,12 @@ export function parseJob(data: unknown): InvalidationJob {
  * (plus those an earlier attempt failed to refresh). Throws on any failure so BullMQ retries;
  * invalidation is idempotent, so a retry repeats it harmlessly.
  */
-export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Promise<ProcessResult> {
+export async function processJob(
+  deps: ProcessorDeps,
+  job: InvalidationJob,
+  /** The queue's id of the job: names its cleanup journal on a Redis Cluster (invalidate.ts). */
+  jobId?: string,
+): Promise<ProcessResult> {
   // Timed: the cost of step 0 on the invalidation latency (BENCHMARKS.md, read-your-writes part).
   const visibilityStarted = performance.now();
   try {
@@ -112,7 +117,13 @@ export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Pro
     if (job.xids?.length)
       deps.metrics.visibilityCheck.observe((performance.now() - visibilityStarted) / 1000);
   }
-  const { keys } = await invalidateTags(deps.redis, deps.keys, job.tags);
+  const { keys } = await invalidateTags(deps.redis, deps.keys, job.tags, {
+    ...(jobId === undefined ? {} : { journalId: jobId }),
+    // A fallback finishes what its original left in its journal (a job that failed for good).
+    ...(jobId?.startsWith(FALLBACK_PREFIX)
+      ? { inheritedJournals: [jobId.slice(FALLBACK_PREFIX.length)] }
+      : {}),
+  });
   deps.metrics.keysDeleted.inc(keys.length);
   let refreshed = 0;
   if (!job.deleteOnly) {
@@ -139,6 +150,9 @@ export async function processJob(deps: ProcessorDeps, job: InvalidationJob): Pro
   if (!job.deleteOnly) deps.metrics.latency.observe(Math.max(0, Date.now() - job.lastCommitMs) / 1000);
   return { deleted: keys.length, refreshed };
 }
+
+/** The fallback of job `x` has the id `fallback-x` (deterministic: a replay is deduplicated). */
+export const FALLBACK_PREFIX = 'fallback-';
 
 /**
  * The job a failed one is replaced by: the table-wide (epoch) tags of every table it named,

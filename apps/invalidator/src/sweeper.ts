@@ -1,7 +1,12 @@
 import { randomBytes } from 'node:crypto';
-import { type Keyspace, type SweepProgress, sweepTagIndex, withCommands } from '@walcache/core';
+import {
+  type Keyspace,
+  type RedisClient,
+  type SweepProgress,
+  sweepTagIndex,
+  withCommands,
+} from '@walcache/core';
 import type { Logger } from '@walcache/observability';
-import type { Redis } from 'ioredis';
 
 export interface TagSweeperMetrics {
   sweeps: { inc(): void };
@@ -18,7 +23,7 @@ export class TagSweeper {
   private stopping = false;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keyspace,
     private readonly logger: Logger,
     private readonly metrics: TagSweeperMetrics,

@@ -1,7 +1,6 @@
-import type { Keyspace, ReadThroughCache } from '@walcache/core';
+import type { Keyspace, ReadThroughCache, RedisClient } from '@walcache/core';
 import type { Counter, Logger } from '@walcache/observability';
 import { type CompiledResource, type Db, type WarmReport, warmCache } from '@walcache/resources';
-import type { Redis } from 'ioredis';
 
 /**
  * Why 1 s: a flush is noticed within a second (only readers within that second find the
@@ -27,7 +26,7 @@ export interface WarmerDeps {
   cache: ReadThroughCache<Db>;
   db: Db;
   /** The cache Redis. */
-  redis: Redis;
+  redis: RedisClient;
   keys: Keyspace;
   resources: readonly CompiledResource[];
   logger: Logger;

@@ -2,10 +2,11 @@ import { randomBytes } from 'node:crypto';
 import type { Redis } from 'ioredis';
 import { CircuitBreaker } from './breaker.ts';
 import { bodyOf, CorruptEntryError, decodeEntryHead, encodeEntry, etagOf, isNullBody } from './codec.ts';
+import { isCluster, type RedisClient } from './connect.ts';
 import { timings } from './constants.ts';
 import { isReplyError, isSourceUnavailable, SourceUnavailableError } from './errors.ts';
 import { GenerationGuard } from './generation.ts';
-import { type Keyspace, keyspace } from './keys.ts';
+import { type Keyspace, keyspace, type MarkerKeys } from './keys.ts';
 import type { AnyResource, Resource } from './resource.ts';
 import { type WalcacheRedis, withCommands } from './scripts.ts';
 import { withEpochTags } from './tags.ts';
@@ -94,7 +95,8 @@ export interface FillHooks {
 }
 
 export interface CacheOptions<Db> {
-  redis: Redis;
+  /** One server or a Redis Cluster (multi-key steps are then split per slot or share a hash tag). */
+  redis: RedisClient;
   db: Db;
   prefix: string;
   events?: CacheEvents;
@@ -132,6 +134,9 @@ export class ReadThroughCache<Db> {
   readonly keys: Keyspace;
   readonly breaker: CircuitBreaker;
   private readonly redis: WalcacheRedis;
+  private readonly clustered: boolean;
+  /** The version markers as this client reads them (one hash tag on a cluster: one MGET). */
+  private readonly markers: MarkerKeys;
   /** Serves the namespace only from a cache Redis of the generation it recorded (generation.ts). */
   private readonly generation: GenerationGuard;
   private readonly inflight = new Map<string, Promise<Filled>>();
@@ -143,6 +148,8 @@ export class ReadThroughCache<Db> {
   constructor(private readonly options: CacheOptions<Db>) {
     this.redis = withCommands(options.redis);
     this.keys = keyspace(options.prefix);
+    this.clustered = isCluster(options.redis);
+    this.markers = this.keys.markerKeys(this.clustered);
     this.breaker = options.breaker ?? new CircuitBreaker();
     this.random = options.random ?? Math.random;
     this.leaseWaitMs = options.leaseWaitMs ?? timings.leaseWaitMs;
@@ -254,7 +261,11 @@ export class ReadThroughCache<Db> {
     }
     let raws: (Buffer | null)[];
     try {
-      raws = await this.redis.mgetBuffer(params.map((p) => this.keys.value(resource.key(p))));
+      const valueKeys = params.map((p) => this.keys.value(resource.key(p)));
+      // Values lie in many slots on a cluster: one GET each there (auto-pipelined per node).
+      raws = this.clustered
+        ? await Promise.all(valueKeys.map((k) => this.redis.getBuffer(k)))
+        : await this.redis.mgetBuffer(valueKeys);
       this.breaker.success();
     } catch (error) {
       this.redisFailed('mget', error);
@@ -333,14 +344,18 @@ export class ReadThroughCache<Db> {
     try {
       // Step 3: register the key under every tag before checking versions, so an
       // invalidation either sees this key in the set or left a version this fill sees.
-      if (tags.length > 0) {
+      if (tags.length > 0 && this.clustered) {
+        // The tag sets lie in many slots, and a cluster pipeline must stay on one node: one
+        // command each (auto-pipelined per node), every one answered before the version read.
+        await Promise.all(tags.map((tag) => this.redis.sadd(this.keys.tagSet(tag), valueKey)));
+      } else if (tags.length > 0) {
         const register = this.redis.pipeline();
         for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
         await execPipeline(register);
       }
       // Step 4: any tag invalidated after s0 means the load may predate that commit.
       const checkedAfter = ++this.step;
-      const versions = tags.length ? await this.redis.mget(tags.map((t) => this.keys.tagVersion(t))) : [];
+      const versions = tags.length ? await this.redis.mget(tags.map((t) => this.markers.version(t))) : [];
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
         await this.releaseLease(leaseKey, token);

@@ -45,6 +45,11 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
   return new Cluster(target.seeds, clusterOptions);
 }
 
+/** Whether a client talks to a Redis Cluster (its multi-key commands must then stay in one slot). */
+export function isCluster(client: RedisClient): client is Cluster {
+  return client instanceof Cluster;
+}
+
 /**
  * The servers a whole-keyspace walk or a per-server setting must visit: each master of a
  * cluster (a keyless command sent to the Cluster object reaches one node only), or the

@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import type { Redis } from 'ioredis';
+import type { Cluster, Redis } from 'ioredis';
+import { isCluster, type RedisClient } from './connect.ts';
 import { isReplyError } from './errors.ts';
 import { flushNamespace } from './flush.ts';
 import type { Keyspace } from './keys.ts';
@@ -21,6 +22,13 @@ import { withCommands } from './scripts.ts';
  * answered within one verified epoch. ioredis emits `close` before it can reconnect, and
  * resends commands that were in flight before any command issued after the reconnect, so a
  * compare-and-set sent before the drop lands before the check's flush, never after it.
+ *
+ * On a Redis Cluster the generation is that of every master (each shard can be restored or
+ * fail over on its own; a promoted replica may lack the last acknowledged markers and
+ * deletions of its dead master), and any change flushes the namespace as for one server.
+ * The epoch there also counts a closed connection to any node, a node leaving the client's
+ * pool, and a change of the slot → master map: a replica promoted to master serves a shard
+ * through a connection that never closed, so a map change must force a new check too.
  */
 export interface GenerationEvents {
   /** This process found another generation recorded and flushed the namespace. */
@@ -41,23 +49,79 @@ interface ConnectionEpoch {
 }
 
 /** One counter per client (many caches may share one client; one listener each is enough). */
-const epochs = new WeakMap<Redis, ConnectionEpoch>();
+const epochs = new WeakMap<RedisClient, ConnectionEpoch>();
 
-function connectionEpoch(redis: Redis): ConnectionEpoch {
+function connectionEpoch(redis: RedisClient): ConnectionEpoch {
   let epoch = epochs.get(redis);
   if (!epoch) {
     const counter: ConnectionEpoch = { value: 0 };
-    redis.on('close', () => {
+    const bump = () => {
       counter.value++;
-    });
+    };
+    redis.on('close', bump);
+    if (isCluster(redis)) watchTopology(redis, bump);
     epochs.set(redis, counter);
     epoch = counter;
   }
   return epoch;
 }
 
-/** `run_id:master_replid` of the server, or undefined when it does not say. */
-export async function serverGeneration(redis: Redis): Promise<string | undefined> {
+/** Calls `changed` on every event after which a cluster's shards may be other servers. */
+function watchTopology(cluster: Cluster, changed: () => void): void {
+  const watched = new WeakSet<Redis>();
+  const watch = (node: Redis) => {
+    if (watched.has(node)) return;
+    watched.add(node);
+    node.on('close', changed);
+  };
+  // Nodes the client already created (it connects on construction), then every new one.
+  for (const node of cluster.nodes('all')) watch(node);
+  cluster.on('+node', watch);
+  cluster.on('-node', changed);
+  let map = slotMap(cluster);
+  cluster.on('refresh', () => {
+    const now = slotMap(cluster);
+    if (now !== map) changed();
+    map = now;
+  });
+}
+
+/** The master of every slot as one string (ioredis refreshes it every few seconds and on MOVED). */
+function slotMap(cluster: Cluster): string {
+  return cluster.slots.map((nodes) => nodes?.[0] ?? '-').join(',');
+}
+
+/**
+ * The generation of the server, or of every master of a cluster (`host:port=run_id:replid`,
+ * sorted); undefined when a server does not say. On a cluster whose client does not know a
+ * live master for every slot yet (a failover in progress), it throws: the check fails and
+ * is retried, rather than recording the generation of part of the cluster.
+ */
+export async function serverGeneration(redis: RedisClient): Promise<string | undefined> {
+  if (!isCluster(redis)) return nodeGeneration(redis);
+  const owners = new Set<string>();
+  for (let slot = 0; slot < 16384; slot++) {
+    const master = redis.slots[slot]?.[0];
+    if (master === undefined) throw new Error(`the cluster client knows no master for slot ${slot} yet`);
+    owners.add(master);
+  }
+  const masters = redis.nodes('master').filter((node) => owners.has(nodeKey(node)));
+  if (masters.length !== owners.size)
+    throw new Error('the cluster client is not connected to every master of its slot map yet');
+  const parts: string[] = [];
+  for (const node of masters) {
+    const generation = await nodeGeneration(node);
+    if (generation === undefined) return undefined;
+    parts.push(`${nodeKey(node)}=${generation}`);
+  }
+  return parts.sort().join(' ');
+}
+
+function nodeKey(node: Redis): string {
+  return `${node.options.host ?? '127.0.0.1'}:${node.options.port ?? 6379}`;
+}
+
+async function nodeGeneration(redis: Redis): Promise<string | undefined> {
   const [server, replication] = await Promise.all([redis.info('server'), redis.info('replication')]);
   const field = (text: string, name: string) => new RegExp(`^${name}:(\\S+)`, 'm').exec(text)?.[1];
   const runId = field(server, 'run_id');
@@ -71,7 +135,7 @@ export class GenerationGuard {
   private verifying: Promise<boolean> | undefined;
 
   constructor(
-    private readonly redis: Redis,
+    private readonly redis: RedisClient,
     private readonly keys: Keyspace,
     private readonly events: GenerationEvents = {},
   ) {

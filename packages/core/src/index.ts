@@ -28,6 +28,7 @@ export {
 } from './codec.ts';
 export {
   createRedisClient,
+  isCluster,
   mastersOf,
   probeRedis,
   probeRedisTarget,

@@ -1,5 +1,6 @@
-import type { Redis } from 'ioredis';
+import { randomBytes } from 'node:crypto';
 import { execPipeline } from './cache.ts';
+import { isCluster, type RedisClient } from './connect.ts';
 import { timings } from './constants.ts';
 import { type Keyspace, resourceKeyOf } from './keys.ts';
 import { withCommands } from './scripts.ts';
@@ -18,6 +19,12 @@ const MARKER_BATCH = 500;
  */
 const PRUNE_BATCH = 1000;
 const PRUNE_MAX_CALLS = 10;
+/**
+ * Commands in flight at once on a Redis Cluster, where a job's SMEMBERS, SREMs and UNLINKs
+ * are single commands (their keys lie in many slots): enough to keep every master busy,
+ * few enough that a job with 100 000 tags does not hold 100 000 promises at once.
+ */
+const CLUSTER_CHUNK = 1000;
 
 export interface InvalidationResult {
   seq: number;
@@ -32,6 +39,19 @@ export interface InvalidateOptions {
   afterIncrement?(seq: number): Promise<void> | void;
   /** Test seam: runs after the version markers are set and before the tag sets are read. */
   afterVersions?(seq: number): Promise<void> | void;
+  /**
+   * The job's identity (its queue job id): on a Redis Cluster it names the journal a retry of
+   * the same job reads. Without one (a direct call) a cluster attempt journals under a
+   * random name that no retry reads, which is what a caller without retries needs.
+   */
+  journalId?: string;
+  /**
+   * Journals of earlier jobs this one replaces (a fallback job names its original's): read
+   * like its own, and deleted with it once done.
+   */
+  inheritedJournals?: readonly string[];
+  /** Test seam (Redis Cluster): runs after the SREMs and before any lease or value is unlinked. */
+  afterSrem?(): Promise<void> | void;
 }
 
 /**
@@ -39,12 +59,14 @@ export interface InvalidateOptions {
  * after a crash does no harm. Errors are thrown, never swallowed: the job must retry.
  */
 export async function invalidateTags(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   tags: readonly Tag[],
   options: InvalidateOptions = {},
 ): Promise<InvalidationResult> {
   const client = withCommands(redis);
+  const clustered = isCluster(redis);
+  const markers = keys.markerKeys(clustered);
   // Step 1: a new sequence, then a version marker per tag, before anything is deleted: a
   // fill that registers itself after our SMEMBERS sees the marker and refuses to cache.
   let seq = 0;
@@ -58,8 +80,8 @@ export async function invalidateTags(
       const batch = tags.slice(i, i + MARKER_BATCH);
       await client.walcacheBumpTagVersions(
         batch.length + 1,
-        keys.tagVersionExpiry,
-        ...batch.map((t) => keys.tagVersion(t)),
+        markers.expiry,
+        ...batch.map((t) => markers.version(t)),
         seq,
         windowMs,
         ...batch,
@@ -79,6 +101,29 @@ export async function invalidateTags(
   // Step 2: resolve tags to keys, delete values and their leases (an in-flight fill then
   // loses its compare-and-set), and remove exactly the members read: a fill that added
   // itself meanwhile stays registered.
+  const valueKeys = clustered
+    ? await cleanupAcrossSlots(redis, keys, tags, refused !== undefined, options)
+    : await cleanupOnOneServer(redis, keys, tags, refused !== undefined);
+  if (refused !== undefined) throw refused;
+
+  // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
+  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
+    const pruned = await client.walcachePruneTagVersions(markers.expiry, markers.versionPrefix, PRUNE_BATCH);
+    if (pruned < PRUNE_BATCH) break;
+  }
+  return {
+    seq,
+    keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
+  };
+}
+
+/** Step 2 on one server: one transaction. Returns the value keys it deleted. */
+async function cleanupOnOneServer(
+  client: RedisClient,
+  keys: Keyspace,
+  tags: readonly Tag[],
+  outOfMemory: boolean,
+): Promise<Set<string>> {
   const read = client.pipeline();
   for (const tag of tags) read.smembers(keys.tagSet(tag));
   const members = (await execPipeline(read)) as string[][];
@@ -90,11 +135,11 @@ export async function invalidateTags(
   // MULTI is dropped on load), not on a replica (it is replicated as one block).
   // Under OOM Redis refuses to queue a transaction; that attempt unlinks without SREM (a plain
   // pipeline): the members stay, so its retry finds the keys again and removes them.
-  const cleanup = refused === undefined ? client.multi() : client.pipeline();
+  const cleanup = outOfMemory ? client.pipeline() : client.multi();
   members.forEach((list, i) => {
     if (list.length === 0) return;
     for (const k of list) valueKeys.add(k);
-    if (refused === undefined) cleanup.srem(keys.tagSet(tags[i]!), ...list);
+    if (!outOfMemory) cleanup.srem(keys.tagSet(tags[i]!), ...list);
   });
   // Order matters: every SREM, then the leases, then the values (one connection keeps this
   // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
@@ -105,21 +150,61 @@ export async function invalidateTags(
   }
   for (const valueKey of valueKeys) cleanup.unlink(valueKey);
   if (valueKeys.size > 0) await execPipeline(cleanup);
-  if (refused !== undefined) throw refused;
+  return valueKeys;
+}
 
-  // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
-  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
-    const pruned = await client.walcachePruneTagVersions(
-      keys.tagVersionExpiry,
-      `${keys.prefix}:tagv:`,
-      PRUNE_BATCH,
-    );
-    if (pruned < PRUNE_BATCH) break;
+/**
+ * Step 2 on a Redis Cluster, where no transaction spans the tag sets, leases and values (each
+ * in its own slot). So the attempt first records every value key it read in the job's
+ * journal (one key, its own slot), and only then SREMs: an attempt that stops after some
+ * SREMs (a crash, a failover, a timeout) leaves its retry the journal, which names what the
+ * emptied sets no longer do. Then every SREM is answered before any lease is unlinked, and
+ * every lease before any value: the order the one-server transaction keeps, held per key
+ * across slots (a fill whose SADD our SREM undid took its lease before that SADD, so the
+ * lease UNLINK reaches it). The journal has no TTL, like the markers: under `volatile-lru`
+ * a key with a TTL may be evicted, and a lost journal is a lost invalidation. The job
+ * deletes it when done; a job that fails for good leaves it to its fallback job, which
+ * inherits it.
+ */
+async function cleanupAcrossSlots(
+  client: RedisClient,
+  keys: Keyspace,
+  tags: readonly Tag[],
+  outOfMemory: boolean,
+  options: InvalidateOptions,
+): Promise<Set<string>> {
+  const journal = keys.journal(options.journalId ?? `once-${randomBytes(9).toString('base64url')}`);
+  const inherited = (options.inheritedJournals ?? []).map((id) => keys.journal(id));
+  const members = await inChunks(tags, (tag) => client.smembers(keys.tagSet(tag)));
+  const valueKeys = new Set<string>(members.flat());
+  for (const name of [journal, ...inherited]) for (const k of await client.smembers(name)) valueKeys.add(k);
+  if (valueKeys.size > 0 && !outOfMemory) {
+    // Under OOM the SADD would be refused; that attempt removes no member (below), so its
+    // retry needs no journal.
+    const all = [...valueKeys];
+    for (let i = 0; i < all.length; i += CLUSTER_CHUNK)
+      await client.sadd(journal, ...all.slice(i, i + CLUSTER_CHUNK));
+    const removals = tags.map((tag, i) => [tag, members[i]!] as const).filter(([, list]) => list.length > 0);
+    await inChunks(removals, ([tag, list]) => client.srem(keys.tagSet(tag), ...list));
+    await options.afterSrem?.();
   }
-  return {
-    seq,
-    keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
-  };
+  const leases = [...valueKeys].flatMap((k) => {
+    const resourceKey = resourceKeyOf(keys, k);
+    return resourceKey === undefined ? [] : [keys.lease(resourceKey)];
+  });
+  await inChunks(leases, (lease) => client.unlink(lease));
+  await inChunks([...valueKeys], (valueKey) => client.unlink(valueKey));
+  // Only once every value is gone: until then a retry must still find them here.
+  if (!outOfMemory) for (const name of [journal, ...inherited]) await client.unlink(name);
+  return valueKeys;
+}
+
+/** Runs `fn` on every item, `CLUSTER_CHUNK` at a time, every chunk answered before the next. */
+async function inChunks<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
+  const results: R[] = [];
+  for (let i = 0; i < items.length; i += CLUSTER_CHUNK)
+    results.push(...(await Promise.all(items.slice(i, i + CLUSTER_CHUNK).map(fn))));
+  return results;
 }
 
 /** Redis refused a write because it is at `maxmemory` and may not evict (`-OOM …`). */

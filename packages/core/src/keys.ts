@@ -1,7 +1,9 @@
 /**
  * Every Redis key walcache writes, built in one place. A value and its lease share a hash
- * tag (`{…}`) so the fill's compare-and-set Lua is valid on Redis Cluster; tag sets and
- * version markers need no co-location (the protocol's ordering makes it correct).
+ * tag (`{…}`) so the fill's compare-and-set Lua is valid on Redis Cluster. Tag sets need no
+ * co-location (the protocol's ordering makes it correct); on a cluster the version markers
+ * and their expiry index share the hash tag `{tv}` (`markerKeys`), so the bump, the prune
+ * and the fill's version MGET each stay in one slot.
  */
 export interface Keyspace {
   readonly prefix: string;
@@ -39,11 +41,44 @@ export interface Keyspace {
   warmClaim(marker: string): string;
   /** member = tag, score = ms when its version marker may be deleted. */
   readonly tagVersionExpiry: string;
+  /**
+   * The version markers and their expiry index as the protocol uses them. One server keeps
+   * `tagVersion`/`tagVersionExpiry` (an upgrade keeps its markers); a Redis Cluster puts them
+   * all under the hash tag `{tv}`: the bump writes a marker and its index entry in one script,
+   * the prune deletes both, and a fill reads all its markers in one MGET. All marker traffic
+   * then lands on one master; markers are small and only invalidations write them.
+   */
+  markerKeys(clustered: boolean): MarkerKeys;
+  /**
+   * The journal of one invalidation job on a Redis Cluster (invalidate.ts): the value keys
+   * its attempt read, written before any SREM, so a retry still finds what an attempt that
+   * stopped after its SREMs did not delete. Its own hash tag, one per job.
+   */
+  journal(jobId: string): string;
   /** Pattern matching everything this namespace wrote (admin flush only). */
   readonly everything: string;
 }
 
+export interface MarkerKeys {
+  version(tag: string): string;
+  /** What `version` puts before the tag (the prune script rebuilds marker keys from it). */
+  readonly versionPrefix: string;
+  readonly expiry: string;
+}
+
 export function keyspace(prefix: string): Keyspace {
+  const single: MarkerKeys = {
+    version: (t) => `${prefix}:tagv:${t}`,
+    versionPrefix: `${prefix}:tagv:`,
+    expiry: `${prefix}:tagv-expiry`,
+  };
+  // `prefix:tagv{tv}:…`: the first `{…}` of a key is its hash tag, so a tag that itself holds
+  // braces cannot move its marker to another slot.
+  const clustered: MarkerKeys = {
+    version: (t) => `${prefix}:tagv{tv}:${t}`,
+    versionPrefix: `${prefix}:tagv{tv}:`,
+    expiry: `${prefix}:tagv-expiry{tv}`,
+  };
   return {
     prefix,
     value: (k) => `${prefix}:{${k}}`,
@@ -63,6 +98,8 @@ export function keyspace(prefix: string): Keyspace {
     flushed: `${prefix}:flushed`,
     warmClaim: (marker) => `${prefix}:warm-claim:${marker}`,
     tagVersionExpiry: `${prefix}:tagv-expiry`,
+    markerKeys: (c) => (c ? clustered : single),
+    journal: (jobId) => `${prefix}:journal{${jobId}}`,
     everything: `${prefix}:*`,
   };
 }

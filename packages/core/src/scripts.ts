@@ -1,5 +1,5 @@
-import type { Redis } from 'ioredis';
 import { ENTRY_MAGIC } from './codec.ts';
+import type { RedisClient } from './connect.ts';
 
 /**
  * Step 5 of the fill protocol: write the value only while our lease still stands. An
@@ -79,10 +79,10 @@ export interface WalcacheCommands {
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
 }
 
-export type WalcacheRedis = Redis & WalcacheCommands;
+export type WalcacheRedis = RedisClient & WalcacheCommands;
 
 /** Registers walcache's Lua on a client (idempotent); ioredis sends EVALSHA with EVAL fallback. */
-export function withCommands(redis: Redis): WalcacheRedis {
+export function withCommands(redis: RedisClient): WalcacheRedis {
   const r = redis as WalcacheRedis;
   if (typeof r.walcacheBumpTagVersions !== 'function') {
     redis.defineCommand('walcacheFillCas', { numberOfKeys: 2, lua: fillCasLua });

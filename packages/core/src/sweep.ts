@@ -1,4 +1,4 @@
-import type { Redis } from 'ioredis';
+import { isCluster, mastersOf, type RedisClient } from './connect.ts';
 import { type Keyspace, resourceKeyOf } from './keys.ts';
 
 /**
@@ -24,6 +24,30 @@ for i = 2, #KEYS, 2 do
 end
 return removed`;
 
+/**
+ * On a Redis Cluster the tag set and the value lie in different slots, so no script can
+ * check and remove in one step. Three steps per member instead, each value's in its slot:
+ * (a) `gone`: value and lease both absent; (b) SREM of the members found gone; (c)
+ * `settle`: if the value or the lease now exists, delete both. A fill that took its lease
+ * after (a) and registered before (b) had its registration removed by (b) (its SADD of a
+ * member already there changed nothing); its lease was taken before its SADD, so at (c) its
+ * lease or its value exists and (c) deletes it: a miss, never a stale value left without a
+ * registration. A fill that registered after (b) keeps its registration, whatever (c) does
+ * to its lease (at worst another miss). Re-adding the member at (c) instead would not be
+ * safe: an invalidation that ran between (b) and the re-add would not have found it.
+ * KEYS[1]=value KEYS[2]=lease.
+ */
+const memberGoneLua = `
+if redis.call('EXISTS', KEYS[1]) == 0 and redis.call('EXISTS', KEYS[2]) == 0 then return 1 end
+return 0`;
+const settleMemberLua = `
+if redis.call('EXISTS', KEYS[1]) == 1 or redis.call('EXISTS', KEYS[2]) == 1 then
+  redis.call('UNLINK', KEYS[2])
+  redis.call('UNLINK', KEYS[1])
+  return 1
+end
+return 0`;
+
 /** Members checked per script call: long enough to amortise a round trip, short enough not to block Redis. */
 const MEMBERS_PER_CALL = 200;
 const SETS_PER_SCAN = 500;
@@ -41,60 +65,92 @@ export interface SweepOptions {
   stopped?(): boolean;
   /** Pause between script calls, so a sweep of a large index leaves Redis to the requests. */
   pauseMs?: number;
+  /** Test seam (Redis Cluster): runs between steps (a) and (b), and between (b) and (c). */
+  betweenSteps?(step: 'checked' | 'removed'): Promise<void> | void;
 }
 
-interface SweepRedis extends Redis {
+type SweepRedis = RedisClient & {
   walcacheSweepMembers(...keys: string[]): Promise<number>;
-}
+  walcacheMemberGone(value: string, lease: string): Promise<number>;
+  walcacheSettleMember(value: string, lease: string): Promise<number>;
+};
 
-function withSweep(redis: Redis): SweepRedis {
+function withSweep(redis: RedisClient): SweepRedis {
   const r = redis as SweepRedis;
-  if (typeof r.walcacheSweepMembers !== 'function')
+  if (typeof r.walcacheSweepMembers !== 'function') {
     redis.defineCommand('walcacheSweepMembers', { lua: sweepMembersLua });
+    redis.defineCommand('walcacheMemberGone', { numberOfKeys: 2, lua: memberGoneLua });
+    redis.defineCommand('walcacheSettleMember', { numberOfKeys: 2, lua: settleMemberLua });
+  }
   return r;
 }
 
 /** One pass over the whole tag index; returns what it saw and removed. */
 export async function sweepTagIndex(
-  redis: Redis,
+  redis: RedisClient,
   keys: Keyspace,
   options: SweepOptions = {},
 ): Promise<SweepProgress> {
   const r = withSweep(redis);
   const progress: SweepProgress = { sets: 0, members: 0, removed: 0 };
   const pause = () => (options.pauseMs ? new Promise((ok) => setTimeout(ok, options.pauseMs)) : undefined);
-  let cursor = '0';
-  do {
-    const [next, sets] = await redis.scan(
-      cursor,
-      'MATCH',
-      keys.tagSets,
-      'COUNT',
-      SETS_PER_SCAN,
-      'TYPE',
-      'set',
-    );
-    cursor = next;
-    for (const set of sets) {
-      let memberCursor = '0';
-      do {
-        if (options.stopped?.()) return progress;
-        const [nextMember, members] = await redis.sscan(set, memberCursor, 'COUNT', MEMBERS_PER_CALL);
-        memberCursor = nextMember;
-        const pairs: string[] = [];
-        for (const member of members) {
-          const resourceKey = resourceKeyOf(keys, member);
-          if (resourceKey !== undefined) pairs.push(member, keys.lease(resourceKey));
-        }
-        progress.members += members.length;
-        if (pairs.length > 0) {
-          progress.removed += await r.walcacheSweepMembers(String(pairs.length + 1), set, ...pairs);
-          await pause();
-        }
-      } while (memberCursor !== '0');
-      progress.sets++;
-      options.onProgress?.(progress);
-    }
-  } while (cursor !== '0');
+  const clustered = isCluster(redis);
+  // SCAN reaches one node: on a cluster every master is walked, one after another.
+  for (const node of mastersOf(redis)) {
+    let cursor = '0';
+    do {
+      const [next, sets] = await node.scan(
+        cursor,
+        'MATCH',
+        keys.tagSets,
+        'COUNT',
+        SETS_PER_SCAN,
+        'TYPE',
+        'set',
+      );
+      cursor = next;
+      for (const set of sets) {
+        let memberCursor = '0';
+        do {
+          if (options.stopped?.()) return progress;
+          const [nextMember, members] = await r.sscan(set, memberCursor, 'COUNT', MEMBERS_PER_CALL);
+          memberCursor = nextMember;
+          const pairs: [string, string][] = [];
+          for (const member of members) {
+            const resourceKey = resourceKeyOf(keys, member);
+            if (resourceKey !== undefined) pairs.push([member, keys.lease(resourceKey)]);
+          }
+          progress.members += members.length;
+          if (pairs.length > 0) {
+            progress.removed += clustered
+              ? await sweepAcrossSlots(r, set, pairs, options)
+              : await r.walcacheSweepMembers(String(pairs.length * 2 + 1), set, ...pairs.flat());
+            await pause();
+          }
+        } while (memberCursor !== '0');
+        progress.sets++;
+        options.onProgress?.(progress);
+      }
+    } while (cursor !== '0');
+  }
   return progress;
+}
+
+/** Steps (a), (b), (c) above for one batch of a set's members; returns the members removed. */
+async function sweepAcrossSlots(
+  r: SweepRedis,
+  set: string,
+  pairs: readonly [string, string][],
+  options: SweepOptions,
+): Promise<number> {
+  const gone = await Promise.all(pairs.map(([value, lease]) => r.walcacheMemberGone(value, lease)));
+  const candidates = pairs.filter((_, i) => gone[i] === 1);
+  if (candidates.length === 0) return 0;
+  await options.betweenSteps?.('checked');
+  const removed = await r.srem(set, ...candidates.map(([value]) => value));
+  await options.betweenSteps?.('removed');
+  // Every candidate, not only those this SREM removed: a concurrent invalidation may have
+  // removed a member while a fill that took the lease after (a) still holds it.
+  await Promise.all(candidates.map(([value, lease]) => r.walcacheSettleMember(value, lease)));
+  return removed;
 }
