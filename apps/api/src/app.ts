@@ -75,7 +75,7 @@ export type ApiEnv = {
     bypassWatermark?: bigint;
     /** The answer already carries X-Walcache-Watermark (in its own header record). */
     watermarkSent?: boolean;
-    /** The metrics' route label when no registered route answered (an empty path parameter). */
+    /** The metrics' route label, when the handler knows it (a `/v1` route, an empty path parameter). */
     routeLabel?: string;
   };
 };
@@ -264,7 +264,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   ) => {
     app.openAPIRegistry.registerPath(route);
     const check = paramsCheck(route.request);
-    app.get(honoPath(route.path), async (c) => {
+    const path = honoPath(route.path);
+    app.get(path, async (c) => {
+      // The label c.req.routePath would give, without building the list of matched routes.
+      c.set('routeLabel', path);
       const checked = check(c);
       const outcome = checked instanceof Promise ? await checked : checked;
       if ('errors' in outcome)

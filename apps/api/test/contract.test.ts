@@ -417,10 +417,9 @@ describe('over a real socket (headers read from Node, not from a WHATWG Request)
     expect((await raw('/v1/articles/7', ['if-none-match: "other"', `if-none-match: ${etag}`])).status).toBe(
       304,
     );
-    const twice = await raw('/v1/articles/7', ['x-request-id: a', 'x-request-id: b']);
-    // "a, b" is not a valid id (a space and a comma): replaced, as a hostile one is.
-    expect(twice.headers['x-request-id']).not.toMatch(/^a|^b/);
-    expect(twice.headers['x-request-id']).toMatch(/^[0-9a-f-]{36}$/);
+    // "abc, abc" is not a valid id (a space and a comma): replaced, as a hostile one is.
+    const twice = await raw('/v1/articles/7', ['x-request-id: abc', 'x-request-id: abc']);
+    expect(twice.headers['x-request-id']).toMatch(/^[0-9a-f]{8}-[0-9a-f]{4}-/);
   });
 });
 
