@@ -136,6 +136,17 @@ export async function cacheCounts(apiUrl: string): Promise<Record<string, number
   return counts;
 }
 
+/**
+ * The first sample of each named series (labels ignored) in an app's Prometheus text,
+ * read from its metrics port (`CDC_METRICS_PORT`, `INVALIDATOR_METRICS_PORT`).
+ */
+export async function appMetrics<N extends string>(port: string | undefined, names: readonly N[]) {
+  const text = await (await getOk(`http://127.0.0.1:${port}/metrics`)).text();
+  const read = (name: string) =>
+    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  return Object.fromEntries(names.map((n) => [n, read(n)])) as Record<N, number>;
+}
+
 export function hitRatio(before: Record<string, number>, after: Record<string, number>): number | undefined {
   const d = (k: string) => (after[k] ?? 0) - (before[k] ?? 0);
   const total = d('HIT') + d('MISS') + d('BYPASS');

@@ -61,6 +61,40 @@ export interface RateStep {
   sustained: boolean;
   why?: string;
   cpu: Record<string, number>;
+  /** Where a job's time went during the step, from the completed jobs' own records. */
+  stages?: JobStages;
+}
+
+/**
+ * The pipeline's stages for the jobs of one step (quantiles in ms): commit → the CDC began
+ * storing its job (WAL sent, decoded, waited behind the in-flight store), stored → a worker
+ * picked it up (the add's round trip, the wait for a free worker), then the attempt's own
+ * parts (processor.ts `ms`).
+ */
+export interface JobStages {
+  jobs: number;
+  jobsPerS: number;
+  commitsPerJob: number;
+  tagsPerJob: number;
+  toStore: Quantiles;
+  toPickup: Quantiles;
+  visible: Quantiles;
+  invalidate: Quantiles;
+  watermark: Quantiles;
+  /** Picked up → finished (BullMQ's finishedOn, set before the completion script runs). */
+  attempt: Quantiles;
+  /** The CDC's stores over the step (`walcache_cdc_enqueue_duration_seconds`): count and mean ms. */
+  stores: number;
+  storeMeanMs: number;
+  /**
+   * Redis commands over the step (INFO commandstats; a Lua script counts as one, plus the
+   * commands it runs): calls and Redis CPU µs per commit, and the busiest commands.
+   */
+  redis?: {
+    callsPerCommit: number;
+    usPerCommit: number;
+    top: { command: string; calls: number; us: number }[];
+  };
 }
 
 export interface InvalidationResult {

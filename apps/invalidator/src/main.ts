@@ -225,7 +225,9 @@ export async function startInvalidator(
       // Only now is every commit of `(after, lsnTo]` invalidated (a failure here retries the
       // job: its invalidation is idempotent).
       if (payload.after) {
+        const started = performance.now();
         const watermark = await coverInterval(workerRedis, keys, payload.after, payload.lsnTo);
+        result.ms.watermark = Math.round((performance.now() - started) * 100) / 100;
         if (watermark !== undefined && (lastWatermark === undefined || watermark > lastWatermark))
           lastWatermark = watermark;
       }

@@ -1,12 +1,12 @@
-import { writeFileSync } from 'node:fs';
+import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { QUEUE_PREFIX } from '@walcache/core';
 import { Queue } from 'bullmq';
 import { ACHIEVED_SHARE, DRAIN_TIMEOUT_MS, LAG_LIMIT_MS } from '../config.ts';
-import type { Ctx } from '../context.ts';
+import { appMetrics, type Ctx } from '../context.ts';
 import { LagProbe, quantiles } from '../lag.ts';
 import { progress, root, runToEnd, sleep } from '../procs.ts';
-import type { InvalidationResult, RateStep } from '../results.ts';
+import type { InvalidationResult, JobStages, RateStep } from '../results.ts';
 import { BENCH_NAMES, pgClient } from '../stack.ts';
 import { cpuMeter, type ProcessGroup } from '../sys.ts';
 import type { ProbeOutput } from '../writer.ts';
@@ -89,11 +89,15 @@ async function runStep(
     `invalidation: ${targetCommits} commits/s × ${rowsPerCommit} row(s) for ${stepS}s (pgbench ${bulkRate}/s + ${probeRate} probes/s)`,
   );
 
+  mkdirSync(join(root, 'bench-output'), { recursive: true });
   const script = join(root, 'bench-output', `pgbench-${rowsPerCommit}.sql`);
   writeFileSync(
     script,
     `\\set id random(1, ${bulkMax})\nupdate articles set title = 'Bulk write ' || :id, updated_at = now() where id between :id and :id + ${rowsPerCommit - 1};\n`,
   );
+  const storesBefore = await cdcStores(ctx);
+  const redisBefore = await commandStats(ctx);
+  const stepStartMs = Date.now();
   lag.start();
   const probe = startWriter<ProbeOutput>(ctx, 'writer (probe)', {
     mode: 'probe',
@@ -140,7 +144,25 @@ async function runStep(
   // unresolved (and the step as not sustained, since that is already over the 1 s limit).
   const lagQ = await lag.stop(2000);
   const probed = await probe.result;
-  const achievedCommits = tps + (probed.latenciesMs.length + probed.missing) / stepS;
+  const storesAfter = await cdcStores(ctx);
+  const redisAfter = await commandStats(ctx);
+  const stages = await jobStages(queue, stepStartMs, stepStartMs + stepS * 1000);
+  if (stages) {
+    stages.stores = storesAfter.count - storesBefore.count;
+    stages.storeMeanMs = stages.stores ? (1000 * (storesAfter.sum - storesBefore.sum)) / stages.stores : 0;
+    const commits = achievedCommitsOf(tps, probedCount(probed), stepS) * stepS;
+    const delta = [...redisAfter].map(([command, a]) => {
+      const b = redisBefore.get(command) ?? { calls: 0, us: 0 };
+      return { command, calls: a.calls - b.calls, us: a.us - b.us };
+    });
+    const total = (f: (d: (typeof delta)[number]) => number) => delta.reduce((x, d) => x + f(d), 0);
+    stages.redis = {
+      callsPerCommit: total((d) => d.calls) / commits,
+      usPerCommit: total((d) => d.us) / commits,
+      top: delta.sort((a, b) => b.us - a.us).slice(0, 8),
+    };
+  }
+  const achievedCommits = achievedCommitsOf(tps, probedCount(probed), stepS);
   const invalidation = { ...quantiles(probed.latenciesMs), skipped: probed.skipped };
   const reasons: string[] = [];
   // pgbench's schedule is the rate under test (the probes are a sample on top). It draws
@@ -162,6 +184,7 @@ async function runStep(
     sustained: reasons.length === 0,
     why: reasons.join('; ') || undefined,
     cpu,
+    stages,
   };
   progress(
     `  achieved ${Math.round(step.achievedCommitsPerS)} commits/s (${Math.round(step.achievedChangesPerS)} rows/s); ` +
@@ -171,8 +194,84 @@ async function runStep(
         .map(([k, v]) => `${k} ${v}%`)
         .join(', ')}`,
   );
+  if (stages) progress(`  ${stagesLine(stages)}`);
+  // CPU time per commit is what a busy neighbour on a shared machine changes least.
+  progress(
+    `  cpu µs per commit: ${Object.entries(cpu)
+      .filter(([k]) => k !== 'machine')
+      .map(([k, v]) => `${k} ${Math.round((v * 10_000) / step.achievedCommitsPerS)}`)
+      .join(', ')}`,
+  );
   await drain(lag, queue);
   return step;
+}
+
+const probedCount = (p: ProbeOutput) => p.latenciesMs.length + p.missing;
+const achievedCommitsOf = (tps: number, probes: number, stepS: number) => tps + probes / stepS;
+
+/** Redis' per-command totals (INFO commandstats): calls and CPU µs. */
+async function commandStats(ctx: Ctx): Promise<Map<string, { calls: number; us: number }>> {
+  const text = await ctx.redis.info('commandstats');
+  const stats = new Map<string, { calls: number; us: number }>();
+  for (const m of text.matchAll(/^cmdstat_([^:]+):calls=(\d+),usec=(\d+)/gm))
+    stats.set(m[1]!, { calls: Number(m[2]), us: Number(m[3]) });
+  return stats;
+}
+
+/** Up to this many of the newest completed jobs are read after a step (BullMQ keeps 10 000). */
+const STAGE_SAMPLE = 5000;
+
+/** The stages of the completed jobs whose last commit fell inside the step. */
+async function jobStages(queue: Queue, fromMs: number, toMs: number): Promise<JobStages | undefined> {
+  const jobs = await queue.getJobs(['completed'], 0, STAGE_SAMPLE - 1, false);
+  const inStep = jobs.filter((j) => {
+    const commit = Number(j.data?.lastCommitMs);
+    return commit >= fromMs && commit < toMs && j.processedOn && j.finishedOn;
+  });
+  if (inStep.length === 0) return undefined;
+  const of = (f: (j: (typeof inStep)[number]) => number | undefined) =>
+    quantiles(inStep.map(f).filter((v): v is number => typeof v === 'number' && Number.isFinite(v)));
+  const spanMs = Math.max(1, Math.max(...inStep.map((j) => j.data.lastCommitMs)) - fromMs);
+  const sum = (f: (j: (typeof inStep)[number]) => number) => inStep.reduce((a, j) => a + f(j), 0);
+  return {
+    jobs: inStep.length,
+    jobsPerS: (inStep.length * 1000) / spanMs,
+    commitsPerJob: sum((j) => j.data.transactions) / inStep.length,
+    tagsPerJob: sum((j) => j.data.tags.length) / inStep.length,
+    toStore: of((j) => j.data.enqueuedMs - j.data.lastCommitMs),
+    toPickup: of((j) => (j.processedOn ?? 0) - j.data.enqueuedMs),
+    visible: of((j) => j.returnvalue?.ms?.visible),
+    invalidate: of((j) => j.returnvalue?.ms?.invalidate),
+    watermark: of((j) => j.returnvalue?.ms?.watermark),
+    attempt: of((j) => (j.finishedOn ?? 0) - (j.processedOn ?? 0)),
+    stores: 0,
+    storeMeanMs: 0,
+  };
+}
+
+const STORE_METRICS = [
+  'walcache_cdc_enqueue_duration_seconds_sum',
+  'walcache_cdc_enqueue_duration_seconds_count',
+] as const;
+
+async function cdcStores(ctx: Ctx): Promise<{ sum: number; count: number }> {
+  const m = await appMetrics(ctx.apps.env.CDC_METRICS_PORT, STORE_METRICS);
+  return { sum: m[STORE_METRICS[0]], count: m[STORE_METRICS[1]] };
+}
+
+function stagesLine(s: JobStages): string {
+  const q = (x: { p50Ms: number; p99Ms: number }) => `${x.p50Ms.toFixed(1)}/${x.p99Ms.toFixed(1)}`;
+  return (
+    `jobs ${s.jobs} (${Math.round(s.jobsPerS)}/s; ${s.stores} stores, ${s.storeMeanMs.toFixed(1)} ms mean; ${s.commitsPerJob.toFixed(1)} commits, ${s.tagsPerJob.toFixed(1)} tags each); p50/p99 ms: ` +
+    `commit→store ${q(s.toStore)}, store→picked ${q(s.toPickup)}, visible ${q(s.visible)}, ` +
+    `invalidate ${q(s.invalidate)}, watermark ${q(s.watermark)}, picked→finished ${q(s.attempt)}` +
+    (s.redis
+      ? `; redis ${s.redis.callsPerCommit.toFixed(1)} calls, ${s.redis.usPerCommit.toFixed(0)} µs per commit (${s.redis.top
+          .slice(0, 5)
+          .map((c) => `${c.command} ${c.calls}×/${Math.round(c.us / 1000)} ms`)
+          .join(', ')})`
+      : '')
+  );
 }
 
 /** Waits until the CDC caught up and the queue is empty, so the next step starts clean. */

@@ -1,6 +1,6 @@
 import { mkdirSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
-import type { Ctx } from '../context.ts';
+import { appMetrics, type Ctx } from '../context.ts';
 import { quantiles } from '../lag.ts';
 import { progress, root, runToEnd } from '../procs.ts';
 import type { RywResult, RywStep } from '../results.ts';
@@ -111,12 +111,10 @@ async function runStep(ctx: Ctx, rate: number): Promise<RywStep> {
 }
 
 async function visibilityTotals(ctx: Ctx): Promise<{ sum: number; count: number }> {
-  const port = ctx.apps.env.INVALIDATOR_METRICS_PORT;
-  const text = await (await fetch(`http://127.0.0.1:${port}/metrics`)).text();
-  const read = (name: string) =>
-    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
-  return {
-    sum: read('walcache_invalidator_visibility_check_seconds_sum'),
-    count: read('walcache_invalidator_visibility_check_seconds_count'),
-  };
+  const names = [
+    'walcache_invalidator_visibility_check_seconds_sum',
+    'walcache_invalidator_visibility_check_seconds_count',
+  ] as const;
+  const m = await appMetrics(ctx.apps.env.INVALIDATOR_METRICS_PORT, names);
+  return { sum: m[names[0]], count: m[names[1]] };
 }
