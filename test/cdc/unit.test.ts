@@ -217,7 +217,8 @@ describe('Batcher', () => {
   it('stores an isolated commit at once, and merges commits that arrive during the enqueue', async () => {
     const s = gatedStore();
     const acked: string[] = [];
-    const b = new Batcher({ store: s.store, stored: (lsn) => acked.push(lsn) });
+    // No coalescing interval: this is the merge of commits that arrive during a store.
+    const b = new Batcher({ store: s.store, stored: (lsn) => acked.push(lsn), minStoreIntervalMs: 0 });
     await b.add(tx('0/10', ['row:a:1'], 100));
     expect(s.gates).toHaveLength(1); // the first commit went out alone, at once
     await b.add(tx('0/20', ['row:a:2'], 200));
@@ -238,6 +239,63 @@ describe('Batcher', () => {
       transactions: 2,
     });
     expect(new Set(s.stored[1]?.tags)).toEqual(new Set(['row:a:2', 'row:a:3']));
+  });
+
+  it('coalesces: the next job waits out the interval since the last store, acking nothing meanwhile', async () => {
+    const s = gatedStore();
+    const acked: string[] = [];
+    const waits: { ms: number; done: () => void }[] = [];
+    const b = new Batcher({
+      store: s.store,
+      stored: (lsn) => acked.push(lsn),
+      minStoreIntervalMs: 60_000,
+      wait: (ms) => new Promise<void>((done) => waits.push({ ms, done })),
+    });
+    await b.add(tx('0/10', ['row:a:1']));
+    expect(s.gates).toHaveLength(1); // an isolated commit still goes out at once
+    s.gates[0]?.();
+    await new Promise((r) => setImmediate(r));
+    expect(acked).toEqual(['0/10']);
+    // Commits after a store began wait for the interval, and join one job.
+    await b.add(tx('0/20', ['row:a:2']));
+    await new Promise((r) => setImmediate(r));
+    expect(waits).toHaveLength(1);
+    expect(waits[0]?.ms).toBeGreaterThan(59_000);
+    await b.add(tx('0/30', ['row:a:3']));
+    // An empty commit (heartbeat) waiting behind them waits too: acks stay in order.
+    await b.add(tx('0/40', []));
+    expect(s.gates).toHaveLength(1);
+    expect(acked).toEqual(['0/10']);
+    waits[0]?.done();
+    await new Promise((r) => setImmediate(r));
+    expect(s.gates).toHaveLength(2);
+    s.gates[1]?.();
+    await b.flush();
+    expect(acked).toEqual(['0/10', '0/40']);
+    expect(s.stored[1]).toMatchObject({ lsnFrom: '0/20', lsnTo: '0/40', transactions: 3 });
+    expect(new Set(s.stored[1]?.tags)).toEqual(new Set(['row:a:2', 'row:a:3']));
+  });
+
+  it('does not delay a batch without tags (heartbeats, empty transactions)', async () => {
+    const s = gatedStore();
+    const waits: number[] = [];
+    const b = new Batcher({
+      store: s.store,
+      stored: () => {},
+      minStoreIntervalMs: 60_000,
+      wait: async (ms) => {
+        waits.push(ms);
+      },
+    });
+    await b.add(tx('0/10', ['row:a:1']));
+    s.gates[0]?.();
+    await new Promise((r) => setImmediate(r));
+    await b.add(tx('0/20', []));
+    await new Promise((r) => setImmediate(r));
+    expect(waits).toEqual([]);
+    expect(s.gates).toHaveLength(2);
+    s.gates[1]?.();
+    await b.flush();
   });
 
   it('a failed store acks nothing after it and reports the failure once', async () => {

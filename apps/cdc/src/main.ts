@@ -59,6 +59,8 @@ export interface CdcOptions {
   /** One number for every table, or a function of the table (CDC_MAX_TAGS_PER_TABLE). */
   maxTagsPerTable?: TagLimit;
   maxTagsPerJob?: number;
+  /** CDC_MIN_STORE_INTERVAL_MS (Batcher's minStoreIntervalMs). */
+  minStoreIntervalMs?: number;
   storeTimeoutMs?: number;
   stopFlushMs?: number;
   maxBackoffMs?: number;
@@ -213,6 +215,7 @@ export async function startCdc(
     lagIntervalMs: options.lagIntervalMs,
     maxTagsPerTable: options.maxTagsPerTable,
     maxTagsPerJob: options.maxTagsPerJob,
+    minStoreIntervalMs: options.minStoreIntervalMs,
     storeTimeoutMs: options.storeTimeoutMs,
     stopFlushMs: options.stopFlushMs,
     maxBackoffMs: options.maxBackoffMs,
@@ -277,6 +280,7 @@ if (isMain(import.meta.url)) {
       maxTagsPerTable: limits.of,
       heartbeatIntervalMs: cdcEnv.CDC_HEARTBEAT_INTERVAL_MS,
       lagIntervalMs: cdcEnv.CDC_LAG_INTERVAL_MS,
+      minStoreIntervalMs: cdcEnv.CDC_MIN_STORE_INTERVAL_MS,
     }),
   );
   onShutdown(logger, () => cdc.close());

@@ -125,12 +125,31 @@ export interface BatcherOptions {
    * one store round trip's worth of commits at any realistic commit rate.
    */
   maxPendingTransactions?: number;
+  /**
+   * Coalescing: a batch with tags is stored no sooner than this long after the previous
+   * store began; commits arriving meanwhile join it. 0: store as soon as the previous store
+   * is done. See DEFAULT_MIN_STORE_INTERVAL_MS.
+   */
+  minStoreIntervalMs?: number;
+  /** Test seam: how the coalescing wait sleeps (default a timer). */
+  wait?(ms: number): Promise<void>;
 }
 
 /**
+ * Why 2 ms: every job costs the invalidator a fixed set of round trips (BullMQ's fetch and
+ * completion, the visibility query, the markers, the tag sets, the watermark), and Postgres
+ * and Redis the other ends of them, whatever its size. Without a floor a fast store
+ * (a fraction of a millisecond) makes one job per commit at 1 000 commits/s, and that fixed
+ * cost, not the tags, fills the machine (docs/benchmarks.md, "where the time goes"). At most
+ * 500 jobs a second, and an isolated commit still goes out at once: the wait only applies
+ * within 2 ms of the previous store.
+ */
+export const DEFAULT_MIN_STORE_INTERVAL_MS = 2;
+
+/**
  * Group commit. An isolated commit is stored at once; commits that arrive while a store
- * is in flight are merged into the next one, so under load the job rate stays far below
- * the commit rate. Stores run one at a time and in order, so LSNs are acknowledged in order:
+ * is in flight, or within `minStoreIntervalMs` of its start, are merged into the next one, so
+ * under load the job rate stays far below the commit rate. Stores run one at a time and in order, so LSNs are acknowledged in order:
  * a later batch is never acked before an earlier one is stored.
  */
 export class Batcher {
@@ -138,6 +157,7 @@ export class Batcher {
   private inflight: Promise<void> | undefined;
   private failure: unknown;
   private closed = false;
+  private lastStoreMs = Number.NEGATIVE_INFINITY;
 
   constructor(private readonly options: BatcherOptions) {}
 
@@ -177,9 +197,12 @@ export class Batcher {
   private async drain(): Promise<void> {
     try {
       while (this.pending.length > 0 && !this.closed) {
+        await this.coalesce();
+        if (this.closed) return;
         const txs = this.pending;
         this.pending = [];
         const batch = this.merge(txs);
+        if (batch.tags.length > 0) this.lastStoreMs = performance.now();
         await this.options.store(batch);
         if (this.closed) return;
         this.options.stored(batch.lsnTo, batch);
@@ -192,6 +215,19 @@ export class Batcher {
     } finally {
       this.inflight = undefined;
     }
+  }
+
+  /**
+   * Waits out the rest of the minimum interval since the previous store when what is pending
+   * would make a job; a batch without tags (empty transactions, heartbeats) stores nothing
+   * and goes at once. Nothing is acknowledged meanwhile: the pending commits are not stored.
+   */
+  private async coalesce(): Promise<void> {
+    const interval = this.options.minStoreIntervalMs ?? DEFAULT_MIN_STORE_INTERVAL_MS;
+    const wait = this.lastStoreMs + interval - performance.now();
+    // Below half a millisecond a timer costs more than the job it would save.
+    if (wait < 0.5 || !this.pending.some((tx) => tx.tags.size > 0)) return;
+    await (this.options.wait ? this.options.wait(wait) : new Promise((r) => setTimeout(r, wait)));
   }
 
   /** Merges transactions (in commit order) into one batch, collapsing over-large tables. */

@@ -10,6 +10,8 @@ export const cdcEnvSchema = z.object({
   CDC_MAX_TAGS_PER_TABLE: z.string().default('').pipe(tagLimitsSchema),
   CDC_HEARTBEAT_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
   CDC_LAG_INTERVAL_MS: z.coerce.number().int().min(0).max(3_600_000).optional(),
+  /** Coalescing: ms between the starts of two job stores at least (batcher.ts). */
+  CDC_MIN_STORE_INTERVAL_MS: z.coerce.number().min(0).max(1_000).optional(),
 });
 
 export type CdcEnv = z.output<typeof cdcEnvSchema>;

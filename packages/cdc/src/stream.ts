@@ -84,6 +84,8 @@ export interface CdcStreamOptions extends BootstrapOptions {
   lagIntervalMs?: number;
   maxTagsPerTable?: TagLimit;
   maxTagsPerJob?: number;
+  /** Coalescing of commits into jobs (Batcher's minStoreIntervalMs). */
+  minStoreIntervalMs?: number;
   /** A store that takes longer fails (not acked, replayed after a reconnect). */
   storeTimeoutMs?: number;
   /** No message at all (data or keepalive) for this long: the connection is presumed dead. */
@@ -335,6 +337,7 @@ export class CdcStream {
     const batcher = new Batcher({
       maxTagsPerTable: o.maxTagsPerTable,
       maxTagsPerJob: o.maxTagsPerJob,
+      minStoreIntervalMs: o.minStoreIntervalMs,
       store: async (batch) => {
         await o.beforeStore?.(batch);
         if (batch.tags.length === 0) return;

@@ -8,8 +8,27 @@
 
 /** The one method needed from pg's Pool or Client (a Pool reconnects by itself). */
 export interface XidQueryable {
-  query<R extends Record<string, unknown>>(text: string, values?: unknown[]): Promise<{ rows: R[] }>;
+  query<R extends Record<string, unknown>>(query: {
+    name: string;
+    text: string;
+    values: unknown[];
+  }): Promise<{ rows: R[] }>;
 }
+
+/**
+ * Named, so each connection parses and plans it once: it runs once per job, on the busiest
+ * process of the machine (docs/benchmarks.md, "where the time goes").
+ */
+const INVISIBLE_XIDS = {
+  name: 'walcache-invisible-xids',
+  text: `with s as (select pg_current_snapshot() as snap),
+          m as (select snap, pg_snapshot_xmax(snap)::text::bigint as xmax from s),
+          f as (select snap, xmax, ((xmax >> 32) << 32) + x as x64 from m, unnest($1::bigint[]) as x)
+     select count(*) filter (where not pg_visible_in_snapshot(
+              (case when x64 >= xmax then x64 - 4294967296 else x64 end)::text::xid8, snap)
+            )::text as invisible
+     from f`,
+} as const;
 
 /**
  * How many of `xids` (32-bit xids of committed transactions, as pgoutput sends them) are
@@ -22,15 +41,6 @@ export interface XidQueryable {
  */
 export async function countInvisibleXids(db: XidQueryable, xids: readonly number[]): Promise<number> {
   if (xids.length === 0) return 0;
-  const { rows } = await db.query<{ invisible: string }>(
-    `with s as (select pg_current_snapshot() as snap),
-          m as (select snap, pg_snapshot_xmax(snap)::text::bigint as xmax from s),
-          f as (select snap, xmax, ((xmax >> 32) << 32) + x as x64 from m, unnest($1::bigint[]) as x)
-     select count(*) filter (where not pg_visible_in_snapshot(
-              (case when x64 >= xmax then x64 - 4294967296 else x64 end)::text::xid8, snap)
-            )::text as invisible
-     from f`,
-    [xids],
-  );
+  const { rows } = await db.query<{ invisible: string }>({ ...INVISIBLE_XIDS, values: [xids] });
   return Number(rows[0]?.invisible ?? 0);
 }
