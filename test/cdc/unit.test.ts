@@ -54,7 +54,13 @@ describe('TagMapper', () => {
       row({ id: '5', article_id: '2', body: 'x' }),
     );
     expect(new Set(tags)).toEqual(
-      new Set(['table:comments', 'row:comments:5', 'col:comments:article_id:1', 'col:comments:article_id:2']),
+      new Set([
+        'table:comments',
+        'rows:comments',
+        'row:comments:5',
+        'col:comments:article_id:1',
+        'col:comments:article_id:2',
+      ]),
     );
   });
 
@@ -65,7 +71,7 @@ describe('TagMapper', () => {
       row({ id: '9', name: undefined }),
       null,
     );
-    expect(new Set(tags)).toEqual(new Set(['table:users', 'row:users:9']));
+    expect(new Set(tags)).toEqual(new Set(['table:users', 'rows:users', 'row:users:9']));
   });
 
   it('composite primary keys are joined in key order', () => {
@@ -87,7 +93,7 @@ describe('TagMapper', () => {
   it('a table without a known key is invalidated table-wide', () => {
     const m = new TagMapper([], new Set(['logs']));
     const tags = m.tagsOf('insert', rel('logs', { keyColumns: [] }), null, row({ msg: 'x' }));
-    expect(tags).toEqual(['table:logs', 'epoch:logs']);
+    expect(tags).toEqual(['table:logs', 'rows:logs', 'epoch:logs']);
   });
 
   it('ignores tables no resource reads, but follows a tracked table through a rename', () => {
@@ -171,6 +177,92 @@ describe('TagMapper precision (old rows in the WAL)', () => {
         row({ ...before, published: { a: [1] }, note: 'b' }),
       ),
     ).toEqual([]);
+  });
+});
+
+describe('TagMapper set tags (old rows in the WAL)', () => {
+  // What the blog derives: a global list over published articles by created_at, a count of
+  // an author's published articles, and child lists asking whether their article exists.
+  const membership = {
+    articles: {
+      rows: ['created_at', 'id', 'published'],
+      byColumn: { author_id: ['author_id', 'published'], id: ['id'] },
+    },
+  };
+  const narrowing = (onRowOnly?: (table: string) => void) => {
+    const m = new TagMapper(
+      [...watched, { table: 'articles', column: 'id' }],
+      tables,
+      {},
+      undefined,
+      membership,
+      onRowOnly,
+    );
+    m.setPrimaryKeys(new Map([['articles', ['id']]]));
+    return m;
+  };
+  const before = { id: '1', title: 't', author_id: '3', published: true, created_at: 'x' };
+  const update = (m: TagMapper, after: Record<string, unknown>, identity: 'full' | 'default' = 'full') =>
+    new Set(
+      m.tagsOf(
+        'update',
+        rel('articles', { replicaIdentity: identity }),
+        row(before),
+        row({ ...before, ...after }),
+      ),
+    );
+
+  it('an edit of a shown column emits only the row tag (and table:, for custom SQL), and is counted', () => {
+    const rowOnly: string[] = [];
+    expect(
+      update(
+        narrowing((t) => rowOnly.push(t)),
+        { title: 'u' },
+      ),
+    ).toEqual(new Set(['table:articles', 'row:articles:1']));
+    expect(rowOnly).toEqual(['articles']);
+  });
+
+  it('a change of a set column emits exactly the sets that depend on it', () => {
+    expect(update(narrowing(), { published: false })).toEqual(
+      new Set(['table:articles', 'rows:articles', 'row:articles:1', 'col:articles:author_id:3']),
+    );
+    expect(update(narrowing(), { author_id: '4' })).toEqual(
+      new Set(['table:articles', 'row:articles:1', 'col:articles:author_id:3', 'col:articles:author_id:4']),
+    );
+  });
+
+  it('a re-keyed row, or one without its old row in the WAL, emits every tag', () => {
+    expect(update(narrowing(), { id: '2' })).toEqual(
+      new Set([
+        'table:articles',
+        'rows:articles',
+        'row:articles:1',
+        'row:articles:2',
+        'col:articles:author_id:3',
+        'col:articles:id:1',
+        'col:articles:id:2',
+      ]),
+    );
+    const m = narrowing();
+    expect(
+      new Set(
+        m.tagsOf(
+          'update',
+          rel('articles', { replicaIdentity: 'default' }),
+          null,
+          row({ ...before, title: 'u' }),
+        ),
+      ),
+    ).toEqual(
+      new Set([
+        'table:articles',
+        'rows:articles',
+        'row:articles:1',
+        'col:articles:author_id:3',
+        'col:articles:id:1',
+      ]),
+    );
   });
 });
 

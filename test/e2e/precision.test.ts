@@ -69,3 +69,53 @@ it('an UPDATE of a column no resource reads invalidates nothing; one of a read c
   );
   expect(await skipped()).toBe(before + 1);
 });
+
+async function json<T>(path: string): Promise<T> {
+  const res = await fetch(`${stack.api.url}${path}`);
+  expect(res.status).toBe(200);
+  return (await res.json()) as T;
+}
+
+it('an edit of a shown column invalidates the values showing that row, not those that only hold its set', async () => {
+  type Page = { items: { id: number }[]; nextCursor: string | null };
+  const page1 = '/v1/articles?limit=3';
+  const first = await json<Page>(page1);
+  const page2 = `/v1/articles?limit=3&cursor=${first.nextCursor}`;
+  const second = await json<Page>(page2);
+  const id = second.items[0]!.id;
+  const article = await json<{ author: { id: number } }>(`/v1/articles/${id}`);
+  const author = `/v1/users/${article.author.id}`;
+  const comments = `/v1/articles/${id}/comments`;
+  const { articleCount } = await json<{ articleCount: number }>(author);
+  for (const path of [page1, comments]) await xCache(path);
+  for (const path of [page2, `/v1/articles/${id}`, page1, comments]) expect(await xCache(path)).toBe('HIT');
+  const rowOnly = async () =>
+    sum(
+      await scrape(`http://127.0.0.1:${stack.cdc.metricsPort}/metrics`),
+      'walcache_cdc_updates_row_only_total',
+      { table: 'articles' },
+    );
+  const rowOnlyBefore = await rowOnly();
+
+  // A title shows on the article and on page 2 only: page 1, the article's comments (they
+  // depend on the article existing) and its author's article count are unchanged by it.
+  await writer.query('update articles set title = $1 where id = $2', ['edited, not moved', id]);
+  await waitFor(
+    async () => (await json<{ title: string }>(`/v1/articles/${id}`)).title === 'edited, not moved',
+    { what: 'the title change to reach the cache' },
+  );
+  expect(await xCache(page2)).toBe('MISS');
+  expect(await xCache(page1)).toBe('HIT');
+  expect(await xCache(comments)).toBe('HIT');
+  expect(await rowOnly()).toBe(rowOnlyBefore + 1);
+
+  // Unpublishing changes which articles the list and the author's count hold: those go.
+  await writer.query('update articles set published = false where id = $1', [id]);
+  await waitFor(async () => (await xCache(page1)) === 'MISS', { what: 'the list to be invalidated' });
+  await waitFor(
+    async () => (await json<{ articleCount: number }>(author)).articleCount === articleCount - 1,
+    {
+      what: "the author's count to follow",
+    },
+  );
+});

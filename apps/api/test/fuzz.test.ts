@@ -178,7 +178,7 @@ describe('fuzzing path and query parameters', () => {
       `^(?:article:${id}|user:${id}|tags:all|articles:${limit}:(?:-|${cursor})|comments:${id}:${limit}:(?:-|${cursor}))$`,
     );
     const tag = new RegExp(
-      `^(?:row:(?:articles|users|comments|tags|article_tags):${id}|col:(?:comments|article_tags|articles):(?:article_id|author_id|tag_id):${id}|col:tags:name:[a-z0-9-]+|table:[a-z_]+|epoch:[a-z_]+)$`,
+      `^(?:row:(?:articles|users|comments|tags|article_tags):${id}|col:(?:comments|article_tags|articles):(?:article_id|author_id|tag_id|id):${id}|col:tags:name:[a-z0-9-]+|(?:table|rows|epoch):[a-z_]+)$`,
     );
     const keys: string[] = [];
     let scan = '0';
@@ -230,7 +230,9 @@ function cursorCanonical(key: string): boolean {
   if (typeof at !== 'string' || typeof cursorId !== 'string') return false;
   return (
     /^\d{4}-\d{2}-\d{2} \d{2}:\d{2}:\d{2}(\.\d{1,6})?\+00$/.test(at) &&
-    /^[0-9]{1,19}$/.test(cursorId) &&
+    // An order value, not an id to look up: any bigint, in its one canonical spelling.
+    /^-?[0-9]{1,19}$/.test(cursorId) &&
+    BigInt(cursorId).toString() === cursorId &&
     encodeCursor({ at, id: cursorId }) === last
   );
 }

@@ -52,7 +52,8 @@ import { WatermarkProgress } from './watermark.ts';
 
 export interface CdcOptions {
   /** What this deployment serves, already compiled (tests); default: the config WALCACHE_CONFIG names. */
-  resources?: Pick<CompiledConfig, 'tables' | 'watched'> & Partial<Pick<CompiledConfig, 'readColumns'>>;
+  resources?: Pick<CompiledConfig, 'tables' | 'watched'> &
+    Partial<Pick<CompiledConfig, 'readColumns' | 'membership'>>;
   heartbeatIntervalMs?: number;
   lagIntervalMs?: number;
   metricsPort?: number;
@@ -200,8 +201,13 @@ export async function startCdc(
     publicationName: env.PUBLICATION_NAME,
     tables: compiled.tables,
     watched: compiled.watched,
-    mapper: new TagMapper(compiled.watched, new Set(compiled.tables), compiled.readColumns ?? {}, (table) =>
-      metrics.updatesSkipped.inc({ table }),
+    mapper: new TagMapper(
+      compiled.watched,
+      new Set(compiled.tables),
+      compiled.readColumns ?? {},
+      (table) => metrics.updatesSkipped.inc({ table }),
+      compiled.membership ?? {},
+      (table) => metrics.updatesRowOnly.inc({ table }),
     ),
     store,
     slotMarker,

@@ -24,6 +24,12 @@ export function createCdcMetrics(registry: Registry) {
     labelNames: ['table'] as const,
     registers: r,
   });
+  const updatesRowOnly = new Counter({
+    name: 'walcache_cdc_updates_row_only_total',
+    help: 'UPDATEs that changed no column deciding which rows a value holds (old row in the WAL): only the row tag, no table or column tag',
+    labelNames: ['table'] as const,
+    registers: r,
+  });
   const jobs = new Counter({
     name: 'walcache_cdc_jobs_enqueued_total',
     help: 'Invalidation jobs stored in the queue',
@@ -138,5 +144,5 @@ export function createCdcMetrics(registry: Registry) {
       if (state !== 'streaming') connected.set(0);
     },
   };
-  return { events, slotRecreations, connected, updatesSkipped };
+  return { events, slotRecreations, connected, updatesSkipped, updatesRowOnly };
 }

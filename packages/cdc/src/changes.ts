@@ -2,7 +2,9 @@ import { isDeepStrictEqual } from 'node:util';
 import {
   colTag,
   epochTag,
+  rowsTag,
   rowTag,
+  type TableMembership,
   type Tag,
   tableTag,
   tableTagName,
@@ -52,6 +54,7 @@ export class TagMapper {
   private readonly trackedOids = new Map<number, string>();
 
   private readonly readColumns: ReadonlyMap<string, readonly string[]>;
+  private readonly membership: ReadonlyMap<string, TableMembership>;
 
   constructor(
     watched: readonly WatchedColumn[],
@@ -65,8 +68,17 @@ export class TagMapper {
     readColumns: Readonly<Record<string, readonly string[]>> = {},
     /** An UPDATE skipped for that reason (counted: the invalidations precision saves). */
     private readonly onSkipped?: (table: string) => void,
+    /**
+     * Per table, the columns each set tag (`rows:`, `col:`) depends on (CompiledConfig.membership).
+     * An UPDATE whose old row the WAL carries emits a set tag only if it changes one of its
+     * columns; a table absent here gets every tag.
+     */
+    membership: Readonly<Record<string, TableMembership>> = {},
+    /** An UPDATE that needed no set tag at all, only its row's (counted like onSkipped). */
+    private readonly onRowOnly?: (table: string) => void,
   ) {
     this.readColumns = new Map(Object.entries(readColumns));
+    this.membership = new Map(Object.entries(membership));
     for (const w of watched) this.watched.set(w.table, [...(this.watched.get(w.table) ?? []), w.column]);
   }
 
@@ -122,7 +134,12 @@ export class TagMapper {
     return [...touched];
   }
 
-  /** Tags for one row change: row tags of the old and new key, watched columns old and new, the table. */
+  /**
+   * Tags for one row change: `table:`, `rows:`, the row tags of the old and new key, and the
+   * watched columns' `col:` tags of old and new values. An UPDATE whose old row the WAL
+   * carries narrows this: nothing if it changes no column a resource reads; else only the
+   * set tags whose columns it changes (with the key unchanged, the row tag covers the rest).
+   */
   tagsOf(kind: ChangeKind, relation: RelationInfo, oldRow: unknown, newRow: unknown): Tag[] {
     const ownName = tableTagName(relation.schema, relation.name);
     const table = this.trackedName(relation) ?? ownName;
@@ -133,20 +150,33 @@ export class TagMapper {
     }
     const before = rowSchema.parse(oldRow ?? null);
     const after = rowSchema.parse(newRow ?? null);
+    const keyColumns =
+      this.primaryKeys.get(table) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns);
+    const membership = this.membership.get(table);
+    // Whether a set tag over these columns is needed: always, unless the WAL shows an UPDATE
+    // that keeps the key (a re-keyed row leaves and enters every set) and changes none of them.
+    let needsSet = (_columns: readonly string[]) => true;
     if (kind === 'update' && relation.replicaIdentity === 'full' && before && after) {
-      const read = this.readColumns.get(table);
       // A column absent from the new tuple is an unchanged TOASTed value.
-      if (read?.every((c) => after[c] === undefined || isDeepStrictEqual(before[c], after[c]))) {
+      const changed = (c: string) => after[c] !== undefined && !isDeepStrictEqual(before[c], after[c]);
+      const read = this.readColumns.get(table);
+      if (read && !read.some(changed)) {
         this.onSkipped?.(table);
         return [];
       }
+      if (membership && keyColumns.length > 0 && !keyColumns.some(changed)) {
+        needsSet = (columns) => columns.some(changed);
+        if (![membership.rows, ...Object.values(membership.byColumn)].some(needsSet)) this.onRowOnly?.(table);
+      }
     }
     const tags: Tag[] = [tableTag(table)];
+    if (needsSet(membership?.rows ?? [])) tags.push(rowsTag(table));
     const rows = [before, after].filter((r): r is Record<string, unknown> => r !== null);
     if (rows.length === 0) throw new Error(`${kind} on ${table} carried no row data`);
-    const columns = this.watched.get(table) ?? [];
-    const keyColumns =
-      this.primaryKeys.get(table) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns);
+    const columns = (this.watched.get(table) ?? []).filter((c) => {
+      const set = membership?.byColumn[c];
+      return set === undefined || needsSet(set);
+    });
     for (const row of rows) {
       if (keyColumns.length > 0 && keyColumns.every((c) => row[c] !== undefined)) {
         tags.push(rowTag(table, keyColumns.map((c) => String(tagValue.parse(row[c]))).join(',')));

@@ -77,7 +77,9 @@ export { type SweepOptions, type SweepProgress, sweepTagIndex } from './sweep.ts
 export {
   colTag,
   epochTag,
+  rowsTag,
   rowTag,
+  type TableMembership,
   type Tag,
   tableOfTag,
   tableTag,

@@ -14,14 +14,23 @@ export const colTag = (
   column: string,
   value: string | number | bigint | boolean | null,
 ): Tag => `col:${table}:${column}:${value === null ? '\\N' : String(value)}`;
+/** Any change of the table: what a value whose rows walcache cannot name depends on (custom SQL). */
 export const tableTag = (table: string): Tag => `table:${table}`;
+/**
+ * The table's set of rows: emitted when a row may enter, leave or move within a set defined
+ * on the whole table (an INSERT, a DELETE, an UPDATE of a membership column). A global list
+ * depends on it; the rows it shows carry their own `row:` tags for every other edit.
+ */
+export const rowsTag = (table: string): Tag => `rows:${table}`;
 export const epochTag = (table: string): Tag => `epoch:${table}`;
 
 /** The table a tag names, or undefined for a malformed tag. */
 export function tableOfTag(tag: Tag): string | undefined {
   const [kind, table] = tag.split(':', 3);
   if (!table) return undefined;
-  return kind === 'row' || kind === 'col' || kind === 'table' || kind === 'epoch' ? table : undefined;
+  return kind === 'row' || kind === 'col' || kind === 'table' || kind === 'rows' || kind === 'epoch'
+    ? table
+    : undefined;
 }
 
 /**
@@ -36,6 +45,21 @@ export function withEpochTags(tags: Iterable<Tag>): Tag[] {
     if (table) all.add(epochTag(table));
   }
   return [...all];
+}
+
+/**
+ * A table's set tags and the columns whose change can alter each set: what the resources
+ * derive (packages/resources, `membership`) and the CDC narrows UPDATEs by. Every value holds
+ * the `row:` tag of each row it shows, so an edit of a shown column reaches exactly the
+ * values showing that row; a set tag stands for "which rows, how many, in what order" and is
+ * needed only when an UPDATE changes one of its columns (or a key: then every tag is, as for
+ * an INSERT or a DELETE).
+ */
+export interface TableMembership {
+  /** Columns deciding the table-wide sets (`rows:<table>`: a global list, a filtered join target). */
+  rows: string[];
+  /** Per watched column `c`, the columns deciding the sets `col:<table>:<c>:<value>` (c included). */
+  byColumn: Record<string, string[]>;
 }
 
 export interface WatchedColumn {

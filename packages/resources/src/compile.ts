@@ -1,12 +1,21 @@
 import { z } from '@hono/zod-openapi';
 import type { CustomResourceConfig, WalcacheConfig } from '@walcache/config';
-import { colTag, type Resource, rowTag, type Tag, tableTag, type WatchedColumn } from '@walcache/core';
+import {
+  colTag,
+  type Resource,
+  rowsTag,
+  rowTag,
+  type Tag,
+  tableTag,
+  type WatchedColumn,
+} from '@walcache/core';
 import type { Kysely } from 'kysely';
 import { type Catalog, canonicalTableName, type Queryable, readCatalog } from './catalog.ts';
 import {
   ConfigMismatchError,
   type ListPlan,
   type LookupPlan,
+  type Membership,
   type NodePlan,
   type ParamPlan,
   planConfig,
@@ -87,6 +96,11 @@ export interface CompiledConfig {
    * (its SQL is not known to walcache: every change of it counts).
    */
   readColumns: Record<string, string[]>;
+  /**
+   * Per table, which columns each set tag depends on (Plan.membership); absent like
+   * readColumns for a table a custom resource reads (every change is a set change).
+   */
+  membership: Record<string, Membership>;
   needsFullIdentity: string[];
   warnings: string[];
   openapi: { title?: string; description?: string };
@@ -117,15 +131,24 @@ export function compileWithCatalog(config: WalcacheConfig, catalog: Catalog): Co
     resources,
     tables: [...new Set([...plan.tables, ...custom.flatMap((c) => c.reads)])].sort(),
     watched: plan.watched,
-    readColumns: Object.fromEntries(
-      Object.entries(plan.readColumns).filter(([table]) => !custom.some((c) => c.reads.includes(table))),
-    ),
+    readColumns: withoutCustomTables(plan.readColumns, custom),
+    membership: withoutCustomTables(plan.membership, custom),
     needsFullIdentity: plan.needsFullIdentity,
     warnings: plan.warnings,
     openapi: config.openapi ?? {},
     byName: (name) => byName.get(name),
     resourceForKey: (key) => byName.get(key.slice(0, key.indexOf(':'))),
   };
+}
+
+/** A custom resource's SQL is not known: for the tables it reads every change counts. */
+function withoutCustomTables<T>(
+  perTable: Record<string, T>,
+  custom: readonly CompiledResource[],
+): Record<string, T> {
+  return Object.fromEntries(
+    Object.entries(perTable).filter(([table]) => !custom.some((c) => c.reads.includes(table))),
+  );
 }
 
 /**
@@ -277,7 +300,7 @@ function compileLookup(
         const values: (Value | null)[] = ps.map(() => null);
         for (const row of rows as { v: Value; t: unknown; i: string | number }[]) {
           const at = Number(row.i) - 1;
-          loadedTags.set(row.v, [selfTag(ps[at]!), ...flattenTags(row.t, [])]);
+          loadedTags.set(row.v, [...new Set(flattenTags(row.t, [selfTag(ps[at]!)]))]);
           values[at] = row.v;
         }
         return values;
@@ -309,7 +332,7 @@ function compileLookup(
       const { rows } = await query(names.map((n) => String(p[n]))).execute(db);
       const row = rows[0] as { v: Value; t: unknown } | undefined;
       if (!row) return null;
-      loadedTags.set(row.v, [selfTag(p), ...flattenTags(row.t, [])]);
+      loadedTags.set(row.v, [...new Set(flattenTags(row.t, [selfTag(p)]))]);
       return row.v;
     },
     tags: (p, value) =>
@@ -395,11 +418,14 @@ function compileList(
     const tags: Tag[] = [];
     if (shape.parent) {
       const v = String(p[shape.parent.param.name]);
-      tags.push(rowTag(shape.parent.table.tagName, v), colTag(table.tagName, shape.parent.via[0]!.name, v));
+      tags.push(
+        colTag(shape.parent.table.tagName, shape.parent.param.column.name, v),
+        colTag(table.tagName, shape.parent.via[0]!.name, v),
+      );
     } else if (paramFilter && 'param' in paramFilter) {
       tags.push(colTag(table.tagName, paramFilter.column.name, String(p[paramFilter.param])));
     } else {
-      tags.push(tableTag(table.tagName));
+      tags.push(rowsTag(table.tagName));
     }
     return tags;
   };
@@ -486,7 +512,7 @@ function compileList(
         value.nextCursor =
           limit !== undefined && found.length > limit && last?.k ? encodeCursor(last.k) : null;
       }
-      loadedTags.set(value, tags);
+      loadedTags.set(value, [...new Set(tags)]);
       return value;
     },
     tags: (p, value) =>

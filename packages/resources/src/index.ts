@@ -28,6 +28,6 @@ export {
   exampleConfigPath,
   loadCompiledConfig,
 } from './load.ts';
-export { ConfigMismatchError, planConfig, suggest, tablesOfConfig } from './plan.ts';
+export { ConfigMismatchError, type Membership, planConfig, suggest, tablesOfConfig } from './plan.ts';
 export { isParamType } from './types.ts';
 export { type WarmOptions, type WarmProgress, type WarmReport, warmCache } from './warm.ts';

@@ -1,5 +1,5 @@
 import type { EmbedConfig, ResourceConfig, WalcacheConfig } from '@walcache/config';
-import type { WatchedColumn } from '@walcache/core';
+import type { TableMembership, WatchedColumn } from '@walcache/core';
 import { type Catalog, type ColumnInfo, canonicalTableName, type TableInfo } from './catalog.ts';
 import { isParamType, servedAsText } from './types.ts';
 
@@ -134,8 +134,13 @@ export interface Plan {
    * keys): an UPDATE that changes none of them changes no cached value (the CDC skips it).
    */
   readColumns: Record<string, string[]>;
+  /** Per table with a primary key, which columns each of its set tags depends on (`Membership`). */
+  membership: Record<string, Membership>;
   warnings: string[];
 }
+
+/** Per table, its set tags' columns (the CDC's TableMembership). */
+export type Membership = TableMembership;
 
 export class ConfigMismatchError extends Error {
   readonly code = 'WALCACHE_CONFIG_MISMATCH';
@@ -372,7 +377,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       field,
       via: fk.columns,
       parentKey: fk.referenced,
-      node: node(where, target, e, false),
+      node: node(where, target, e, true),
       where: wherePlan(where, target, e.where),
       order: orderPlan(where, target, e.order),
       ...(e.limit ? { limit: e.limit } : {}),
@@ -467,6 +472,9 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
             params.unshift(param);
             parent = { table: p, via: fk.columns, param };
             watch(root, fk.columns[0]!);
+            // The list's "does the parent exist" tag: `col:` of its key changes only when that
+            // row is inserted, deleted or re-keyed, where its `row:` tag changes on every edit.
+            watch(p, param.column);
           }
         }
       }
@@ -543,7 +551,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     resources.push({
       name,
       route,
-      node: node(where, root, r, false),
+      node: node(where, root, r, true),
       shape,
       ttlSeconds: r.ttl ?? config.defaults.ttl,
       negativeTtlSeconds: r.negativeTtl ?? config.defaults.negativeTtl,
@@ -584,12 +592,99 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     resources,
     tables: [...tables].sort(),
     readColumns,
+    membership: membershipOf(resources, tables, catalog, [...watched.values()]),
     watched: [...watched.values()].sort((a, b) =>
       `${a.table}.${a.column}`.localeCompare(`${b.table}.${b.column}`),
     ),
     needsFullIdentity: needsFullIdentity.sort(),
     warnings: [...warnings],
   };
+}
+
+/**
+ * For each set tag a value can depend on, the columns whose change can move a row into, out
+ * of or within that set (see `Membership`). Collected from the plans: list filters and order
+ * (`rows:` of a global list, `col:` of a list's parameter or parent), embed `via`/`where`/
+ * `order`, join-table links, lookup columns. Tables without a primary key are absent.
+ */
+function membershipOf(
+  resources: readonly ResourcePlan[],
+  tables: ReadonlySet<string>,
+  catalog: Catalog,
+  watched: readonly WatchedColumn[],
+): Record<string, Membership> {
+  const out: Record<string, Membership> = {};
+  const entry = (t: TableInfo): Membership => {
+    out[t.tagName] ??= { rows: [], byColumn: {} };
+    return out[t.tagName]!;
+  };
+  const names = (columns: readonly (ColumnInfo | string)[]) =>
+    columns.map((c) => (typeof c === 'string' ? c : c.name));
+  const addRows = (t: TableInfo, columns: readonly (ColumnInfo | string)[]) => {
+    const m = entry(t);
+    m.rows = [...new Set([...m.rows, ...names(columns)])].sort();
+  };
+  const addColumn = (t: TableInfo, column: ColumnInfo, columns: readonly (ColumnInfo | string)[]) => {
+    const m = entry(t);
+    m.byColumn[column.name] = [
+      ...new Set([...(m.byColumn[column.name] ?? []), column.name, ...names(columns)]),
+    ].sort();
+  };
+  const ofWhere = (where: readonly WherePlan[]) => where.map((w) => w.column);
+  const ofOrder = (order: readonly OrderPlan[]) => order.map((o) => o.column);
+  const walk = (node: NodePlan) => {
+    for (const e of node.embeds) {
+      switch (e.kind) {
+        case 'one':
+          walk(e.node);
+          break;
+        case 'many':
+          addColumn(e.node.table, e.via[0]!, [...ofWhere(e.where), ...ofOrder(e.order)]);
+          walk(e.node);
+          break;
+        case 'through':
+          addColumn(e.join, e.joinParent[0]!, e.joinTarget);
+          if (e.where.length) addRows(e.node.table, [...ofWhere(e.where), ...ofOrder(e.order)]);
+          walk(e.node);
+          break;
+        case 'count':
+          addColumn(e.table, e.via[0]!, ofWhere(e.where));
+          break;
+        case 'countThrough':
+          addColumn(e.join, e.joinParent[0]!, e.joinTarget);
+          if (e.where.length) addRows(e.target, ofWhere(e.where));
+          break;
+      }
+    }
+  };
+  for (const r of resources) {
+    walk(r.node);
+    const root = r.node.table;
+    if (r.shape.kind === 'lookup') {
+      if (!r.shape.byPrimaryKey) addColumn(root, r.shape.by[0]!, r.shape.by);
+      continue;
+    }
+    const holds = [...r.shape.filters.map((f) => f.column), ...ofOrder(r.shape.order)];
+    const param = r.shape.filters.find((f) => 'param' in f);
+    if (r.shape.parent) {
+      addColumn(root, r.shape.parent.via[0]!, holds);
+      addColumn(r.shape.parent.table, r.shape.parent.param.column, []);
+    } else if (param) addColumn(root, param.column, holds);
+    else addRows(root, holds);
+  }
+  // Every watched column is some set's column; a table read only through `row:` tags still
+  // gets an entry, so its UPDATEs emit no set tag at all.
+  for (const w of watched) {
+    const info = catalog.tables.get(w.table)!;
+    const m = entry(info);
+    m.byColumn[w.column] ??= [w.column];
+  }
+  for (const t of tables) {
+    const info = catalog.tables.get(t)!;
+    if (info.primaryKey.length === 0) delete out[t];
+    else entry(info);
+  }
+  return out;
 }
 
 /** `; did you mean "title"?` for a near miss (edit distance ≤ 2, or a case difference). */

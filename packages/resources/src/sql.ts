@@ -74,7 +74,7 @@ interface NodeSql {
 /** The JSON value, the tags and the lateral joins of one node whose row is `alias`. */
 function nodeSql(node: NodePlan, alias: string, aliases: Aliases): NodeSql {
   const joins: Sql[] = [];
-  const tags: Sql[] = node.rowTag ? [rowTagOf(node.table, alias)] : [];
+  const tags: Sql[] = node.rowTag && node.table.primaryKey.length > 0 ? [rowTagOf(node.table, alias)] : [];
   if (node.pluck)
     return { value: jsonExpr(ref(alias, node.pluck.name), node.pluck), tags: jsonArray(tags), joins };
   const fields: Sql[] = node.columns.map(
@@ -171,8 +171,8 @@ function embedSql(embed: EmbedPlan, parent: string, e: string, aliases: Aliases)
         sql.ref(`${e}.t`),
       ];
       // A linked row filtered out by `where` can turn into one that matches: its row tag was
-      // never registered, so only a table-wide tag is sure to see that change.
-      if (embed.where.length) tags.push(sql.lit(`table:${embed.node.table.tagName}`));
+      // never registered, so only the table's set tag is sure to see that change.
+      if (embed.where.length) tags.push(sql.lit(`rows:${embed.node.table.tagName}`));
       return { join: aggregate(rows, e, aliases), tags };
     }
     case 'count': {
@@ -208,7 +208,7 @@ function embedSql(embed: EmbedPlan, parent: string, e: string, aliases: Aliases)
       const tags = [
         colTagOf(embed.join, embed.joinParent[0]!.name, sql`(${ref(parent, embed.parentKey[0]!)})::text`),
       ];
-      if (embed.where.length) tags.push(sql.lit(`table:${embed.target.tagName}`));
+      if (embed.where.length) tags.push(sql.lit(`rows:${embed.target.tagName}`));
       return { join: sql`cross join lateral (select count(*)::int as v ${body}) as ${sql.id(e)}`, tags };
     }
   }
