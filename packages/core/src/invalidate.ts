@@ -25,6 +25,12 @@ const PRUNE_MAX_CALLS = 10;
  * few enough that a job with 100 000 tags does not hold 100 000 promises at once.
  */
 const CLUSTER_CHUNK = 1000;
+/**
+ * Keys per UNLINK inside the one-server transaction. One command per key made a 10 000-key
+ * fan-out 20 000 commands to encode, queue and execute; 1 000 keys per command keep each
+ * command's reply and argument list small while the transaction stays a handful of commands.
+ */
+const UNLINK_BATCH = 1000;
 
 export interface InvalidationResult {
   seq: number;
@@ -144,11 +150,13 @@ async function cleanupOnOneServer(
   // Order matters: every SREM, then the leases, then the values (one connection keeps this
   // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
   // lease UNLINK below reaches it: it either wrote before the value UNLINK, or cannot write.
-  for (const valueKey of valueKeys) {
-    const resourceKey = resourceKeyOf(keys, valueKey);
-    if (resourceKey) cleanup.unlink(keys.lease(resourceKey));
-  }
-  for (const valueKey of valueKeys) cleanup.unlink(valueKey);
+  const values = [...valueKeys];
+  const leases = values.flatMap((k) => {
+    const resourceKey = resourceKeyOf(keys, k);
+    return resourceKey === undefined ? [] : [keys.lease(resourceKey)];
+  });
+  for (let i = 0; i < leases.length; i += UNLINK_BATCH) cleanup.unlink(...leases.slice(i, i + UNLINK_BATCH));
+  for (let i = 0; i < values.length; i += UNLINK_BATCH) cleanup.unlink(...values.slice(i, i + UNLINK_BATCH));
   if (valueKeys.size > 0) await execPipeline(cleanup);
   return valueKeys;
 }
