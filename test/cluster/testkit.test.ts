@@ -1,11 +1,9 @@
-import { ConnectionConfigError, parseEnv, redisTarget } from '@walcache/config';
-import { createRedisClient, probeRedisTarget, quitRedis } from '@walcache/core';
+import { redisTarget } from '@walcache/config';
+import { createRedisClient, keyspace, probeRedisTarget, quitRedis } from '@walcache/core';
 import { startRedisCluster } from '@walcache/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { startApi } from '../../apps/api/src/main.ts';
-import { startCdc } from '../../apps/cdc/src/main.ts';
-import { startInvalidator } from '../../apps/invalidator/src/main.ts';
+import { run } from '../../packages/cli/src/main.ts';
 
 let cluster: Awaited<ReturnType<typeof startRedisCluster>>;
 beforeAll(async () => {
@@ -68,18 +66,31 @@ describe('a redis+cluster:// URL', () => {
     );
   });
 
-  it('for the cache, is refused at start by every app naming the variable, until the protocol is slot-correct', async () => {
-    const env = parseEnv({
-      DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db',
-      REDIS_URL: cluster.url,
-      QUEUE_REDIS_URL: 'redis://127.0.0.1:1',
-    });
-    for (const start of [() => startApi(env), () => startCdc(env), () => startInvalidator(env)]) {
-      const error = await start().catch((e: unknown) => e);
-      expect(error).toBeInstanceOf(ConnectionConfigError);
-      expect((error as ConnectionConfigError).message).toMatch(
-        /^REDIS_URL: is a Redis Cluster URL, which is not supported here yet \(docs\/scaling\.md/,
-      );
+  it('for the cache, is taken by the CLI: `walcache flush --all` empties the namespace on every master', async () => {
+    const keys = keyspace('wccli');
+    const direct = new Cluster(cluster.seeds);
+    try {
+      for (let i = 0; i < 30; i += 1) await direct.set(keys.value(`r:${i}`), 'v');
+      let out = '';
+      const io = {
+        out: (text: string) => {
+          out += text;
+        },
+        err: () => {},
+        interactive: false,
+        ask: async () => '',
+      };
+      const code = await run(['flush', '--all', '--yes', '--json'], io, {
+        DATABASE_URL: 'postgres://u:p@127.0.0.1:1/db',
+        REDIS_URL: cluster.url,
+        QUEUE_REDIS_URL: cluster.url,
+        CACHE_PREFIX: 'wccli',
+      });
+      expect(code).toBe(0);
+      expect(JSON.parse(out)).toMatchObject({ flushed: 'all', deleted: 30 });
+      for (let i = 0; i < 30; i += 1) expect(await direct.exists(keys.value(`r:${i}`))).toBe(0);
+    } finally {
+      direct.disconnect();
     }
   });
 });

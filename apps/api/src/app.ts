@@ -1,4 +1,5 @@
 import { OpenAPIHono } from '@hono/zod-openapi';
+import type { RedisClient } from '@walcache/core';
 import {
   type CacheResult,
   etagOf,
@@ -14,7 +15,6 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import type { Redis } from 'ioredis';
 import { type BatchRoute, batchBody, batchParams, batchRoutes, batchStatus } from './batch.ts';
 import { isQueryTimeout, PoolSaturatedError } from './db.ts';
 import { createDocsApp } from './docs.ts';
@@ -48,7 +48,7 @@ export interface ApiDeps {
   resources: CompiledConfig;
   cache: ReadThroughCache<Db>;
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   registry: Registry;
   metrics: ApiMetrics;
   logger: Logger;

@@ -1,6 +1,6 @@
+import type { RedisClient } from '@walcache/core';
 import { withTimeout } from '@walcache/core';
 import type { Db } from '@walcache/resources';
-import type { Redis } from 'ioredis';
 import { sql } from 'kysely';
 import { limits } from './limits.ts';
 
@@ -23,7 +23,7 @@ export interface Readiness {
  */
 export async function checkReadiness(deps: {
   db: Db;
-  redis: Redis;
+  redis: RedisClient;
   slotName?: string;
   draining: boolean;
   lagWarnBytes?: number;

@@ -8,7 +8,6 @@ import {
   loggedGenerationEvents,
   probeRedisTarget,
   ReadThroughCache,
-  requireSingleNode,
   WatermarkReader,
 } from '@walcache/core';
 import { verifyPostgres } from '@walcache/db';
@@ -46,8 +45,8 @@ export async function startApi(
   logger: Logger = createLogger('api', { level: env.LOG_LEVEL }),
   options: ApiOptions = {},
 ): Promise<RunningApi> {
-  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
-  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  // Either may be one server or a Redis Cluster (docs/architecture.md, "On a Redis Cluster").
+  const cacheTarget = redisTarget(env.REDIS_URL, env);
   const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   const pool = createApiPool({
     connectionString: env.DATABASE_URL,

@@ -30,7 +30,6 @@ import {
   QUEUE_PREFIX,
   quitRedis,
   type RedisClient,
-  requireSingleNode,
   type SourceIdentity,
 } from '@walcache/core';
 import { createPool } from '@walcache/db';
@@ -101,8 +100,8 @@ export async function startCdc(
   logger: Logger = createLogger('cdc', { level: env.LOG_LEVEL }),
   options: CdcOptions = {},
 ): Promise<RunningCdc> {
-  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
-  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  // Either may be one server or a Redis Cluster (docs/architecture.md, "On a Redis Cluster").
+  const cacheTarget = redisTarget(env.REDIS_URL, env);
   const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   // Credentials or certificates that cannot work stop the start; Postgres' side is checked
   // by the stream's bootstrap (privileges included) and a Redis merely down is retried.
@@ -118,7 +117,7 @@ export async function startCdc(
     connectionName: 'walcache-cdc',
   });
   queueRedis.on('error', (err) => logger.debug({ err }, 'queue redis error'));
-  // One URL for both: the queue passed the cache's single-server check, so it is a Redis.
+  // One server for both: one connection. (A cluster gets a client per role.)
   const cacheRedis =
     env.QUEUE_REDIS_URL === env.REDIS_URL && queueRedis instanceof Redis
       ? queueRedis

@@ -16,7 +16,6 @@ import {
   QUEUE_PREFIX,
   quitRedis,
   ReadThroughCache,
-  requireSingleNode,
   withTimeout,
 } from '@walcache/core';
 import { createDb, createPool, verifyPostgres } from '@walcache/db';
@@ -86,8 +85,8 @@ export async function startInvalidator(
   logger: Logger = createLogger('invalidator', { level: env.LOG_LEVEL }),
   options: InvalidatorOptions = {},
 ): Promise<RunningInvalidator> {
-  // The queue may be a Redis Cluster; the cache not yet (connect.ts, requireSingleNode).
-  const cacheTarget = requireSingleNode(redisTarget(env.REDIS_URL, env), 'REDIS_URL');
+  // Either may be one server or a Redis Cluster (docs/architecture.md, "On a Redis Cluster").
+  const cacheTarget = redisTarget(env.REDIS_URL, env);
   const queueTarget = redisTarget(env.QUEUE_REDIS_URL, env);
   const pool = createPool({
     connectionString: env.DATABASE_URL,

@@ -6,17 +6,10 @@ import {
   redactUrl,
   redisTarget,
 } from '@walcache/config';
-import {
-  createRedisClient,
-  QUEUE_PREFIX,
-  type RedisClient,
-  type RedisClientOptions,
-  requireSingleNode,
-} from '@walcache/core';
+import { createRedisClient, QUEUE_PREFIX, type RedisClient, type RedisClientOptions } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/resources';
 import { Queue } from 'bullmq';
-import type { Redis } from 'ioredis';
 import { CliError, exitCodes } from './errors.ts';
 
 /**
@@ -25,7 +18,7 @@ import { CliError, exitCodes } from './errors.ts';
  */
 export class Clients {
   // Promises, not clients: two commands steps asking at once must share one connection.
-  private cacheClient: Promise<Redis> | undefined;
+  private cacheClient: Promise<RedisClient> | undefined;
   private queueClient: Promise<RedisClient> | undefined;
   private queueInstance: Promise<Queue> | undefined;
   private pool: ReturnType<typeof createPool> | undefined;
@@ -34,9 +27,8 @@ export class Clients {
 
   constructor(readonly env: Env) {}
 
-  cache(): Promise<Redis> {
-    // The cache is one server for now (docs/scaling.md); a cluster URL is refused here.
-    this.cacheClient ??= targetOf(this.env, 'REDIS_URL', true).then((target) =>
+  cache(): Promise<RedisClient> {
+    this.cacheClient ??= targetOf(this.env, 'REDIS_URL').then((target) =>
       connectRedis(createRedisClient(target, oneShot('walcache-cli')), this.env, 'REDIS_URL'),
     );
     return this.cacheClient;
@@ -44,7 +36,7 @@ export class Clients {
 
   queueRedis(): Promise<RedisClient> {
     if (this.env.QUEUE_REDIS_URL === this.env.REDIS_URL) return this.cache();
-    this.queueClient ??= targetOf(this.env, 'QUEUE_REDIS_URL', false).then((target) =>
+    this.queueClient ??= targetOf(this.env, 'QUEUE_REDIS_URL').then((target) =>
       connectRedis(createRedisClient(target, oneShot('walcache-cli-queue')), this.env, 'QUEUE_REDIS_URL'),
     );
     return this.queueClient;
@@ -112,24 +104,9 @@ export class Clients {
   }
 }
 
-async function targetOf(
-  env: Env,
-  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
-  singleNode: true,
-): Promise<RedisTarget & { kind: 'node' }>;
-async function targetOf(
-  env: Env,
-  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
-  singleNode: false,
-): Promise<RedisTarget>;
-async function targetOf(
-  env: Env,
-  variable: 'REDIS_URL' | 'QUEUE_REDIS_URL',
-  singleNode: boolean,
-): Promise<RedisTarget> {
+async function targetOf(env: Env, variable: 'REDIS_URL' | 'QUEUE_REDIS_URL'): Promise<RedisTarget> {
   try {
-    const target = redisTarget(env[variable], env);
-    return singleNode ? requireSingleNode(target, variable) : target;
+    return redisTarget(env[variable], env);
   } catch (error) {
     throw new CliError(error instanceof Error ? error.message : String(error), exitCodes.config, {
       cause: error,

@@ -1,5 +1,5 @@
 import { connect as tlsConnect } from 'node:tls';
-import { ConnectionConfigError, permanentConnectionFailure, type RedisTarget } from '@walcache/config';
+import { permanentConnectionFailure, type RedisTarget } from '@walcache/config';
 import { Cluster, type ClusterOptions, Redis, type RedisOptions } from 'ioredis';
 
 /** A cache or queue connection: one server or a Redis Cluster. */
@@ -57,19 +57,6 @@ export function isCluster(client: RedisClient): client is Cluster {
  */
 export function mastersOf(client: RedisClient): Redis[] {
   return client instanceof Cluster ? client.nodes('master') : [client];
-}
-
-/**
- * The connection that cannot be a Redis Cluster yet: the cache (its protocol is not
- * slot-correct there: CROSSSLOT on the first invalidation). docs/scaling.md
- * lists what is left. Refusing at start beats failing on the first multi-key command.
- */
-export function requireSingleNode(target: RedisTarget, variable: string): RedisTarget & { kind: 'node' } {
-  if (target.kind === 'node') return target;
-  throw new ConnectionConfigError(
-    variable,
-    'is a Redis Cluster URL, which is not supported here yet (docs/scaling.md, "Redis Cluster": the queue may be a cluster, the cache not yet). Point it at one Redis server (redis:// or rediss://)',
-  );
 }
 
 /**

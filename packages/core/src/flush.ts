@@ -63,6 +63,31 @@ export async function flushNamespace(
   return deleted;
 }
 
+/**
+ * Deletes every key matching `pattern` on every master (an admin walk: `walcache flush
+ * <resource>`), key by key on a cluster. Returns how many were deleted.
+ */
+export async function unlinkMatching(
+  redis: RedisClient,
+  pattern: string,
+  onProgress?: (deleted: number) => void,
+): Promise<number> {
+  const clustered = redis instanceof Cluster;
+  let deleted = 0;
+  for (const node of mastersOf(redis)) {
+    let cursor = '0';
+    do {
+      const [next, batch] = await node.scan(cursor, 'MATCH', pattern, 'COUNT', SCAN_COUNT);
+      cursor = next;
+      if (batch.length > 0) {
+        deleted += clustered ? await unlinkEach(node, batch) : await node.unlink(...batch);
+        onProgress?.(deleted);
+      }
+    } while (cursor !== '0');
+  }
+  return deleted;
+}
+
 /** UNLINK key by key in one pipeline on one node (the keys lie in several slots). */
 async function unlinkEach(node: Redis, doomed: string[]): Promise<number> {
   const pipeline = node.pipeline();

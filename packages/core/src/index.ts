@@ -35,11 +35,10 @@ export {
   quitRedis,
   type RedisClient,
   type RedisClientOptions,
-  requireSingleNode,
 } from './connect.ts';
 export { timings } from './constants.ts';
 export { InvalidJobError, isSourceUnavailable, SourceUnavailableError, WalcacheError } from './errors.ts';
-export { flushNamespace } from './flush.ts';
+export { flushNamespace, unlinkMatching } from './flush.ts';
 export { type InvalidateOptions, type InvalidationResult, invalidateTags } from './invalidate.ts';
 export {
   INVALIDATE_JOB_NAME,

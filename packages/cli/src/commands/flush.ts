@@ -1,10 +1,7 @@
-import { flushNamespace, keyspace } from '@walcache/core';
+import { flushNamespace, keyspace, unlinkMatching } from '@walcache/core';
 import type { Clients } from '../context.ts';
 import { usageError } from '../errors.ts';
 import { confirm, type Io } from '../io.ts';
-
-/** Keys per SCAN step of a resource flush (an admin walk, never on a request path). */
-const SCAN_COUNT = 1000;
 
 export async function flushCommand(
   clients: Clients,
@@ -31,22 +28,7 @@ export async function flushCommand(
     // Values and their leases (`wc:{book:42}`, `wc:{book:42}:lease`). A fill in flight
     // loses its lease and cannot write; tag set entries pointing at deleted values are
     // harmless (the next invalidation removes them).
-    deleted = 0;
-    let cursor = '0';
-    do {
-      const [next, batch] = await redis.scan(
-        cursor,
-        'MATCH',
-        `${keys.prefix}:{${resource.name}:*`,
-        'COUNT',
-        SCAN_COUNT,
-      );
-      cursor = next;
-      if (batch.length > 0) {
-        deleted += await redis.unlink(...batch);
-        progress(deleted);
-      }
-    } while (cursor !== '0');
+    deleted = await unlinkMatching(redis, `${keys.prefix}:{${resource.name}:*`, progress);
   } else {
     deleted = await flushNamespace(redis, keys, progress);
   }
