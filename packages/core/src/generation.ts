@@ -99,6 +99,7 @@ function slotMap(cluster: Cluster): string {
  */
 export async function serverGeneration(redis: RedisClient): Promise<string | undefined> {
   if (!isCluster(redis)) return nodeGeneration(redis);
+  await clusterReady(redis);
   const owners = new Set<string>();
   for (let slot = 0; slot < 16384; slot++) {
     const master = redis.slots[slot]?.[0];
@@ -108,13 +109,35 @@ export async function serverGeneration(redis: RedisClient): Promise<string | und
   const masters = redis.nodes('master').filter((node) => owners.has(nodeKey(node)));
   if (masters.length !== owners.size)
     throw new Error('the cluster client is not connected to every master of its slot map yet');
-  const parts: string[] = [];
-  for (const node of masters) {
-    const generation = await nodeGeneration(node);
-    if (generation === undefined) return undefined;
-    parts.push(`${nodeKey(node)}=${generation}`);
-  }
-  return parts.sort().join(' ');
+  // All masters at once: a request waits for this check (up to the lease wait) on a cold start.
+  const generations = await Promise.all(masters.map((node) => nodeGeneration(node)));
+  if (generations.some((g) => g === undefined)) return undefined;
+  return masters
+    .map((node, i) => `${nodeKey(node)}=${generations[i]}`)
+    .sort()
+    .join(' ');
+}
+
+/**
+ * Why 10 s: a cluster client is ready (slot map loaded) within a round trip or two of its
+ * seeds; past this the check fails and the next request retries it. A one-server client needs
+ * no such wait: its INFO queues until the connection is up.
+ */
+const CLUSTER_READY_MS = 10_000;
+
+async function clusterReady(cluster: Cluster): Promise<void> {
+  if (cluster.status === 'ready') return;
+  await new Promise<void>((resolve, reject) => {
+    const timer = setTimeout(() => {
+      cluster.off('ready', ready);
+      reject(new Error('the cluster client did not become ready'));
+    }, CLUSTER_READY_MS);
+    const ready = () => {
+      clearTimeout(timer);
+      resolve();
+    };
+    cluster.once('ready', ready);
+  });
 }
 
 function nodeKey(node: Redis): string {
