@@ -93,23 +93,22 @@ describe('a cache master killed under a write storm', () => {
       );
       return new Map(rows.map((r) => [r.id, r.title]));
     };
+    // Until a process has checked the new generation (and flushed), the API bypasses a cache
+    // that may hold what the promoted replica missed; afterwards it serves from the cache again.
     await waitFor(
       async () => {
         const db = await truth();
         for (const id of ids) {
           const res = await api(`/v1/articles/${id}`);
-          if (res.status !== 200) return false;
+          if (res.status !== 200 || res.headers.get('x-cache') === 'BYPASS') return false;
           if (((await res.json()) as { title: string }).title !== db.get(String(id))) return false;
+          const raw = await client.getBuffer(keys.value(`article:${id}`));
+          if (raw && JSON.parse(decodeEntry(raw).body.toString()).title !== db.get(String(id))) return false;
         }
         return true;
       },
-      { what: 'every article to read what Postgres holds', timeoutMs: 60_000 },
+      { what: 'every article to read (and be cached as) what Postgres holds', timeoutMs: 60_000 },
     );
-    const db = await truth();
-    for (const id of ids) {
-      const raw = await client.getBuffer(keys.value(`article:${id}`));
-      if (raw) expect(JSON.parse(decodeEntry(raw).body.toString()).title).toBe(db.get(String(id)));
-    }
   });
 
   it('a promoted replica that missed an acknowledged invalidation is flushed, not served', async () => {
@@ -134,6 +133,7 @@ describe('a cache master killed under a write storm', () => {
     await api(`/v1/articles/${id}`);
     await waitFor(async () => (await client.exists(keys.value(`article:${id}`))) === 1, {
       what: 'the article to be cached (and replicated)',
+      timeoutMs: 30_000,
     });
     const before = await title();
 

@@ -38,6 +38,10 @@ export function createRedisClient(target: RedisTarget, options: RedisClientOptio
     ...(enableAutoPipelining === undefined ? {} : { enableAutoPipelining }),
     ...(lazyConnect === undefined ? {} : { lazyConnect }),
     ...(retryStrategy === undefined ? {} : { clusterRetryStrategy: retryStrategy }),
+    // Why 5 s: ioredis otherwise reloads the slot map only on an error or a MOVED, and the
+    // cache's generation check (generation.ts) must also learn of a promotion behind a
+    // connection that never closed; one CLUSTER SLOTS per 5 s per client is negligible.
+    slotsRefreshInterval: 5_000,
     // With TLS the certificates name the hosts the cluster announces: resolving them here
     // would make ioredis connect by IP and fail the name check (ioredis' documented fix).
     ...(target.nodeOptions.tls ? { dnsLookup: (address, done) => done(null, address) } : {}),

@@ -101,14 +101,20 @@ export async function serverGeneration(redis: RedisClient): Promise<string | und
   if (!isCluster(redis)) return nodeGeneration(redis);
   await clusterReady(redis);
   const owners = new Set<string>();
+  let complete = true;
   for (let slot = 0; slot < 16384; slot++) {
     const master = redis.slots[slot]?.[0];
-    if (master === undefined) throw new Error(`the cluster client knows no master for slot ${slot} yet`);
-    owners.add(master);
+    if (master === undefined) complete = false;
+    else owners.add(master);
   }
   const masters = redis.nodes('master').filter((node) => owners.has(nodeKey(node)));
-  if (masters.length !== owners.size)
-    throw new Error('the cluster client is not connected to every master of its slot map yet');
+  if (!complete || masters.length !== owners.size) {
+    // A dead master's slots still point at it until the client reloads its map, which it
+    // does on an error or a MOVED for those slots: a process that bypasses the cache until
+    // this check passes would send neither, so the check asks for the reload itself.
+    redis.refreshSlotsCache();
+    throw new Error('the cluster client does not know a live master for every slot yet');
+  }
   // All masters at once: a request waits for this check (up to the lease wait) on a cold start.
   const generations = await Promise.all(masters.map((node) => nodeGeneration(node)));
   if (generations.some((g) => g === undefined)) return undefined;
