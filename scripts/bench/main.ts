@@ -1,5 +1,5 @@
 /**
- * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup]`
+ * `npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup,cluster]`
  *
  * Builds the bundles when stale, starts a private Postgres and Redis, times each app's start
  * from its bundle and from its sources, then starts the three walcache processes (bundles) and a comparison server
@@ -19,6 +19,7 @@ import { autocannonGenerator, type LoadGenerator, wrkGenerator } from './load.ts
 import { type Child, Children, progress, root } from './procs.ts';
 import { consoleTable, markdown } from './report.ts';
 import type { BenchResults } from './results.ts';
+import { clusterScenario } from './scenarios/cluster.ts';
 import { profileHitPath } from './scenarios/cpuprofile.ts';
 import { fanoutScenario } from './scenarios/fanout.ts';
 import { invalidationScenario } from './scenarios/invalidation.ts';
@@ -30,7 +31,17 @@ import { startupScenario } from './scenarios/startup.ts';
 import { type Apps, childGroup, type Servers, startApps, startServers } from './stack.ts';
 import { groupMemoryMiB, machineInfo } from './sys.ts';
 
-const ALL = ['reads', 'mixed', 'invalidation', 'ryw', 'precision', 'fanout', 'profile', 'startup'] as const;
+const ALL = [
+  'reads',
+  'mixed',
+  'invalidation',
+  'ryw',
+  'precision',
+  'fanout',
+  'profile',
+  'startup',
+  'cluster',
+] as const;
 type Part = (typeof ALL)[number];
 
 const { values } = parseArgs({
@@ -44,7 +55,7 @@ const { values } = parseArgs({
 });
 if (values.help) {
   process.stdout.write(
-    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup]\n' +
+    'usage: npm run bench [-- --quick] [-- --only reads,mixed,invalidation,ryw,precision,fanout,profile,startup,cluster]\n' +
       '  --quick  every scenario, short runs (under two minutes); writes bench-results/quick.json\n' +
       '  --only   run only these parts (development); writes bench-results/quick.json\n' +
       '  --load   wrk | autocannon (default: wrk when installed)\n' +
@@ -189,6 +200,8 @@ async function main(): Promise<void> {
   if (parts.has('precision')) results.precision = await precisionScenario(ctx, profile.precisionWrites);
   // Last: it moves thousands of articles under one author.
   if (parts.has('fanout')) results.fanout = await fanoutScenario(ctx);
+  // Its own Redis Cluster and apps; it compares with the one-server rows above.
+  if (parts.has('cluster')) results.cluster = await clusterScenario(ctx, results);
 
   results.memory.atEnd = Object.fromEntries(memoryGroups.map((g) => [g.name, Math.round(groupMemoryMiB(g))]));
   results.durationS = (performance.now() - started) / 1000;

@@ -123,6 +123,17 @@ export function consoleTable(r: BenchResults): string {
       `${pad('6 fan-out', 22)}${r.fanout.keys} keys by one rename: first ${ms(r.fanout.firstMs)} ms, all ${ms(r.fanout.lastMs)} ms`,
     );
   }
+  for (const h of r.cluster?.hits ?? []) {
+    lines.push(
+      `${pad('11 redis cluster', 22)}${pad(`article hits, ${h.label}`, 44)}${pad(n0(h.rps), 8)}${pad(ms(h.p50Ms), 9)}${pad(ms(h.p99Ms), 9)}`,
+    );
+  }
+  if (r.cluster) {
+    const q = r.cluster.invalidation;
+    lines.push(
+      `${pad('11 redis cluster', 22)}commit→deleted p50/p99/max ${ms(q.p50Ms)}/${ms(q.p99Ms)}/${ms(q.maxMs)} ms (${q.count} probes, ${q.missing} missing)`,
+    );
+  }
   if (r.precision) {
     const p = r.precision;
     lines.push(
@@ -340,6 +351,35 @@ export function markdown(r: BenchResults): string {
       ),
       '',
       `All writes: ${n0(p.invalidated)} invalidated, **${n0(p.needless)} needless (${pct(p.needlessShare)})**.`,
+      '',
+    );
+  }
+
+  if (r.cluster) {
+    const c = r.cluster;
+    const q = c.invalidation;
+    const one = c.oneServerInvalidation;
+    out.push('## 11. Redis Cluster: cache and queue sharded, two APIs, two invalidators', '');
+    out.push(
+      `A local Redis Cluster (${c.masters} masters + ${c.masters * c.replicasPerMaster} replicas, each its own \`redis-server\` on this machine) holds the cache and the queue (\`REDIS_URL\` = \`QUEUE_REDIS_URL\` = \`redis+cluster://…\`); one CDC on its own slot, two invalidators and two APIs from their bundles. Hits: the load generator on the same article details as scenario 2, split over the APIs. "one server" is scenario 2's \`wc-detail\` row of this run (one API, one Redis). Every process shares the same 2 cores, so the second API competes with the first for CPU rather than adding a machine: the figure shows what the cluster costs per hit, not how far it scales.`,
+      '',
+      table(
+        ['what', 'APIs', 'req/s', 'vs one server', 'p50 ms', 'p99 ms', 'errors', 'CPU % of a core'],
+        c.hits.map((h) => [
+          `article hits, ${h.label}`,
+          String(h.apis),
+          n0(h.rps),
+          c.oneServerHitRps ? `${(h.rps / c.oneServerHitRps).toFixed(2)}×` : '–',
+          ms(h.p50Ms),
+          ms(h.p99Ms),
+          String(h.errors),
+          Object.entries(h.cpu)
+            .map(([k, v]) => `${k} ${v}%`)
+            .join(', '),
+        ]),
+      ),
+      '',
+      `Commit → key deleted on the cluster (probes one at a time, no other writes; the key polled every millisecond): p50 **${ms(q.p50Ms)} ms**, p99 **${ms(q.p99Ms)} ms**, max ${ms(q.maxMs)} ms over ${q.count} probes, ${q.missing} not deleted within 10 s. One server, scenario 5's lowest rate: ${one ? `p50 ${ms(one.p50Ms)} ms, p99 ${ms(one.p99Ms)} ms` : '– (not run)'}.`,
       '',
     );
   }

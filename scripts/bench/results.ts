@@ -191,6 +191,28 @@ export interface PrecisionResult {
   skippedUpdates: number;
 }
 
+export interface ClusterHitRow {
+  label: string;
+  apis: number;
+  /** Summed over the APIs. */
+  rps: number;
+  /** The worst of the APIs' load runs. */
+  p50Ms: number;
+  p99Ms: number;
+  errors: number;
+  cpu: Record<string, number>;
+}
+
+export interface ClusterResult {
+  masters: number;
+  replicasPerMaster: number;
+  hits: ClusterHitRow[];
+  /** The one-server API's article hits in this run (scenario 2), if it ran. */
+  oneServerHitRps?: number;
+  invalidation: Quantiles & { missing: number };
+  oneServerInvalidation?: Quantiles & { skipped: number };
+}
+
 export interface BenchResults {
   date: string;
   command: string;
@@ -206,6 +228,7 @@ export interface BenchResults {
   fanout?: FanoutResult;
   ryw?: RywResult;
   precision?: PrecisionResult;
+  cluster?: ClusterResult;
   /** MiB: after start-up, the max during the mixed walcache run, and after every scenario ran. */
   memory: {
     atRest: Record<string, number>;
