@@ -440,14 +440,14 @@ function hash(text: string): number {
   return h;
 }
 
-/** `/v1/articles/{id}` → `/v1/articles/:id`, as @hono/zod-openapi registers a route. */
+/** `/v1/things/{id}` → `/v1/things/:id`, as @hono/zod-openapi registers a route. */
 function honoPath(openapiPath: string): string {
   return openapiPath.replaceAll(/\/{(.+?)}/g, '/:$1');
 }
 
 /**
  * For each path parameter of each resource, the route's spelling with that parameter empty
- * (`/v1/articles//comments`), other parameters any segment: which parameter a path leaves empty.
+ * (`/v1/things//parts`), other parameters any segment: which parameter a path leaves empty.
  */
 function emptyPathParameters(
   resources: readonly CompiledResource[],
