@@ -108,7 +108,12 @@ export async function warmCaches(
  * (a BYPASS while the API's Redis breaker is open on a busy machine, a refused fill), so the
  * paths still missing are read again, a few rounds at most.
  */
-export async function fillAll(apiUrl: string, redis: Redis, paths: string[]): Promise<void> {
+export async function fillAll(
+  apiUrl: string,
+  redis: Pick<Redis, 'exists'>,
+  paths: string[],
+  valueKey: (path: string) => string = (p) => keys.value(resourceKeyOfPath(p)),
+): Promise<void> {
   let missing = paths;
   for (let round = 1; round <= 5 && missing.length > 0; round++) {
     // Back off 1, 2, 4, 8 s between rounds: a lease left by an abandoned fill (a request that
@@ -118,7 +123,7 @@ export async function fillAll(apiUrl: string, redis: Redis, paths: string[]): Pr
     await pool(missing, 16, async (path) => {
       await (await getOk(`${apiUrl}${path}`)).arrayBuffer();
     });
-    const flags = await Promise.all(missing.map((p) => redis.exists(keys.value(resourceKeyOfPath(p)))));
+    const flags = await Promise.all(missing.map((p) => redis.exists(valueKey(p))));
     missing = missing.filter((_, i) => flags[i] === 0);
     if (missing.length)
       progress(`  ${missing.length} paths not cached after round ${round}; reading them again`);
@@ -137,13 +142,17 @@ export async function cacheCounts(apiUrl: string): Promise<Record<string, number
 }
 
 /**
- * The first sample of each named series (labels ignored) in an app's Prometheus text,
- * read from its metrics port (`CDC_METRICS_PORT`, `INVALIDATOR_METRICS_PORT`).
+ * Each named series in an app's Prometheus text, summed over its labels (one sample when it
+ * has none), read from its metrics port (`CDC_METRICS_PORT`, `INVALIDATOR_METRICS_PORT`).
  */
 export async function appMetrics<N extends string>(port: string | undefined, names: readonly N[]) {
   const text = await (await getOk(`http://127.0.0.1:${port}/metrics`)).text();
-  const read = (name: string) =>
-    Number(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)`, 'm').exec(text)?.[1] ?? 0);
+  const read = (name: string) => {
+    let total = 0;
+    for (const m of text.matchAll(new RegExp(`^${name}(?:\\{[^}]*\\})? (\\S+)$`, 'gm')))
+      total += Number(m[1]);
+    return total;
+  };
   return Object.fromEntries(names.map((n) => [n, read(n)])) as Record<N, number>;
 }
 

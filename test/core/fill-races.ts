@@ -141,41 +141,43 @@ export function describeFillRaces(where: string, start: () => Promise<RaceWorld>
       expect(await isStale(articleDetail, params)).toBe(impl.endsStale);
     });
 
-    it('(c) a fill racing a refresh: the reader loaded before the commit, the refresh after', async () => {
-      const { parking, cache, invalidate, isStale, cached, fresh } = setup();
-      const params = { id: '7' };
-      const parked = parking.park('afterLoad', 'user:7');
-      const reader = cache.get(userProfile, params);
-      await parked.arrived;
+    // (c) parks the reader after its load (it loaded before the commit, the refresh after);
+    // (c2) just before its compare-and-set (registered and version-checked, about to write
+    // the old value). Either way walcache keeps the refresh's value.
+    for (const { label, title, stage, id } of [
+      {
+        label: '(c)',
+        title: 'a fill racing a refresh: the reader loaded before the commit, the refresh after',
+        stage: 'afterLoad',
+        id: 7,
+      },
+      {
+        label: '(c2)',
+        title: 'a fill parked just before its compare-and-set while a refresh runs',
+        stage: 'beforeCas',
+        id: 8,
+      },
+    ] as const) {
+      it(`${label} ${title}`, async () => {
+        const { parking, cache, invalidate, isStale, cached, fresh } = setup();
+        const params = { id: String(id) };
+        const parked = parking.park(stage, `user:${id}`);
+        const reader = cache.get(userProfile, params);
+        await parked.arrived;
 
-      await w.writer.query('update users set name = $1 where id = 7', [`renamed (c) ${impl.name}`]);
-      // The refresh policy's job: invalidate, then reload and write.
-      await invalidate([rowTag('users', 7), tableTag('users')]);
-      await cache.refresh(userProfile, params);
-      parked.release();
-      await reader;
+        await w.writer.query(`update users set name = $1 where id = ${id}`, [
+          `renamed ${label} ${impl.name}`,
+        ]);
+        // The refresh policy's job: invalidate, then reload and write.
+        await invalidate([rowTag('users', id), tableTag('users')]);
+        await cache.refresh(userProfile, params);
+        parked.release();
+        await reader;
 
-      expect(await isStale(userProfile, params)).toBe(impl.endsStale);
-      // walcache keeps the refresh's value: the older fill lost, the newer one stands.
-      if (!impl.endsStale) expect(await cached('user:7')).toBe(await fresh(userProfile, params));
-    });
-
-    it('(c2) a fill parked just before its compare-and-set while a refresh runs', async () => {
-      const { parking, cache, invalidate, isStale, cached, fresh } = setup();
-      const params = { id: '8' };
-      const parked = parking.park('beforeCas', 'user:8');
-      const reader = cache.get(userProfile, params);
-      await parked.arrived; // registered and version-checked, about to write the old value
-
-      await w.writer.query('update users set name = $1 where id = 8', [`renamed (c2) ${impl.name}`]);
-      await invalidate([rowTag('users', 8), tableTag('users')]);
-      await cache.refresh(userProfile, params);
-      parked.release();
-      await reader;
-
-      expect(await isStale(userProfile, params)).toBe(impl.endsStale);
-      if (!impl.endsStale) expect(await cached('user:8')).toBe(await fresh(userProfile, params));
-    });
+        expect(await isStale(userProfile, params)).toBe(impl.endsStale);
+        if (!impl.endsStale) expect(await cached(`user:${id}`)).toBe(await fresh(userProfile, params));
+      });
+    }
 
     for (const stage of ['afterLoad', 'beforeCas'] as const) {
       it(`(d) two refresh jobs for one key finish out of order (older parked at ${stage})`, async () => {

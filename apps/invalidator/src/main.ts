@@ -33,6 +33,7 @@ import { type CompiledConfig, type Db, loadCompiledConfig } from '@walcache/reso
 import { DelayedError, type Job, Queue, UnrecoverableError, Worker } from 'bullmq';
 import { createInvalidatorMetrics } from './metrics.ts';
 import {
+  elapsedMs,
   FALLBACK_PREFIX,
   fallbackJob,
   NotVisibleYetError,
@@ -226,7 +227,7 @@ export async function startInvalidator(
       if (payload.after) {
         const started = performance.now();
         const watermark = await coverInterval(workerRedis, keys, payload.after, payload.lsnTo);
-        result.ms.watermark = Math.round((performance.now() - started) * 100) / 100;
+        result.ms.watermark = elapsedMs(started);
         if (watermark !== undefined && (lastWatermark === undefined || watermark > lastWatermark))
           lastWatermark = watermark;
       }

@@ -155,16 +155,20 @@ export async function processJob(
   }
   // A fallback job's commit time is its original's: it would skew the latency histogram.
   if (!job.deleteOnly) deps.metrics.latency.observe(Math.max(0, Date.now() - job.lastCommitMs) / 1000);
-  const ms = (from: number, to: number) => Math.round((to - from) * 100) / 100;
   return {
     deleted: keys.length,
     refreshed,
     ms: {
-      visible: ms(visibilityStarted, invalidateStarted),
-      invalidate: ms(invalidateStarted, refreshStarted),
-      refresh: ms(refreshStarted, performance.now()),
+      visible: elapsedMs(visibilityStarted, invalidateStarted),
+      invalidate: elapsedMs(invalidateStarted, refreshStarted),
+      refresh: elapsedMs(refreshStarted),
     },
   };
+}
+
+/** Milliseconds between two `performance.now()` readings, to 0.01 ms (ProcessResult.ms). */
+export function elapsedMs(from: number, to = performance.now()): number {
+  return Math.round((to - from) * 100) / 100;
 }
 
 /** The fallback of job `x` has the id `fallback-x` (deterministic: a replay is deduplicated). */

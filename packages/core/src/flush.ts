@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { Cluster, type Redis } from 'ioredis';
-import { mastersOf, type RedisClient } from './connect.ts';
+import type { Redis } from 'ioredis';
+import { isCluster, mastersOf, type RedisClient } from './connect.ts';
 import { isNamespaceState, isValueOrLease, type Keyspace } from './keys.ts';
 
 /** Keys per SCAN step: large enough to finish a big namespace quickly, small enough not to block Redis. */
@@ -41,7 +41,7 @@ export async function flushNamespace(
   const protocolKey = (k: string) => !isValueOrLease(keys, k);
   const valueOrLease = (k: string) => isValueOrLease(keys, k);
   const passes = [protocolKey, valueOrLease, valueOrLease];
-  const clustered = redis instanceof Cluster;
+  const clustered = isCluster(redis);
   for (const [index, pass] of passes.entries()) {
     for (const node of mastersOf(redis)) {
       let cursor = '0';
@@ -72,7 +72,7 @@ export async function unlinkMatching(
   pattern: string,
   onProgress?: (deleted: number) => void,
 ): Promise<number> {
-  const clustered = redis instanceof Cluster;
+  const clustered = isCluster(redis);
   let deleted = 0;
   for (const node of mastersOf(redis)) {
     let cursor = '0';

@@ -151,12 +151,8 @@ async function cleanupOnOneServer(
   // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
   // lease UNLINK below reaches it: it either wrote before the value UNLINK, or cannot write.
   const values = [...valueKeys];
-  const leases = values.flatMap((k) => {
-    const resourceKey = resourceKeyOf(keys, k);
-    return resourceKey === undefined ? [] : [keys.lease(resourceKey)];
-  });
-  for (let i = 0; i < leases.length; i += UNLINK_BATCH) cleanup.unlink(...leases.slice(i, i + UNLINK_BATCH));
-  for (let i = 0; i < values.length; i += UNLINK_BATCH) cleanup.unlink(...values.slice(i, i + UNLINK_BATCH));
+  for (const part of chunks(leasesOf(keys, values), UNLINK_BATCH)) cleanup.unlink(...part);
+  for (const part of chunks(values, UNLINK_BATCH)) cleanup.unlink(...part);
   if (valueKeys.size > 0) await execPipeline(cleanup);
   return valueKeys;
 }
@@ -189,29 +185,34 @@ async function cleanupAcrossSlots(
   if (valueKeys.size > 0 && !outOfMemory) {
     // Under OOM the SADD would be refused; that attempt removes no member (below), so its
     // retry needs no journal.
-    const all = [...valueKeys];
-    for (let i = 0; i < all.length; i += CLUSTER_CHUNK)
-      await client.sadd(journal, ...all.slice(i, i + CLUSTER_CHUNK));
+    for (const part of chunks([...valueKeys], CLUSTER_CHUNK)) await client.sadd(journal, ...part);
     const removals = tags.map((tag, i) => [tag, members[i]!] as const).filter(([, list]) => list.length > 0);
     await inChunks(removals, ([tag, list]) => client.srem(keys.tagSet(tag), ...list));
     await options.afterSrem?.();
   }
-  const leases = [...valueKeys].flatMap((k) => {
-    const resourceKey = resourceKeyOf(keys, k);
-    return resourceKey === undefined ? [] : [keys.lease(resourceKey)];
-  });
-  await inChunks(leases, (lease) => client.unlink(lease));
+  await inChunks(leasesOf(keys, [...valueKeys]), (lease) => client.unlink(lease));
   await inChunks([...valueKeys], (valueKey) => client.unlink(valueKey));
   // Only once every value is gone: until then a retry must still find them here.
   if (!outOfMemory) for (const name of [journal, ...inherited]) await client.unlink(name);
   return valueKeys;
 }
 
+/** The lease of each value key (a key that names no resource has none). */
+function leasesOf(keys: Keyspace, valueKeys: readonly string[]): string[] {
+  return valueKeys.flatMap((k) => {
+    const resourceKey = resourceKeyOf(keys, k);
+    return resourceKey === undefined ? [] : [keys.lease(resourceKey)];
+  });
+}
+
+function* chunks<T>(items: readonly T[], size: number): Generator<T[]> {
+  for (let i = 0; i < items.length; i += size) yield items.slice(i, i + size);
+}
+
 /** Runs `fn` on every item, `CLUSTER_CHUNK` at a time, every chunk answered before the next. */
 async function inChunks<T, R>(items: readonly T[], fn: (item: T) => Promise<R>): Promise<R[]> {
   const results: R[] = [];
-  for (let i = 0; i < items.length; i += CLUSTER_CHUNK)
-    results.push(...(await Promise.all(items.slice(i, i + CLUSTER_CHUNK).map(fn))));
+  for (const part of chunks(items, CLUSTER_CHUNK)) results.push(...(await Promise.all(part.map(fn))));
   return results;
 }
 

@@ -27,12 +27,6 @@ export interface NodePlan {
   embeds: EmbedPlan[];
   /** Serve this one column of each row instead of an object. */
   pluck?: ColumnInfo;
-  /**
-   * Whether the node's own `row:` tag is needed. A row reached through a foreign key
-   * (to-one) needs it; children and list items are already covered by their parent's
-   * `col:`/`table:` tag, which every change of theirs emits.
-   */
-  rowTag: boolean;
 }
 
 export type EmbedPlan =
@@ -269,9 +263,8 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     where: string,
     t: TableInfo,
     spec: Pick<EmbedConfig, 'columns' | 'embed' | 'pluck'> & { exclude?: string[] },
-    rowTag: boolean,
   ): NodePlan => {
-    const out: NodePlan = { table: t, columns: [], embeds: [], rowTag };
+    const out: NodePlan = { table: t, columns: [], embeds: [] };
     if (spec.pluck) {
       const c = column(`${where} pluck`, t, spec.pluck);
       if (c) out.pluck = c;
@@ -319,7 +312,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
         field,
         via: fk.columns,
         targetKey: fk.referenced,
-        node: node(where, target, e, true),
+        node: node(where, target, e),
       };
     }
     const name = (e.many ?? e.count)!;
@@ -353,7 +346,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
         parentKey: toParent.referenced,
         joinTarget: toTarget.columns,
         targetKey: toTarget.referenced,
-        node: node(where, target, e, true),
+        node: node(where, target, e),
         where: wherePlan(where, target, e.where),
         order: orderPlan(where, target, e.order),
         ...(e.limit ? { limit: e.limit } : {}),
@@ -377,7 +370,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
       field,
       via: fk.columns,
       parentKey: fk.referenced,
-      node: node(where, target, e, true),
+      node: node(where, target, e),
       where: wherePlan(where, target, e.where),
       order: orderPlan(where, target, e.order),
       ...(e.limit ? { limit: e.limit } : {}),
@@ -551,7 +544,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     resources.push({
       name,
       route,
-      node: node(where, root, r, true),
+      node: node(where, root, r),
       shape,
       ttlSeconds: r.ttl ?? config.defaults.ttl,
       negativeTtlSeconds: r.negativeTtl ?? config.defaults.negativeTtl,

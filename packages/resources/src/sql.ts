@@ -74,7 +74,9 @@ interface NodeSql {
 /** The JSON value, the tags and the lateral joins of one node whose row is `alias`. */
 function nodeSql(node: NodePlan, alias: string, aliases: Aliases): NodeSql {
   const joins: Sql[] = [];
-  const tags: Sql[] = node.rowTag && node.table.primaryKey.length > 0 ? [rowTagOf(node.table, alias)] : [];
+  // Every row shown carries its own tag: an edit of it reaches exactly the values showing it,
+  // so the set tags (`rows:`, `col:`) only matter when a row may enter or leave a set.
+  const tags: Sql[] = node.table.primaryKey.length > 0 ? [rowTagOf(node.table, alias)] : [];
   if (node.pluck)
     return { value: jsonExpr(ref(alias, node.pluck.name), node.pluck), tags: jsonArray(tags), joins };
   const fields: Sql[] = node.columns.map(

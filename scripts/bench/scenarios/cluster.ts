@@ -1,8 +1,9 @@
 import { keyspace } from '@walcache/core';
 import { freePort, startRedisCluster } from '@walcache/testkit';
 import { Cluster } from 'ioredis';
+import { articleDetail } from '../../../test/support/blog.ts';
 import { programArgs } from '../../build.ts';
-import { type Ctx, pool } from '../context.ts';
+import { type Ctx, fillAll } from '../context.ts';
 import { quantiles } from '../lag.ts';
 import type { LoadResult } from '../load.ts';
 import { type Child, progress, sleep, waitForHttp } from '../procs.ts';
@@ -46,7 +47,8 @@ export async function clusterScenario(ctx: Ctx, sameRun: BenchResults): Promise<
     const cdc = children.spawn('cdc (cluster)', process.execPath, programArgs('cdc', 'bundle'), env(0, 0));
     started.push(cdc);
     await waitForHttp(cdc, `http://127.0.0.1:${ports[0]}/healthz`, (b) => b.includes('"streaming"'));
-    const invalidators = [ports[1]!, ports[2]!].map((port, i) =>
+    const invalidatorPorts = [ports[1]!, ports[2]!];
+    const invalidators = invalidatorPorts.map((port, i) =>
       children.spawn(
         `invalidator ${i + 1} (cluster)`,
         process.execPath,
@@ -55,23 +57,20 @@ export async function clusterScenario(ctx: Ctx, sameRun: BenchResults): Promise<
       ),
     );
     const [api1, api2] = await Promise.all([
-      startApiChild(children, env(ports[3]!, ports[1]!), { name: 'api 1 (cluster)' }),
-      startApiChild(children, env(ports[4]!, ports[2]!), { name: 'api 2 (cluster)' }),
-      ...invalidators.map((c, i) => waitForHttp(c, `http://127.0.0.1:${[ports[1], ports[2]][i]}/healthz`)),
+      startApiChild(children, env(ports[3]!, invalidatorPorts[0]!), { name: 'api 1 (cluster)' }),
+      startApiChild(children, env(ports[4]!, invalidatorPorts[1]!), { name: 'api 2 (cluster)' }),
+      ...invalidators.map((c, i) => waitForHttp(c, `http://127.0.0.1:${invalidatorPorts[i]}/healthz`)),
     ]);
     const apis = [api1!, api2!];
     started.push(...invalidators, ...apis.map((a) => a.child));
     const cacheKeys = keyspace(CLUSTER_NAMES.CACHE_PREFIX);
+    const articleKey = (id: string | number) =>
+      cacheKeys.value(articleDetail.key(articleDetail.params.parse({ id: String(id) })));
 
     const articles = profile.seed.articles;
     const paths = Array.from({ length: profile.hitIds }, (_, i) => `/v1/articles/${i + 1}`);
     progress(`cluster: filling ${paths.length} articles through the first API`);
-    await pool(paths, 16, async (path) => {
-      await (await fetch(`${api1!.url}${path}`)).arrayBuffer();
-    });
-    await pool(paths, 16, async (path) => {
-      await (await fetch(`${api1!.url}${path}`)).arrayBuffer();
-    });
+    await fillAll(api1!.url, client, paths, (path) => articleKey(path.split('/').at(-1)!));
 
     const apiGroups: ProcessGroup[] = apis.map((a, i) => ({
       name: `api ${i + 1}`,
@@ -127,7 +126,7 @@ export async function clusterScenario(ctx: Ctx, sameRun: BenchResults): Promise<
     progress(`cluster: ${probeCount} probes (read through an API, UPDATE, time until the key is gone)`);
     for (let n = 0; n < probeCount; n++) {
       const id = articles - PROBE_IDS + 1 + (n % PROBE_IDS);
-      const key = cacheKeys.value(`article:${id}`);
+      const key = articleKey(id);
       await (await fetch(`${apis[n % 2]!.url}/v1/articles/${id}`)).arrayBuffer();
       if ((await client.exists(key)) === 0) continue;
       const { rows } = await writer.query<{ at: number }>(

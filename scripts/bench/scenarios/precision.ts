@@ -1,7 +1,7 @@
 import { decodeEntry, parseLsnToken, readWatermark } from '@walcache/core';
 import type { CompiledResource } from '@walcache/resources';
 import { articleComments, articleDetail, articleList, userProfile } from '../../../test/support/blog.ts';
-import { type Ctx, fillAll, getOk, keys } from '../context.ts';
+import { appMetrics, type Ctx, fillAll, getOk, keys } from '../context.ts';
 import { progress, sleep } from '../procs.ts';
 import type { PrecisionResult } from '../results.ts';
 import { pgClient } from '../stack.ts';
@@ -87,10 +87,13 @@ export async function precisionScenario(ctx: Ctx, writes: number): Promise<Preci
     progress(
       `precision: caching ${cached.length} values (${ctx.paths.list.length} list pages; details, comments and authors of ${ARTICLES} articles)`,
     );
+    const valueKeyOf = new Map(cached.map((c) => [c.path, c.valueKey]));
+    const valueKey = (path: string) => valueKeyOf.get(path)!;
     await fillAll(
       apps.apiUrl,
       redis,
       cached.map((c) => c.path),
+      valueKey,
     );
     await snapshot(redis, cached);
 
@@ -139,11 +142,14 @@ export async function precisionScenario(ctx: Ctx, writes: number): Promise<Preci
         apps.apiUrl,
         redis,
         cached.filter((_, i) => exists[i] === 0).map((c) => c.path),
+        valueKey,
       );
     }
     const invalidated = Object.values(byResource).reduce((s, r) => s + r.invalidated, 0);
     const needless = Object.values(byResource).reduce((s, r) => s + r.needless, 0);
-    const skipped = await skippedUpdates(`http://127.0.0.1:${apps.env.CDC_METRICS_PORT}`);
+    const { walcache_cdc_updates_skipped_total: skipped } = await appMetrics(apps.env.CDC_METRICS_PORT, [
+      'walcache_cdc_updates_skipped_total',
+    ]);
     const result: PrecisionResult = {
       writes,
       cachedValues: cached.length,
@@ -181,13 +187,4 @@ async function untilWatermark(ctx: Ctx, lsn: bigint): Promise<void> {
     if (Date.now() > deadline) throw new Error(`the watermark did not pass ${lsn} within 10 s`);
     await sleep(2);
   }
-}
-
-/** UPDATEs the CDC skipped because they changed no column a resource reads (its own counter). */
-async function skippedUpdates(cdcUrl: string): Promise<number> {
-  const text = await (await getOk(`${cdcUrl}/metrics`)).text();
-  let total = 0;
-  for (const m of text.matchAll(/^walcache_cdc_updates_skipped_total\{[^}]*\} (\S+)$/gm))
-    total += Number(m[1]);
-  return total;
 }
