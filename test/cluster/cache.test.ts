@@ -218,15 +218,7 @@ describe('the cache generation on a Redis Cluster', () => {
     const flushes = events.generationFlushes;
 
     // A manual failover of the value's shard: its replica becomes the master.
-    const master = await cluster.masterFor(keys.value('user:17'));
-    const direct = new Redis({ host: '127.0.0.1', port: master.port });
-    const info = await direct.info('replication').finally(() => direct.disconnect());
-    const replicaPort = Number(/slave0:ip=[^,]+,port=(\d+)/.exec(info)?.[1]);
-    const replica = new Redis({ host: '127.0.0.1', port: replicaPort });
-    await replica.cluster('FAILOVER').finally(() => replica.disconnect());
-    await waitFor(async () => (await cluster.masterFor(keys.value('user:17'))).port === replicaPort, {
-      what: 'the replica to take over the shard',
-    });
+    const promoted = await cluster.failover(keys.value('user:17'));
     await cluster.waitHealthy();
 
     // The client sees the shard move (a node connection closes, or its slot map changes) and
@@ -240,6 +232,6 @@ describe('the cache generation on a Redis Cluster', () => {
     );
     const now = await redis.get(keys.generation);
     expect(now).not.toBe(recorded);
-    expect(now).toContain(`127.0.0.1:${replicaPort}=`);
+    expect(now).toContain(`127.0.0.1:${promoted.port}=`);
   });
 });

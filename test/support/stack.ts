@@ -1,9 +1,10 @@
 import { randomBytes } from 'node:crypto';
 import { type Env, parseEnv } from '@walcache/config';
 import { createDb, createPool } from '@walcache/db';
-import { silentLogger } from '@walcache/observability';
+import { createLogger, silentLogger } from '@walcache/observability';
 import { type PostgresServer, type RedisServer, startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
+import { destination } from 'pino';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
@@ -69,6 +70,17 @@ export interface Stack {
   stop(): Promise<void>;
 }
 
+/**
+ * The apps' logs are silent in tests; `WALCACHE_TEST_LOG=debug` (or any pino level) prints
+ * them to stderr, to see what an app did in a test that failed.
+ */
+const appLogger = (app: string) => {
+  const level = process.env.WALCACHE_TEST_LOG;
+  return level
+    ? createLogger(app, { level, destination: destination({ dest: 2, sync: true }) })
+    : silentLogger();
+};
+
 /** The three apps through their real entry functions, in this process. */
 export async function startStack(
   servers: Servers,
@@ -77,11 +89,11 @@ export async function startStack(
 ): Promise<Stack> {
   const env = testEnv(servers, overrides);
   let queries = 0;
-  const api = await startApi(env, silentLogger(), {
+  const api = await startApi(env, appLogger('api'), {
     onPool: (pool) => pool.on('acquire', () => (queries += 1)),
   });
-  const cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 500, ...cdcOptions });
-  const invalidator = await startInvalidator(env, silentLogger());
+  const cdc = await startCdc(env, appLogger('cdc'), { heartbeatIntervalMs: 500, ...cdcOptions });
+  const invalidator = await startInvalidator(env, appLogger('invalidator'));
   return {
     env,
     api,

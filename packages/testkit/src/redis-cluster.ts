@@ -18,6 +18,11 @@ export interface RedisCluster {
   masterFor(key: string): Promise<RedisClusterNode>;
   /** Waits until every live node reports cluster_state:ok and every slot has a live master. */
   waitHealthy(timeoutMs?: number): Promise<void>;
+  /**
+   * Promotes one replica of the master of `key` by a manual `CLUSTER FAILOVER` and waits until
+   * the cluster serves the slot from it. Returns the new master.
+   */
+  failover(key: string): Promise<RedisClusterNode>;
   stop(): Promise<void>;
 }
 
@@ -60,6 +65,10 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
           // A replica that lost its master for a while must still be promotable in tests
           // that kill a master right after a burst of writes.
           '--cluster-replica-validity-factor',
+          '0',
+          // A replica's first sync starts at once instead of after Redis' default 5 s wait
+          // for more replicas: this cluster is not ready before every replica is in sync.
+          '--repl-diskless-sync-delay',
           '0',
         ],
       });
@@ -125,30 +134,70 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
     );
   };
 
+  const masterFor = async (key: string): Promise<RedisClusterNode> => {
+    for (const node of live()) {
+      try {
+        const slot = await withNode(node.port, (c) => c.cluster('KEYSLOT', key));
+        const shards = await withNode(node.port, (c) => c.cluster('SLOTS'));
+        for (const [from, to, master] of shards) {
+          if (master && slot >= from && slot <= to) {
+            const found = nodes.find((n) => n.port === master[1]);
+            if (found) return found;
+          }
+        }
+      } catch {
+        // This node is down or not yet converged: ask the next one.
+      }
+    }
+    throw new Error(`no live node knows the master of ${key}`);
+  };
+
   await waitHealthy();
+  // Slots served is not replicas in sync: until a replica's first sync ends, WAIT on its
+  // master answers 0 and a master's death loses what it took, so a test would start on a
+  // cluster that is not yet what it means to test.
+  await waitFor(
+    async () => {
+      for (const node of live()) {
+        const info = await withNode(node.port, (client) => client.info('replication'));
+        if (/^role:slave/m.test(info) && !/^master_link_status:up/m.test(info)) return false;
+        if (/^role:master/m.test(info)) {
+          const online = [...info.matchAll(/^slave\d+:.*state=online/gm)].length;
+          if (online < replicas) return false;
+        }
+      }
+      return true;
+    },
+    { timeoutMs: 30_000, what: 'every Redis Cluster replica in sync with its master' },
+  );
   const seeds = nodes.map((n) => ({ host: '127.0.0.1', port: n.port }));
   return {
     url: `redis+cluster://${seeds.map((s) => `${s.host}:${s.port}`).join(',')}`,
     seeds,
     nodes,
-    async masterFor(key) {
-      for (const node of live()) {
+    masterFor,
+    waitHealthy,
+    async failover(key) {
+      const master = await masterFor(key);
+      const info = await withNode(master.port, (client) => client.info('replication'));
+      const replicaPort = Number(/^slave\d+:ip=[^,]+,port=(\d+)/m.exec(info)?.[1]);
+      const replica = nodes.find((n) => n.port === replicaPort);
+      if (!replica) throw new Error(`the master of ${key} (port ${master.port}) has no replica`);
+      // Redis aborts a manual failover that has not finished within 5 s, silently (on a busy
+      // machine the replica may not catch up in time): ask again until it takes over.
+      for (let attempt = 1; ; attempt += 1) {
+        await withNode(replicaPort, (client) => client.cluster('FAILOVER'));
         try {
-          const slot = await withNode(node.port, (c) => c.cluster('KEYSLOT', key));
-          const shards = await withNode(node.port, (c) => c.cluster('SLOTS'));
-          for (const [from, to, master] of shards) {
-            if (master && slot >= from && slot <= to) {
-              const found = nodes.find((n) => n.port === master[1]);
-              if (found) return found;
-            }
-          }
-        } catch {
-          // This node is down or not yet converged: ask the next one.
+          await waitFor(async () => (await masterFor(key)).port === replicaPort, {
+            what: `the replica on port ${replicaPort} to take over ${key}'s slot`,
+            timeoutMs: 7_000,
+          });
+          return replica;
+        } catch (error) {
+          if (attempt === 3) throw error;
         }
       }
-      throw new Error(`no live node knows the master of ${key}`);
     },
-    waitHealthy,
     async stop() {
       await Promise.all(nodes.map((n) => n.server.stop()));
     },
