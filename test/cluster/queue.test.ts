@@ -16,9 +16,7 @@ let writer: pg.Client;
 const attempts: (readonly string[])[] = [];
 
 beforeAll(async () => {
-  // No test here needs a quick failover, and under a loaded machine the testkit's 1.5 s node
-  // timeout let a busy master be replaced mid-test (the job then went to a master whose
-  // replica was running, and the store that should fail succeeded).
+  // No test here needs a quick failover: a busy master is not replaced mid-test.
   cluster = await startRedisCluster({ nodeTimeoutMs: 5_000 });
   live = await startLiveSystem(
     { QUEUE_REDIS_URL: cluster.url, OPS_TOKEN },
