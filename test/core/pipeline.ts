@@ -1,10 +1,9 @@
-import type { Env } from '@walcache/config';
-import { decodeEntry, ReadThroughCache } from '@walcache/core';
+import { type Env, redisTarget } from '@walcache/config';
+import { createRedisClient, decodeEntry, ReadThroughCache, type RedisClient } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import { silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { type InvalidatorOptions, startInvalidator } from '../../apps/invalidator/src/main.ts';
@@ -24,7 +23,8 @@ export interface Pipeline {
   cache: ReadThroughCache<Db>;
   events: EventCounter;
   db: Db;
-  redis: Redis;
+  /** The cache's Redis: one server, or a Cluster client when REDIS_URL is a cluster. */
+  redis: RedisClient;
   writer: pg.Client;
   /** A new writer connection, after a test restarted Postgres. */
   reconnectWriter(): Promise<void>;
@@ -49,7 +49,7 @@ export async function startPipeline(
   await waitFor(() => cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   const pool = createPool({ connectionString: env.DATABASE_URL, max: 8 });
   const db = createDb(pool);
-  const redis = new Redis(env.REDIS_URL);
+  const redis = createRedisClient(redisTarget(env.REDIS_URL, env), {});
   const events = new EventCounter();
   const cache = new ReadThroughCache({ redis, db, prefix: env.CACHE_PREFIX, events });
   const connectWriter = async () => {
