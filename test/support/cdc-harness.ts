@@ -1,18 +1,20 @@
 import { HEARTBEAT_PREFIX } from '@walcache/cdc';
-import type { Env } from '@walcache/config';
+import { type Env, redisTarget } from '@walcache/config';
 import {
   bodyOf,
+  createRedisClient,
   decodeEntry,
   type InvalidationJob,
+  mastersOf,
   QUEUE_PREFIX,
   ReadThroughCache,
+  type RedisClient,
   resourceKeyOf,
 } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import { Queue } from 'bullmq';
-import { Redis } from 'ioredis';
 import pg from 'pg';
 import { articleComments, articleDetail, articleList, resourceForKey, tagList, userProfile } from './blog.ts';
 
@@ -197,14 +199,15 @@ export class CacheReaders {
 export interface CacheFixture {
   cache: ReadThroughCache<Db>;
   db: Db;
-  redis: Redis;
+  /** One server or a Redis Cluster, as REDIS_URL says (how the apps connect). */
+  redis: RedisClient;
   close(): Promise<void>;
 }
 
 export function cacheFixture(env: Env): CacheFixture {
   const pool = createPool({ connectionString: env.DATABASE_URL, max: 4 });
   const db = createDb(pool);
-  const redis = new Redis(env.REDIS_URL, { maxRetriesPerRequest: 1 });
+  const redis = createRedisClient(redisTarget(env.REDIS_URL, env), { maxRetriesPerRequest: 1 });
   redis.on('error', () => {
     // Redis restarts during the storm; the cache reports BYPASS and counts it.
   });
@@ -231,16 +234,23 @@ export async function warmCache(f: CacheFixture): Promise<void> {
   await f.cache.get(tagList, {});
 }
 
-/** The resource key of every value cached under the fixture's prefix (SCAN, not KEYS). */
+/**
+ * The resource key of every value cached under the fixture's prefix (SCAN, not KEYS), on
+ * every master of a cluster: a SCAN sent to the Cluster object walks one node's keys only.
+ */
 export async function cachedKeys(f: CacheFixture): Promise<string[]> {
   const keys = new Set<string>();
-  // `prefix:{` matches values and leases; resourceKeyOf keeps the values.
-  const stream = f.redis.scanStream({ match: `${f.cache.keys.prefix}:{*`, count: 1000 });
-  for await (const batch of stream as AsyncIterable<string[]>)
-    for (const key of batch) {
-      const resourceKey = resourceKeyOf(f.cache.keys, key);
-      if (resourceKey) keys.add(resourceKey);
-    }
+  // A cluster client knows its masters once its slot map is loaded; the PING waits for it.
+  await f.redis.ping();
+  for (const node of mastersOf(f.redis)) {
+    // `prefix:{` matches values and leases; resourceKeyOf keeps the values.
+    const stream = node.scanStream({ match: `${f.cache.keys.prefix}:{*`, count: 1000 });
+    for await (const batch of stream as AsyncIterable<string[]>)
+      for (const key of batch) {
+        const resourceKey = resourceKeyOf(f.cache.keys, key);
+        if (resourceKey) keys.add(resourceKey);
+      }
+  }
   return [...keys].sort();
 }
 
@@ -316,8 +326,12 @@ export async function waitCaughtUp(db: pg.Pool, env: Env, queue: Queue, timeoutM
   );
 }
 
+/**
+ * The test's view of the invalidation queue, on one server or a cluster as QUEUE_REDIS_URL
+ * says. QUEUE_PREFIX (a hash tag) keeps BullMQ's keys in one slot, as in the CDC.
+ */
 export function testQueue(env: Env): Queue<InvalidationJob> {
-  const connection = new Redis(env.QUEUE_REDIS_URL, { maxRetriesPerRequest: null });
+  const connection = createRedisClient(redisTarget(env.QUEUE_REDIS_URL, env), { maxRetriesPerRequest: null });
   connection.on('error', () => {
     // Redis restarts in some tests; BullMQ reconnects.
   });
