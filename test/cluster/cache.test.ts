@@ -17,7 +17,7 @@ import {
 import { createDb, createPool } from '@walcache/db';
 import type { Db } from '@walcache/resources';
 import { type RedisCluster, startRedisCluster, waitFor } from '@walcache/testkit';
-import { Cluster, Redis } from 'ioredis';
+import { Cluster } from 'ioredis';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { describeFillRaces, type RaceWorld } from '../core/fill-races.ts';
