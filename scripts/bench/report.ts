@@ -160,6 +160,135 @@ export function consoleTable(r: BenchResults): string {
   return lines.join('\n');
 }
 
+/**
+ * Issue 14's targets, each beside the figure the issue was filed with (its text, 1 December)
+ * and this run's: one place to read what is met. "–": not measured then, or not in this run.
+ */
+function issue14Targets(r: BenchResults): string {
+  const http = (id: string) => r.http.find((row) => row.id === id);
+  const cpuRatio = (id: string, ceiling: string) => {
+    const a = http(id);
+    const b = http(ceiling);
+    return a && b && b.serverUsPerRequest > 0 ? a.serverUsPerRequest / b.serverUsPerRequest : undefined;
+  };
+  const step = (target: number) =>
+    r.invalidation?.commitSteps.find((x) => Math.abs(x.targetCommitsPerS - target) / target < 0.15);
+  const bundle = (app: string) => r.startup?.rows.find((row) => row.app === app && row.from === 'bundle');
+  const apps = ['api', 'cdc', 'invalidator'];
+  const mixed = r.mixed.find((x) => x.target.startsWith('walcache'));
+  const met = (ok: boolean | undefined) => (ok === undefined ? '–' : ok ? 'yes' : 'no');
+  const rows: [string, string, string, string, boolean | undefined][] = [];
+  const detail = http('wc-detail')?.ratio;
+  const list = http('wc-list')?.ratio;
+  const cpu = cpuRatio('wc-detail', 'raw-detail');
+  rows.push([
+    'article hit req/s vs raw GET',
+    '0.52–0.65×',
+    ratio(detail),
+    '≥ 0.9×',
+    detail === undefined ? undefined : detail >= 0.9,
+  ]);
+  rows.push([
+    'list page hit req/s vs raw GET',
+    '0.35×',
+    ratio(list),
+    '≥ 0.8×',
+    list === undefined ? undefined : list >= 0.8,
+  ]);
+  rows.push([
+    'server CPU per article hit vs raw GET',
+    '2.10× (88 vs 42 µs)',
+    ratio(cpu),
+    '≤ 1.15×',
+    cpu === undefined ? undefined : cpu <= 1.15,
+  ]);
+  for (const app of apps) {
+    const rest = r.memory.atRest[app];
+    const mixedRss = r.memory.underMixedLoad[app];
+    rows.push([
+      `${app} RSS at rest, MiB`,
+      app === 'api' ? '163 (tsx)' : '–',
+      rest === undefined ? '–' : n0(rest),
+      '≤ 100',
+      rest === undefined ? undefined : rest <= 100,
+    ]);
+    rows.push([
+      `${app} RSS under mixed load, MiB`,
+      '–',
+      mixedRss === undefined ? '–' : n0(mixedRss),
+      '≤ 140',
+      mixedRss === undefined ? undefined : mixedRss <= 140,
+    ]);
+    const started = bundle(app)?.listeningMs.p50;
+    rows.push([
+      `${app} spawn → listening (bundle), ms`,
+      "– (tsx: twice the bundle's)",
+      started === undefined ? '–' : n0(started),
+      '≤ 500',
+      started === undefined ? undefined : started <= 500,
+    ]);
+  }
+  const s1 = step(1000);
+  const s5 = step(5000);
+  rows.push([
+    'commit → deleted p99 @ 1,000 commits/s, ms',
+    '48',
+    s1 ? ms(s1.invalidation.p99Ms) : '–',
+    '≤ 10',
+    s1 ? s1.invalidation.p99Ms <= 10 : undefined,
+  ]);
+  rows.push([
+    `commit → deleted p99 @ 5,000 commits/s, ms`,
+    '393 (at 4,500)',
+    s5 ? `${ms(s5.invalidation.p99Ms)} (at ${n0(s5.achievedCommitsPerS)})` : '–',
+    '≤ 50',
+    s5 ? s5.invalidation.p99Ms <= 50 : undefined,
+  ]);
+  const changes = r.invalidation?.maxSustainedChangesPerS;
+  rows.push([
+    'sustained row changes/s (10-row transactions, lag < 1 s)',
+    '15,000',
+    changes === undefined ? '–' : n0(changes),
+    '≥ 25,000',
+    changes === undefined ? undefined : changes >= 25_000,
+  ]);
+  const f = r.fanout;
+  rows.push([
+    'fan-out: all dependent keys deleted after the commit, ms',
+    '225 (9,000 keys)',
+    f ? `${ms(f.lastMs)} (${n0(f.keys)} keys)` : '–',
+    '≤ 100 (10,000 keys)',
+    f ? f.lastMs <= 100 && f.keys >= 10_000 : undefined,
+  ]);
+  const needless = r.precision?.needlessShare;
+  rows.push([
+    'needless invalidations (byte-identical reload)',
+    '96.5 % (first quick run, before the set tags)',
+    pct(needless),
+    '≤ 5 %',
+    needless === undefined ? undefined : needless <= 0.05,
+  ]);
+  const share = mixed?.reads.ratio;
+  rows.push([
+    'mixed 95/5 reads/s vs own all-hit reads/s',
+    '0.25×',
+    ratio(share),
+    '≥ 0.5×',
+    share === undefined ? undefined : share >= 0.5,
+  ]);
+  rows.push([
+    'mixed 95/5 stale reads',
+    '0',
+    mixed ? String(mixed.staleReads) : '–',
+    '0',
+    mixed ? mixed.staleReads === 0 : undefined,
+  ]);
+  return table(
+    ['figure', 'when issue 14 was filed', 'this run', 'target', 'met'],
+    rows.map(([what, before, now, target, ok]) => [what, before, now, target, met(ok)]),
+  );
+}
+
 export function markdown(r: BenchResults): string {
   const m = r.machine;
   const out: string[] = [];
@@ -196,6 +325,14 @@ export function markdown(r: BenchResults): string {
     '',
   );
 
+  out.push(
+    '## Issue 14: targets against this run',
+    '',
+    'Each target of issue 14 ("a hit costs what a raw Redis GET costs; ship compiled; invalidate in single-digit ms"), the figure it was filed with, and this run\'s. The sections below say how each is measured.',
+    '',
+    issue14Targets(r),
+    '',
+  );
   out.push('## 1–3. Reads: ceilings, walcache hits, no cache, naive cache-aside', '');
   out.push(
     '"vs ceiling" divides req/s by the ceiling named in the next column (`const`: Hono answering a constant article-sized body; `raw-detail` / `raw-list`: Hono answering one raw Redis GET of the very bytes walcache serves). "busiest" is the CPU each process used during the measured run, in % of one core: a process near 100 % is a saturated event loop. "server CPU µs/req" is the answering process\'s CPU time per request, the figure least moved by other load. "machine CPU" is every process on the machine, the bench\'s or not.' +
