@@ -76,6 +76,21 @@ describe('the invalidation queue on a Redis Cluster', () => {
   });
 
   it('a commit is acknowledged to Postgres only once its job is on a replica: a failover cannot lose it', async () => {
+    // First everything before this test acknowledged: a store of an earlier test that a slow
+    // replica made fail (WAIT answers 0 after 2 s on a loaded machine) is replayed until it
+    // succeeds, and with the replicas stopped below it would be replayed forever, ahead of
+    // this test's commit.
+    const { rows: before } = await writer.query<{ lsn: string }>('select pg_current_wal_lsn()::text as lsn');
+    await waitFor(
+      async () => {
+        const { rows: slot } = await writer.query<{ caughtUp: boolean }>(
+          'select confirmed_flush_lsn >= $1::pg_lsn as "caughtUp" from pg_replication_slots where slot_name = $2',
+          [before[0]?.lsn, live.stack.env.SLOT_NAME],
+        );
+        return slot[0]?.caughtUp === true;
+      },
+      { what: 'the CDC to acknowledge every earlier commit', timeoutMs: 30_000 },
+    );
     const master = await cluster.masterFor(`${QUEUE_PREFIX}:any`);
     const direct = new Redis({ host: '127.0.0.1', port: master.port });
     const info = await direct.info('replication').finally(() => direct.disconnect());
