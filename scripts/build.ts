@@ -20,9 +20,9 @@ export const DIST_DIR = join(root, 'dist');
 
 /** Each program, by the name of its bundle, and its entry point. */
 export const TARGETS = {
-  api: 'apps/api/src/main.ts',
-  cdc: 'apps/cdc/src/main.ts',
-  invalidator: 'apps/invalidator/src/main.ts',
+  api: 'apps/api/src/bin.ts',
+  cdc: 'apps/cdc/src/bin.ts',
+  invalidator: 'apps/invalidator/src/bin.ts',
   walcache: 'packages/cli/src/main.ts',
   migrate: 'scripts/migrate.ts',
 } as const;

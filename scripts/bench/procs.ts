@@ -122,7 +122,8 @@ export async function waitForHttp(
       if (child.proc.exitCode !== null) {
         throw new Error(`${child.name} exited with ${child.proc.exitCode}:\n${child.output()}`);
       }
-      // Connection refused is the normal answer while the child starts: poll again.
+      // Connection refused, or 503 `starting` once it took its port, is the normal answer
+      // while the child starts: poll again.
       const res = await fetch(url).catch(() => undefined);
       if (!res) return false;
       const body = await res.text();

@@ -153,8 +153,8 @@ export function consoleTable(r: BenchResults): string {
     lines.push(
       `${pad('8 start-up', 22)}${pad(`${row.app} from ${row.from}`, 44)}` +
         (ratioRow
-          ? `spawn→listening ${ratio(row.listeningMs.p50)}, RSS ${ratio(row.rssMiB.p50)}`
-          : `spawn→listening ${n0(row.listeningMs.p50)} ms, RSS ${n0(row.rssMiB.p50)} MiB`),
+          ? `spawn→listening ${ratio(row.listeningMs.p50)}, ready ${row.readyMs ? ratio(row.readyMs.p50) : '—'}, RSS ${ratio(row.rssMiB.p50)}`
+          : `spawn→listening ${n0(row.listeningMs.p50)} ms, ready ${row.readyMs ? n0(row.readyMs.p50) : '—'} ms, RSS ${n0(row.rssMiB.p50)} MiB`),
     );
   }
   return lines.join('\n');
@@ -542,22 +542,26 @@ export function markdown(r: BenchResults): string {
   if (st) {
     out.push('## 10. Start-up: bundle vs sources', '');
     out.push(
-      `Each app started ${st.rounds} times from its bundle (\`node dist/<app>.mjs\`, what \`npm start\` and the image run) and as many from its sources (\`node --import tsx apps/<app>/src/main.ts\`), in turn, after one discarded round, against the bench's Postgres and Redis with nothing else of walcache running. Spawn → listening: from \`spawn()\` to the first answer of its HTTP port (any status; polled every 5 ms). RSS: once ready (the CDC streaming on its slot) and idle for ${st.settleMs / 1000} s. Median (min–max); the ratio rows are the median of the ratios pair by pair (round i's bundle over round i's sources). Targets: spawn → listening ≤ 500 ms and RSS ≤ 100 MiB per app.`,
+      `Each app started ${st.rounds} times from its bundle (\`node dist/<app>.mjs\`, what \`npm start\` and the image run) and as many from its sources (\`node --import tsx apps/<app>/src/bin.ts\`), in turn, after one discarded round, against the bench's Postgres and Redis with nothing else of walcache running. Spawn → listening: from \`spawn()\` to the first answer of its HTTP port (any status; polled every 5 ms): each program takes its port before it loads the rest of its code and answers 503 \`starting\` until it is started. Spawn → ready: to its \`/healthz\` answering 2xx (the CDC streaming). RSS: once ready (the CDC streaming on its slot) and idle for ${st.settleMs / 1000} s. Median (min–max); the ratio rows are the median of the ratios pair by pair (round i's bundle over round i's sources). Targets: spawn → listening ≤ 500 ms and RSS ≤ 100 MiB per app.`,
       '',
       table(
-        ['app', 'run from', 'spawn → listening ms', 'RSS at rest MiB'],
+        ['app', 'run from', 'spawn → listening ms', 'spawn → ready ms', 'RSS at rest MiB'],
         st.rows.map((row) =>
           row.from === 'bundle / sources'
             ? [
                 row.app,
                 '**bundle / sources**',
                 `**${ratio(row.listeningMs.p50)}** (${ratio(row.listeningMs.min)}–${ratio(row.listeningMs.max)})`,
+                row.readyMs
+                  ? `**${ratio(row.readyMs.p50)}** (${ratio(row.readyMs.min)}–${ratio(row.readyMs.max)})`
+                  : '—',
                 `**${ratio(row.rssMiB.p50)}** (${ratio(row.rssMiB.min)}–${ratio(row.rssMiB.max)})`,
               ]
             : [
                 row.app,
                 row.from,
                 `${n0(row.listeningMs.p50)} (${n0(row.listeningMs.min)}–${n0(row.listeningMs.max)})`,
+                row.readyMs ? `${n0(row.readyMs.p50)} (${n0(row.readyMs.min)}–${n0(row.readyMs.max)})` : '—',
                 `${n0(row.rssMiB.p50)} (${n0(row.rssMiB.min)}–${n0(row.rssMiB.max)})`,
               ],
         ),

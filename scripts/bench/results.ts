@@ -143,8 +143,13 @@ export interface Spread {
 export interface StartupRow {
   app: string;
   from: 'bundle' | 'sources' | 'bundle / sources';
-  /** Spawn → the first answer of its HTTP port (any status). */
+  /**
+   * Spawn → the first answer of its HTTP port (any status): the entry's 503 `starting` since
+   * each program takes its port before it loads the rest (apps/<app>/src/bin.ts).
+   */
   listeningMs: Spread;
+  /** Spawn → its /healthz answers 2xx (the CDC: streaming). Absent in results from before. */
+  readyMs?: Spread;
   /** Once ready (the CDC streaming) and idle for settleMs. */
   rssMiB: Spread;
 }

@@ -1,5 +1,5 @@
 import type { Server } from 'node:http';
-import { serve } from '@hono/node-server';
+import { getRequestListener, serve } from '@hono/node-server';
 import { type Env, loadEnvOrExit, redactUrl, redisTarget } from '@walcache/config';
 import {
   CircuitBreaker,
@@ -18,6 +18,7 @@ import {
   type Logger,
   onShutdown,
   registerWatermarkGauge,
+  type StartingServer,
   startOrExit,
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
@@ -38,6 +39,11 @@ export interface ApiOptions {
   onPool?: (pool: ReturnType<typeof createApiPool>) => void;
   /** What to serve, already compiled (tests); default: the config WALCACHE_CONFIG names. */
   resources?: CompiledConfig;
+  /**
+   * The port PORT names, already taken by the program's entry (bin.ts), answering 503
+   * `starting` until the app is built; default: the API listens once it is.
+   */
+  server?: StartingServer;
 }
 
 export async function startApi(
@@ -150,9 +156,13 @@ export async function startApi(
     },
   });
 
-  const server = await new Promise<Server>((resolve) => {
-    const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s as Server));
-  });
+  // The request listener serve() would create, on the port the entry took: what answers
+  // is the same app either way, from the first request after the start-up answers.
+  const server = options.server
+    ? options.server.serve(getRequestListener(app.fetch, { hostname: env.HOST }))
+    : await new Promise<Server>((resolve) => {
+        const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s as Server));
+      });
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;
   server.keepAliveTimeout = limits.keepAliveTimeoutMs;
@@ -196,9 +206,14 @@ export async function startApi(
   };
 }
 
-if (isMain(import.meta.url)) {
-  const env = loadEnvOrExit();
+/**
+ * The program: starts the API (a setting that cannot work exits with EX_CONFIG) and stops it
+ * on SIGTERM/SIGINT. `server`: the port the entry (bin.ts) already took.
+ */
+export async function runApi(env: Env, server?: StartingServer): Promise<void> {
   const logger = createLogger('api', { level: env.LOG_LEVEL });
-  const api = await startOrExit(logger, () => startApi(env, logger));
+  const api = await startOrExit(logger, () => startApi(env, logger, { server }));
   onShutdown(logger, () => api.close());
 }
+
+if (isMain(import.meta.url)) await runApi(loadEnvOrExit());

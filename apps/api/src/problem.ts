@@ -1,3 +1,4 @@
+import { STARTING_PROBLEM_TYPE } from '@walcache/observability/starting';
 import type { Context } from 'hono';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
 
@@ -24,6 +25,8 @@ export const problemTypes = {
   unavailable: 'https://walcache.dev/problems/unavailable',
   /** 503: too many cache misses already wait for a database connection: retry shortly. */
   overloaded: 'https://walcache.dev/problems/overloaded',
+  /** 503: the process is still starting (answered by the entry's listenWhileStarting, not the app). */
+  starting: STARTING_PROBLEM_TYPE,
   internal: 'https://walcache.dev/problems/internal',
 } as const;
 

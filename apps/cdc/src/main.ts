@@ -39,6 +39,7 @@ import {
   isMain,
   type Logger,
   onShutdown,
+  type StartingServer,
   startMetricsServer,
   startOrExit,
 } from '@walcache/observability';
@@ -56,6 +57,11 @@ export interface CdcOptions {
   heartbeatIntervalMs?: number;
   lagIntervalMs?: number;
   metricsPort?: number;
+  /**
+   * The metrics port, already taken by the program's entry (bin.ts), answering 503
+   * `starting` until the stream is set up; overrides metricsPort.
+   */
+  server?: StartingServer;
   /** One number for every table, or a function of the table (CDC_MAX_TAGS_PER_TABLE). */
   maxTagsPerTable?: TagLimit;
   maxTagsPerJob?: number;
@@ -230,7 +236,7 @@ export async function startCdc(
   });
   const metricsServer = await startMetricsServer(
     registry,
-    options.metricsPort ?? env.CDC_METRICS_PORT,
+    options.server ?? options.metricsPort ?? env.CDC_METRICS_PORT,
     () => ({
       status: 'ok',
       state: stream.state,
@@ -269,8 +275,12 @@ export async function startCdc(
   };
 }
 
-if (isMain(import.meta.url)) {
-  const env = loadEnvOrExit();
+/**
+ * The program: starts the CDC (a setting that cannot work exits with EX_CONFIG), stops it on
+ * SIGTERM/SIGINT, and exits when its stream fails. `server`: the metrics port the entry
+ * (bin.ts) already took.
+ */
+export async function runCdc(env: Env, server?: StartingServer): Promise<void> {
   const logger = createLogger('cdc', { level: env.LOG_LEVEL });
   let cdcEnv: ReturnType<typeof parseCdcEnv>;
   try {
@@ -286,6 +296,7 @@ if (isMain(import.meta.url)) {
       heartbeatIntervalMs: cdcEnv.CDC_HEARTBEAT_INTERVAL_MS,
       lagIntervalMs: cdcEnv.CDC_LAG_INTERVAL_MS,
       minStoreIntervalMs: cdcEnv.CDC_MIN_STORE_INTERVAL_MS,
+      server,
     }),
   );
   onShutdown(logger, () => cdc.close());
@@ -299,3 +310,5 @@ if (isMain(import.meta.url)) {
     process.exit(1);
   });
 }
+
+if (isMain(import.meta.url)) await runCdc(loadEnvOrExit());

@@ -26,6 +26,7 @@ import {
   type Logger,
   onShutdown,
   registerWatermarkGauge,
+  type StartingServer,
   startMetricsServer,
   startOrExit,
 } from '@walcache/observability';
@@ -79,6 +80,11 @@ export interface InvalidatorOptions {
   resources?: CompiledConfig;
   /** Overrides TAG_SWEEP_INTERVAL_SECONDS (tests). */
   tagSweepIntervalMs?: number;
+  /**
+   * The metrics port, already taken by the program's entry (bin.ts), answering 503
+   * `starting` until the worker runs; overrides metricsPort.
+   */
+  server?: StartingServer;
 }
 
 export async function startInvalidator(
@@ -305,7 +311,7 @@ export async function startInvalidator(
 
   const metricsServer = await startMetricsServer(
     registry,
-    options.metricsPort ?? env.INVALIDATOR_METRICS_PORT,
+    options.server ?? options.metricsPort ?? env.INVALIDATOR_METRICS_PORT,
     () => ({
       status: worker.isRunning() ? 'ok' : 'stopped',
     }),
@@ -352,9 +358,14 @@ export async function startInvalidator(
   };
 }
 
-if (isMain(import.meta.url)) {
-  const env = loadEnvOrExit();
+/**
+ * The program: starts the invalidator (a setting that cannot work exits with EX_CONFIG) and
+ * stops it on SIGTERM/SIGINT. `server`: the metrics port the entry (bin.ts) already took.
+ */
+export async function runInvalidator(env: Env, server?: StartingServer): Promise<void> {
   const logger = createLogger('invalidator', { level: env.LOG_LEVEL });
-  const invalidator = await startOrExit(logger, () => startInvalidator(env, logger));
+  const invalidator = await startOrExit(logger, () => startInvalidator(env, logger, { server }));
   onShutdown(logger, () => invalidator.close());
 }
+
+if (isMain(import.meta.url)) await runInvalidator(loadEnvOrExit());

@@ -1,7 +1,6 @@
 import { existsSync, readFileSync } from 'node:fs';
 import { dirname, extname, isAbsolute, resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
-import { parse as parseYaml } from 'yaml';
 import type { z } from 'zod';
 import { type WalcacheConfig, walcacheConfigSchema } from './resources.ts';
 import { importTypeScript } from './ts-config.ts';
@@ -67,7 +66,10 @@ export async function loadConfigFile(path: string, cwd = process.cwd()): Promise
   let raw: unknown;
   try {
     if (ext === '.json') raw = JSON.parse(readFileSync(file, 'utf8'));
-    else if (ext === '.yaml' || ext === '.yml') raw = parseYaml(readFileSync(file, 'utf8'));
+    // yaml loads only for a YAML config: every app parses its environment with this module
+    // before it takes its port (bin.ts), and most configs are TypeScript.
+    else if (ext === '.yaml' || ext === '.yml')
+      raw = (await import('yaml')).parse(readFileSync(file, 'utf8'));
     else raw = await importModule(file, ext);
   } catch (error) {
     if (error instanceof ConfigFileError) throw error;

@@ -31,4 +31,5 @@ export function registerWatermarkGauge(registry: Registry, read: () => bigint | 
 
 export { type MetricsServer, startMetricsServer } from './server.ts';
 export { isMain, onShutdown } from './shutdown.ts';
+export { listenWhileStarting, STARTING_PROBLEM_TYPE, type StartingServer } from './starting.ts';
 export { startOrExit } from './startup.ts';

@@ -1,5 +1,6 @@
-import { createServer, type Server } from 'node:http';
+import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
+import type { StartingServer } from './starting.ts';
 
 export interface MetricsServer {
   port: number;
@@ -8,15 +9,17 @@ export interface MetricsServer {
 
 /**
  * `/metrics` and `/healthz` for the processes that have no HTTP API of their own (CDC,
- * invalidator). `health` reports the process's own view (e.g. "streaming").
+ * invalidator). `health` reports the process's own view (e.g. "streaming"). `port` is a port
+ * to listen on, or the port the program's entry already took (listenWhileStarting), which
+ * answered 503 `starting` until now.
  */
 export async function startMetricsServer(
   registry: Registry,
-  port: number,
+  port: number | StartingServer,
   health: () => Record<string, unknown> = () => ({ status: 'ok' }),
   host = '0.0.0.0',
 ): Promise<MetricsServer> {
-  const server: Server = createServer(async (req, res) => {
+  const handler: RequestListener = async (req, res) => {
     if (req.url === '/metrics') {
       res.writeHead(200, { 'content-type': registry.contentType });
       res.end(await registry.metrics());
@@ -29,14 +32,20 @@ export async function startMetricsServer(
         JSON.stringify({ type: 'https://walcache.dev/problems/not-found', title: 'Not found', status: 404 }),
       );
     }
-  });
-  await new Promise<void>((resolve, reject) => {
-    server.once('error', reject);
-    server.listen(port, host, () => resolve());
-  });
+  };
+  let server: Server;
+  if (typeof port === 'object') server = port.serve(handler);
+  else {
+    const s = createServer(handler);
+    await new Promise<void>((resolve, reject) => {
+      s.once('error', reject);
+      s.listen(port, host, () => resolve());
+    });
+    server = s;
+  }
   const address = server.address();
   return {
-    port: typeof address === 'object' && address ? address.port : port,
+    port: typeof address === 'object' && address ? address.port : typeof port === 'number' ? port : 0,
     close: () => new Promise<void>((resolve) => server.close(() => resolve())),
   };
 }

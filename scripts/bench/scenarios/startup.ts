@@ -19,7 +19,8 @@ const START_TIMEOUT_MS = 60_000;
 
 /**
  * Each app started from its bundle and from its sources (tsx), in turn, round after round:
- * the time from spawn to its HTTP port's first answer (any status), and its RSS once it is
+ * the time from spawn to its HTTP port's first answer (any status: the 503 `starting` its
+ * entry answers while it starts), the time from spawn to ready, and its RSS once it is
  * ready (the CDC streaming) and has been idle for SETTLE_MS. Runs before the bench's own
  * stack, with the bench's names: each CDC start is a restart on the existing slot, the
  * first round (created the slot, nothing in the OS page cache) is discarded.
@@ -29,17 +30,18 @@ export async function startupScenario(
   servers: Servers,
   profile: BenchProfile,
 ): Promise<StartupResult> {
-  const samples = new Map<string, { listeningMs: number[]; rssMiB: number[] }>();
+  const samples = new Map<string, { listeningMs: number[]; readyMs: number[]; rssMiB: number[] }>();
   for (let round = -1; round < profile.startupRounds; round++) {
     for (const app of APPS) {
       // Alternating which goes first: a drift of the machine's speed hits both alike.
       const order = round % 2 === 0 ? FROM : [...FROM].reverse();
       for (const from of order) {
-        const { listeningMs, rssMiB } = await startOnce(children, servers, app, from);
+        const { listeningMs, readyMs, rssMiB } = await startOnce(children, servers, app, from);
         if (round < 0) continue;
         const key = `${app}/${from}`;
-        const s = samples.get(key) ?? { listeningMs: [], rssMiB: [] };
+        const s = samples.get(key) ?? { listeningMs: [], readyMs: [], rssMiB: [] };
         s.listeningMs.push(listeningMs);
+        s.readyMs.push(readyMs);
         s.rssMiB.push(rssMiB);
         samples.set(key, s);
       }
@@ -54,13 +56,20 @@ export async function startupScenario(
       ['bundle', bundle],
       ['sources', sources],
     ] as const)
-      rows.push({ app, from, listeningMs: summary(s.listeningMs), rssMiB: summary(s.rssMiB) });
+      rows.push({
+        app,
+        from,
+        listeningMs: summary(s.listeningMs),
+        readyMs: summary(s.readyMs),
+        rssMiB: summary(s.rssMiB),
+      });
     // Pair by pair (round i's bundle with round i's sources), then the median: holds when the
     // machine's speed drifts between rounds.
     rows.push({
       app,
       from: 'bundle / sources',
       listeningMs: summary(bundle.listeningMs.map((v, i) => v / sources.listeningMs[i]!)),
+      readyMs: summary(bundle.readyMs.map((v, i) => v / sources.readyMs[i]!)),
       rssMiB: summary(bundle.rssMiB.map((v, i) => v / sources.rssMiB[i]!)),
     });
   }
@@ -72,7 +81,7 @@ async function startOnce(
   servers: Servers,
   app: App,
   from: RunFrom,
-): Promise<{ listeningMs: number; rssMiB: number }> {
+): Promise<{ listeningMs: number; readyMs: number; rssMiB: number }> {
   const [api, cdc, invalidator] = [await freePort(), await freePort(), await freePort()];
   const env = appEnv(servers, { api, cdc, invalidator });
   const port = { api, cdc, invalidator }[app];
@@ -93,10 +102,11 @@ async function startOnce(
       }
       await sleep(POLL_MS);
     }
+    const readyMs = performance.now() - spawnedAt;
     await sleep(SETTLE_MS);
     const rssMiB = memoryMiB(child.pid);
     if (rssMiB === undefined) throw new Error(`${app} (${from}) is gone before its RSS was read`);
-    return { listeningMs, rssMiB };
+    return { listeningMs, readyMs, rssMiB };
   } finally {
     await children.stop(child);
   }
