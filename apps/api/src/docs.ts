@@ -3,8 +3,7 @@ import { createRequire } from 'node:module';
 import { dirname, join } from 'node:path';
 import { promisify } from 'node:util';
 import { gzip } from 'node:zlib';
-import { Scalar } from '@scalar/hono-api-reference';
-import { Hono } from 'hono';
+import { Hono, type MiddlewareHandler } from 'hono';
 import { acceptsGzip, ifNoneMatchMatches } from './http-cache.ts';
 
 /**
@@ -33,7 +32,19 @@ export function createDocsApp(openApiPath: string): Hono {
     showDeveloperTools: 'never' as const,
     showToolbar: 'never',
   };
-  app.get('/', Scalar(config));
+  // The page's integration loads on the first visit, not with the API: at rest the API
+  // serves /v1, and most deployments never open /docs.
+  let page: Promise<MiddlewareHandler> | undefined;
+  app.get('/', async (c, next) => {
+    if (!page) {
+      page = import('@scalar/hono-api-reference').then(({ Scalar }) => Scalar(config));
+      // A failed load must not stick: the next visit tries again (and fails loudly in onError).
+      page.catch(() => {
+        page = undefined;
+      });
+    }
+    return (await page)(c, next);
+  });
   app.get('/scalar.js', async (c) => {
     const { raw, compressed, etag } = await bundle();
     const headers: Record<string, string> = {
