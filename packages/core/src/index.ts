@@ -66,6 +66,7 @@ export {
 } from './redis-policy.ts';
 export {
   type AnyResource,
+  byWatchedColumn,
   defineResource,
   type RefreshPolicy,
   type Resource,

@@ -1,5 +1,5 @@
 import type { EmbedConfig, ResourceConfig, WalcacheConfig } from '@walcache/config';
-import type { TableMembership, WatchedColumn } from '@walcache/core';
+import { byWatchedColumn, type TableMembership, type WatchedColumn } from '@walcache/core';
 import { type Catalog, type ColumnInfo, canonicalTableName, type TableInfo } from './catalog.ts';
 import { isParamType, servedAsText } from './types.ts';
 
@@ -586,9 +586,7 @@ export function planConfig(config: WalcacheConfig, catalog: Catalog): Plan {
     tables: [...tables].sort(),
     readColumns,
     membership: membershipOf(resources, tables, catalog, [...watched.values()]),
-    watched: [...watched.values()].sort((a, b) =>
-      `${a.table}.${a.column}`.localeCompare(`${b.table}.${b.column}`),
-    ),
+    watched: [...watched.values()].sort(byWatchedColumn),
     needsFullIdentity: needsFullIdentity.sort(),
     warnings: [...warnings],
   };
