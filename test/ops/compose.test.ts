@@ -13,7 +13,7 @@ import { type PostgresServer, startPostgres, waitFor } from '@walcache/testkit';
 import { afterAll, describe, expect, it } from 'vitest';
 import { parse } from 'yaml';
 import { z } from 'zod';
-import { build, bundlePath, TARGET_NAMES, type Target } from '../../scripts/build.ts';
+import { build, bundlePath, NODE_FLAGS, TARGET_NAMES, type Target } from '../../scripts/build.ts';
 
 const root = join(import.meta.dirname, '..', '..');
 const read = (path: string) => readFileSync(join(root, path), 'utf8');
@@ -181,9 +181,14 @@ describe('docker-compose.yml', () => {
     await build();
     for (const [name, s] of apps) {
       expect(s.command?.[0], name).toBe('node');
-      const program = bundleOf(s.command?.[1] ?? '');
+      const script = s.command?.at(-1) ?? '';
+      const program = bundleOf(script);
       expect(program, `${name} runs ${s.command?.join(' ')}, not a bundle of scripts/build.ts`).toBeDefined();
-      expect(existsSync(bundlePath(program!)), `${name} runs ${s.command?.[1]}`).toBe(true);
+      expect(existsSync(bundlePath(program!)), `${name} runs ${script}`).toBe(true);
+      // node's flags for that program are the ones npm start and the bench give it.
+      expect(s.command?.slice(1, -1), `${name}'s node flags (scripts/build.ts NODE_FLAGS)`).toEqual(
+        NODE_FLAGS[program!],
+      );
     }
     const hostPort = (name: string) => service(name).ports?.[0]?.split(':')[1];
     const readme = read('README.md');
