@@ -10,10 +10,11 @@ import {
 } from '@walcache/core';
 import { pgConnectionConfig } from '@walcache/db';
 import type { Logger } from '@walcache/observability';
-import { LogicalReplicationService, type Pgoutput, PgoutputPlugin } from 'pg-logical-replication';
+import { LogicalReplicationService, type Pgoutput } from 'pg-logical-replication';
 import { type Batch, Batcher, type TagLimit, TxTags } from './batcher.ts';
 import { type BootstrapOptions, bootstrapReplication, CdcSetupError, type SqlClient } from './bootstrap.ts';
 import type { TagMapper } from './changes.ts';
+import { pgoutputWithTextValues } from './text-values.ts';
 
 export const HEARTBEAT_PREFIX = 'walcache.heartbeat';
 
@@ -410,7 +411,7 @@ export class CdcStream {
     });
 
     try {
-      const plugin = new PgoutputPlugin({
+      const plugin = pgoutputWithTextValues({
         protoVersion: 1,
         publicationNames: [o.publicationName],
         messages: true,

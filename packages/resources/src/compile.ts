@@ -24,7 +24,7 @@ import {
   type WarmPlan,
 } from './plan.ts';
 import { listQuery, lookupManyQuery, lookupQuery, warmValuesQuery } from './sql.ts';
-import { answerSchema, paramSchema } from './types.ts';
+import { answerSchema, paramSchema, tagText } from './types.ts';
 
 /**
  * A config compiled against a database: the resources every app serves, and what the CDC
@@ -285,7 +285,7 @@ function compileLookup(
   const selfTag = (p: Params): Tag =>
     shape.byPrimaryKey
       ? rowTag(table.tagName, table.primaryKey.map((k) => String(p[k])).join(','))
-      : colTag(table.tagName, shape.by[0]!.name, String(p[shape.by[0]!.name]));
+      : colTag(table.tagName, shape.by[0]!.name, tagText(shape.by[0]!, String(p[shape.by[0]!.name])));
   const keyPattern = new RegExp(`^${escapeRegExp(plan.name)}:${names.map(() => '([^:]*)').join(':')}$`);
   const single = names.length === 1 && plan.route.endsWith(`/{${names[0]}}`) ? names[0]! : undefined;
   let batch: BatchLookup | undefined;
@@ -417,13 +417,19 @@ function compileList(
   const listTags = (p: Params): Tag[] => {
     const tags: Tag[] = [];
     if (shape.parent) {
-      const v = String(p[shape.parent.param.name]);
+      const v = tagText(shape.parent.param.column, String(p[shape.parent.param.name]));
       tags.push(
         colTag(shape.parent.table.tagName, shape.parent.param.column.name, v),
         colTag(table.tagName, shape.parent.via[0]!.name, v),
       );
     } else if (paramFilter && 'param' in paramFilter) {
-      tags.push(colTag(table.tagName, paramFilter.column.name, String(p[paramFilter.param])));
+      tags.push(
+        colTag(
+          table.tagName,
+          paramFilter.column.name,
+          tagText(paramFilter.column, String(p[paramFilter.param])),
+        ),
+      );
     } else {
       tags.push(rowsTag(table.tagName));
     }

@@ -153,6 +153,18 @@ export function isParamType(column: ColumnInfo): boolean {
 }
 
 /**
+ * A parameter's canonical value as Postgres prints the column's value (`::text`), for the
+ * tags it is part of: the CDC reads values in that form from the WAL and a fill's SQL builds
+ * its tags with `::text`, so a tag built from a parameter must spell it the same way. Only a
+ * bool differs (`true` in a URL, `t` from Postgres). A timestamp parameter keeps its spelling
+ * (any form Postgres accepts): a tag from one matches only if it is written as Postgres prints it.
+ */
+export function tagText(column: ColumnInfo, value: string): string {
+  if (column.type === 'bool') return value === 'true' ? 't' : value === 'false' ? 'f' : value;
+  return value;
+}
+
+/**
  * A URL parameter for a column: validated without any parser that could throw, then
  * canonicalised ("007" → "7", upper-case uuid → lower) — the cache key is built from the
  * canonical text only, so two spellings of one row share one entry.
