@@ -149,15 +149,26 @@ describe('the bundles', () => {
     TIMEOUT_MS,
   );
 
+  /** A bundle spawned against a Postgres that holds its connections: it stays mid-start, answering 503. */
+  const heldMidStart = async (name: AppName) => {
+    const proxy = await heldPostgres(new URL(servers.pg.url));
+    try {
+      const app = await spawnApp(name, servers, { DATABASE_URL: proxy.url }, 'bundle');
+      started.push(app);
+      await midStart(app, proxy);
+      await expectStarting(app);
+      return { app, proxy };
+    } catch (error) {
+      proxy.close();
+      throw error;
+    }
+  };
+
   it.each(APPS)(
     '%s: its port answers 503 starting with Retry-After while it starts, then the app answers',
     async (name) => {
-      const proxy = await heldPostgres(new URL(servers.pg.url));
+      const { app, proxy } = await heldMidStart(name);
       try {
-        const app = await spawnApp(name, servers, { DATABASE_URL: proxy.url }, 'bundle');
-        started.push(app);
-        await midStart(app, proxy);
-        await expectStarting(app);
         if (name === 'api') await expectStarting(app, '/v1/articles/1');
         else await expectStarting(app, '/metrics');
         proxy.release();
@@ -182,12 +193,8 @@ describe('the bundles', () => {
   it.each(APPS)(
     '%s: SIGTERM while it starts stops it within the bound, and frees its port',
     async (name) => {
-      const proxy = await heldPostgres(new URL(servers.pg.url));
+      const { app, proxy } = await heldMidStart(name);
       try {
-        const app = await spawnApp(name, servers, { DATABASE_URL: proxy.url }, 'bundle');
-        started.push(app);
-        await midStart(app, proxy);
-        await expectStarting(app);
         process.kill(app.pid, 'SIGTERM');
         let timer: NodeJS.Timeout | undefined;
         const outcome = await Promise.race([
