@@ -39,9 +39,9 @@ export type RunFrom = 'bundle' | 'sources';
  * spawn it; docker-compose.yml's commands, which test/ops/compose.test.ts holds to this).
  * The CDC and the invalidator cap V8's young generation at 4 MiB per semi-space: 8–10 MiB
  * less RSS at rest (cdc 106–108 → 96–98 MiB, invalidator 100 → 93–95) and no measurable CPU
- * per commit at any rate of `npm run bench -- --quick --only invalidation` (two runs each way,
- * docs/benchmarks.md). Not the API: under the mixed load its misses allocate their rows, and
- * the cap cost it up to 15 % more CPU per request (docs/operations.md, "Memory").
+ * per commit at any rate of `npm run bench -- --quick --only invalidation` (two runs each way).
+ * Not the API: under the mixed load its misses allocate their rows, and the cap cost it up
+ * to 15 % more CPU per request (docs/operations.md, "Memory", has both measurements).
  */
 export const NODE_FLAGS: Record<Target, readonly string[]> = {
   api: [],

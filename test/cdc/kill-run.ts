@@ -9,7 +9,6 @@
  */
 import { type Env, redisTarget } from '@walcache/config';
 import { createRedisClient, mastersOf } from '@walcache/core';
-import { silentLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
 import type { Queue } from 'bullmq';
 import type pg from 'pg';
@@ -29,6 +28,7 @@ import {
   warmCache,
 } from '../support/cdc-harness.ts';
 import { type CdcProcess, spawnCdc } from '../support/cdc-process.ts';
+import { appLogger } from '../support/stack.ts';
 
 /** What the suite runs on: Postgres with the blog seeded, and the Redis URLs, all in `env`. */
 export interface KillWorld {
@@ -69,7 +69,7 @@ export function describeCdcKill({ where, cycles, start, timeoutMs = 300_000 }: K
     admin = adminPool(env.DATABASE_URL);
     queue = testQueue(env);
     fixture = cacheFixture(env);
-    invalidator = await startInvalidator(env, silentLogger());
+    invalidator = await startInvalidator(env, appLogger('invalidator'));
   });
 
   afterAll(async () => {

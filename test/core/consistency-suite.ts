@@ -16,14 +16,13 @@
 import { createHash } from 'node:crypto';
 import { redisTarget } from '@walcache/config';
 import { type AnyResource, createRedisClient, ReadThroughCache, type RedisClient } from '@walcache/core';
-import { silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { articleComments, articleDetail, articleList, tagList, userProfile } from '../support/blog.ts';
 import { rng } from '../support/cdc-harness.ts';
-import { type Servers, startServers } from '../support/stack.ts';
+import { appLogger, type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 
 const WRITERS = 3;
@@ -212,7 +211,7 @@ export function describeConsistency(
     p = await startPipeline(servers, { sentinelUser: SENTINEL_USER, overrides: world?.redisOverrides });
     secondRedis = createRedisClient(redisTarget(p.env.REDIS_URL, p.env), {});
     second = new ReadThroughCache({ redis: secondRedis, db: p.db, prefix: p.env.CACHE_PREFIX });
-    api = await startApi(p.env, silentLogger());
+    api = await startApi(p.env, appLogger('api'));
   });
 
   afterAll(async () => {

@@ -1,14 +1,13 @@
 import { type Env, redisTarget } from '@walcache/config';
 import { createRedisClient, decodeEntry, ReadThroughCache, type RedisClient } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
-import { silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
 import { waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { type InvalidatorOptions, startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { userProfile } from '../support/blog.ts';
-import { type Servers, testEnv } from '../support/stack.ts';
+import { appLogger, type Servers, testEnv } from '../support/stack.ts';
 import { EventCounter } from './support.ts';
 
 /**
@@ -44,8 +43,8 @@ export async function startPipeline(
   } = {},
 ): Promise<Pipeline> {
   const env = testEnv(servers, options.overrides);
-  const cdc = await startCdc(env, silentLogger(), { heartbeatIntervalMs: 500 });
-  const invalidator = await startInvalidator(env, silentLogger(), options.invalidator);
+  const cdc = await startCdc(env, appLogger('cdc'), { heartbeatIntervalMs: 500 });
+  const invalidator = await startInvalidator(env, appLogger('invalidator'), options.invalidator);
   await waitFor(() => cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   const pool = createPool({ connectionString: env.DATABASE_URL, max: 8 });
   const db = createDb(pool);

@@ -304,7 +304,12 @@ export function lsnValue(lsn: string): bigint {
  * message, which the CDC acks in order after every earlier commit's job is stored, and waits
  * for the slot to confirm it; then waits for the queue to drain.
  */
-export async function waitCaughtUp(db: pg.Pool, env: Env, queue: Queue, timeoutMs = 60_000): Promise<void> {
+export async function waitCaughtUp(
+  db: pg.Pool | pg.Client,
+  env: Env,
+  queue: Queue,
+  timeoutMs = 60_000,
+): Promise<void> {
   const { rows } = await db.query<{ lsn: string }>(
     'select pg_logical_emit_message(false, $1, $2)::text as lsn',
     [HEARTBEAT_PREFIX, String(Date.now())],

@@ -74,7 +74,7 @@ export interface Stack {
  * The apps' logs are silent in tests; `WALCACHE_TEST_LOG=debug` (or any pino level) prints
  * them to stderr, to see what an app did in a test that failed.
  */
-const appLogger = (app: string) => {
+export const appLogger = (app: string) => {
   const level = process.env.WALCACHE_TEST_LOG;
   return level
     ? createLogger(app, { level, destination: destination({ dest: 2, sync: true }) })

@@ -9,10 +9,9 @@
  * without this early port.
  */
 import { loadEnvOrExit } from '@walcache/config';
-import { listenWhileStarting } from '@walcache/observability/starting';
+import { listenWhileStarting, METRICS_HOST } from '@walcache/observability/starting';
 
 const env = loadEnvOrExit();
-// Every interface, as the metrics server always listened (startMetricsServer's default).
-const server = await listenWhileStarting('cdc', env.CDC_METRICS_PORT, '0.0.0.0');
+const server = await listenWhileStarting('cdc', env.CDC_METRICS_PORT, METRICS_HOST);
 const { runCdc } = await import('./main.ts');
 await runCdc(env, server);

@@ -8,10 +8,9 @@
  * still runs as a program without this early port.
  */
 import { loadEnvOrExit } from '@walcache/config';
-import { listenWhileStarting } from '@walcache/observability/starting';
+import { listenWhileStarting, METRICS_HOST } from '@walcache/observability/starting';
 
 const env = loadEnvOrExit();
-// Every interface, as the metrics server always listened (startMetricsServer's default).
-const server = await listenWhileStarting('invalidator', env.INVALIDATOR_METRICS_PORT, '0.0.0.0');
+const server = await listenWhileStarting('invalidator', env.INVALIDATOR_METRICS_PORT, METRICS_HOST);
 const { runInvalidator } = await import('./main.ts');
 await runInvalidator(env, server);

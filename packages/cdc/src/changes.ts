@@ -27,14 +27,11 @@ export interface RelationInfo {
   columns?: readonly { name: string; typeOid: number }[];
 }
 
-const tagValue = z.union([
-  z.string(),
-  z.number(),
-  z.bigint(),
-  z.boolean(),
-  z.null(),
-  z.date().transform((d) => d.toISOString()),
-]);
+/**
+ * A key or watched value as the WAL carries it: Postgres' text of it (text-values.ts keeps it
+ * so), the spelling a fill's tags use. Anything else here would make a tag that matches none.
+ */
+const tagValue = z.string().nullable();
 const rowSchema = z.record(z.string(), z.unknown()).nullable();
 
 export type ChangeKind = 'insert' | 'update' | 'delete';

@@ -1,6 +1,6 @@
 import { createServer, type RequestListener, type Server } from 'node:http';
 import type { Registry } from 'prom-client';
-import type { StartingServer } from './starting.ts';
+import { METRICS_HOST, type StartingServer } from './starting.ts';
 
 export interface MetricsServer {
   port: number;
@@ -17,7 +17,7 @@ export async function startMetricsServer(
   registry: Registry,
   port: number | StartingServer,
   health: () => Record<string, unknown> = () => ({ status: 'ok' }),
-  host = '0.0.0.0',
+  host = METRICS_HOST,
 ): Promise<MetricsServer> {
   const handler: RequestListener = async (req, res) => {
     if (req.url === '/metrics') {

@@ -22,6 +22,9 @@ export interface StartingServer {
   serve(listener: RequestListener): Server;
 }
 
+/** Where the CDC's and the invalidator's metrics port listens: every interface (a scraper's). */
+export const METRICS_HOST = '0.0.0.0';
+
 /** RFC 9457 `type` of the start-up answer (docs/api.md, "Errors"); never rename it. */
 export const STARTING_PROBLEM_TYPE = 'https://walcache.dev/problems/starting';
 

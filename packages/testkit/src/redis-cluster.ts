@@ -19,6 +19,11 @@ export interface RedisCluster {
   /** Waits until every live node reports cluster_state:ok and every slot has a live master. */
   waitHealthy(timeoutMs?: number): Promise<void>;
   /**
+   * The replicas connected to the master of `key` (every one: after a failover and a rejoin a
+   * master may have two), as its `INFO replication` lists them; `online` once in sync.
+   */
+  replicasOf(key: string): Promise<{ node: RedisClusterNode; online: boolean }[]>;
+  /**
    * Promotes one replica of the master of `key` by a manual `CLUSTER FAILOVER` and waits until
    * the cluster serves the slot from it. Returns the new master.
    */
@@ -152,6 +157,16 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
     throw new Error(`no live node knows the master of ${key}`);
   };
 
+  const replicasOf = async (key: string) => {
+    const master = await masterFor(key);
+    const info = await withNode(master.port, (client) => client.info('replication'));
+    return [...info.matchAll(/^slave\d+:ip=[^,]+,port=(\d+),state=(\w+)/gm)].map((m) => {
+      const node = nodes.find((n) => n.port === Number(m[1]));
+      if (!node) throw new Error(`the master of ${key} lists a replica on port ${m[1]} outside this cluster`);
+      return { node, online: m[2] === 'online' };
+    });
+  };
+
   await waitHealthy();
   // Slots served is not replicas in sync: until a replica's first sync ends, WAIT on its
   // master answers 0 and a master's death loses what it took, so a test would start on a
@@ -177,12 +192,11 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
     nodes,
     masterFor,
     waitHealthy,
+    replicasOf,
     async failover(key) {
-      const master = await masterFor(key);
-      const info = await withNode(master.port, (client) => client.info('replication'));
-      const replicaPort = Number(/^slave\d+:ip=[^,]+,port=(\d+)/m.exec(info)?.[1]);
-      const replica = nodes.find((n) => n.port === replicaPort);
-      if (!replica) throw new Error(`the master of ${key} (port ${master.port}) has no replica`);
+      const replica = (await replicasOf(key))[0]?.node;
+      if (!replica) throw new Error(`the master of ${key} has no replica`);
+      const replicaPort = replica.port;
       // Redis aborts a manual failover that has not finished within 5 s, silently (on a busy
       // machine the replica may not catch up in time): ask again until it takes over.
       for (let attempt = 1; ; attempt += 1) {
