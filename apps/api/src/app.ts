@@ -15,18 +15,12 @@ import { bodyLimit } from 'hono/body-limit';
 import { HTTPException } from 'hono/http-exception';
 import { methodNotAllowed } from 'hono/method-not-allowed';
 import type { ContentfulStatusCode } from 'hono/utils/http-status';
-import { type BatchRoute, batchBody, batchParams, batchRoutes, batchStatus } from './batch.ts';
+import { CachedAnswers } from './answer.ts';
+import { type BatchRoute, batchBody, batchParams, batchStatus } from './batch.ts';
 import { isQueryTimeout, PoolSaturatedError } from './db.ts';
 import { createDocsApp } from './docs.ts';
 import { checkReadiness } from './health.ts';
-import {
-  CACHE_CONTROL,
-  GzipMemo,
-  ifNoneMatchMatches,
-  shouldCompress,
-  variesByEncoding,
-  weakEtag,
-} from './http-cache.ts';
+import { CACHE_CONTROL, ifNoneMatchMatches } from './http-cache.ts';
 import { limits } from './limits.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { paramsCheck } from './params.ts';
@@ -34,13 +28,12 @@ import { invalidParameters, problem, problemTypes } from './problem.ts';
 import {
   type ReadYourWritesDeps,
   readYourWrites,
-  WATERMARK_HEADER,
   walPositionAfterLoad,
   watermarkHeader,
 } from './read-your-writes.ts';
 import { requestHeader } from './request-headers.ts';
 import { assignRequestId, type RequestIdVariables, sendRequestId } from './request-id.ts';
-import { batchRoute, resourceRoute } from './routes.ts';
+import { honoPath, type V1Route, v1Routes } from './routes.ts';
 import { CACHE_SKIPPED, LoadTimes, serverTiming } from './server-timing.ts';
 
 export interface ApiDeps {
@@ -62,6 +55,8 @@ export interface ApiDeps {
   cdcLagWarnBytes?: number;
   /** Read-your-writes tokens and the watermark header on `/v1` (read-your-writes.ts). */
   readYourWrites: ReadYourWritesDeps;
+  /** The answer builder, shared with the hit lane (one gzip memo per process). */
+  answers?: CachedAnswers;
 }
 
 export type ApiEnv = {
@@ -85,7 +80,7 @@ export const OPENAPI_PATH = '/openapi.json';
 export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   const app = new OpenAPIHono<ApiEnv>();
 
-  const gzipMemo = new GzipMemo();
+  const answers = deps.answers ?? new CachedAnswers();
   const loadTimes = new LoadTimes();
   const notAllowed = (c: Context<ApiEnv>, methods: string[]) =>
     problem(
@@ -188,7 +183,7 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
   };
 
   /**
-   * A 200 (or 304) of cached bytes: validators, content coding, the cache's outcome and timing.
+   * A 200 (or 304) of cached bytes, as answer.ts builds it for either lane.
    * Returned as a Response built from a plain header record, not through `c.body`: Hono turns
    * a record of more than one header into a WHATWG Headers object, which @hono/node-server
    * then converts back for writeHead; a record goes to writeHead as it is (a fresh one per
@@ -201,26 +196,15 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     etag: string,
     timing: string,
   ): Response => {
-    const size = bytes.length;
-    const compress = shouldCompress(size, requestHeader(c, 'accept-encoding'));
-    const headers: Record<string, string> = {
-      'x-cache': status,
-      'server-timing': timing,
-      'cache-control': CACHE_CONTROL,
-      // The ETag a 200 in the client's encoding carries; a 304 names the same one.
-      etag: compress ? weakEtag(etag) : etag,
-      'x-request-id': c.get('requestId'),
-      [WATERMARK_HEADER]: watermarkHeader(c),
+    const request = {
+      acceptEncoding: requestHeader(c, 'accept-encoding'),
+      ifNoneMatch: requestHeader(c, 'if-none-match'),
+      requestId: c.get('requestId'),
+      watermark: watermarkHeader(c),
     };
     c.set('requestIdSent', true);
-    if (variesByEncoding(size)) headers.vary = 'Accept-Encoding';
-    if (ifNoneMatchMatches(requestHeader(c, 'if-none-match'), etag))
-      return new Response(null, { status: 304, headers });
-    headers['content-type'] = 'application/json';
-    if (compress) headers['content-encoding'] = 'gzip';
-    // The body is the cached bytes (or their gzip): never parsed, never re-serialised.
-    const body = compress ? gzipMemo.gzip(etag, bytes) : bytes;
-    return new Response(body as Uint8Array<ArrayBuffer>, { status: 200, headers });
+    const answer = answers.build(request, status, bytes, etag, timing);
+    return new Response(answer.body as Uint8Array<ArrayBuffer> | null, answer);
   };
 
   /** A batch lookup: one MGET, the misses filled under the protocol with one query (core getMany). */
@@ -258,13 +242,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
    * A `/v1` route: its definition goes to the OpenAPI document, its handler to the router with
    * the one parameter check (params.ts) in place of @hono/zod-openapi's validator middlewares.
    */
-  const v1 = (
-    route: ReturnType<typeof resourceRoute> | ReturnType<typeof batchRoute>,
-    handle: (c: Context<ApiEnv>, params: Params) => Promise<Response>,
-  ) => {
-    app.openAPIRegistry.registerPath(route);
-    const check = paramsCheck(route.request);
-    const path = honoPath(route.path);
+  const v1 = (route: V1Route, handle: (c: Context<ApiEnv>, params: Params) => Promise<Response>) => {
+    app.openAPIRegistry.registerPath(route.definition);
+    const check = paramsCheck(route.definition.request);
+    const path = route.path;
     app.get(path, async (c) => {
       // The label c.req.routePath would give, without building the list of matched routes.
       c.set('routeLabel', path);
@@ -276,26 +257,16 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     });
   };
 
-  // A batch on a path of its own goes first: `/v1/a/by-name` must not be read as `/v1/a/{id}`.
-  const batches = batchRoutes(deps.resources.resources);
-  const listRoutes = new Set(deps.resources.resources.filter((r) => r.kind === 'list').map((r) => r.route));
-  const sharedBatch = new Map<string, BatchRoute>();
-  for (const b of batches) {
-    if (listRoutes.has(b.batch.route)) {
-      sharedBatch.set(b.batch.route, b);
+  for (const route of v1Routes(deps.resources.resources)) {
+    const { answer } = route;
+    if (answer.kind === 'batch') {
+      const b = answer.batch;
+      v1(route, (c, query) => serveBatch(c, b, query[b.batch.query] as unknown as string[]));
       continue;
     }
-    v1(batchRoute(b), (c, query) => serveBatch(c, b, query[b.batch.query] as unknown as string[]));
-  }
-
-  // Lists before lookups, and longer paths first, so `/v1/a/{id}/b` is never read as `/v1/a/{id}`.
-  const ordered = [...deps.resources.resources].sort(
-    (a, b) => b.route.split('/').length - a.route.split('/').length,
-  );
-  for (const resource of ordered) {
-    const batch = resource.kind === 'list' ? sharedBatch.get(resource.route) : undefined;
-    const timed = loadTimes.timed(resource);
-    v1(resourceRoute(resource, batch), (c, params) => {
+    const { batch } = answer;
+    const timed = loadTimes.timed(answer.resource);
+    v1(route, (c, params) => {
       if (batch) {
         const values = params[batch.batch.query] as unknown as string[] | undefined;
         if (values !== undefined) return serveBatch(c, batch, values);
@@ -438,11 +409,6 @@ function hash(text: string): number {
     h = Math.imul(h, 0x01000193) >>> 0;
   }
   return h;
-}
-
-/** `/v1/things/{id}` → `/v1/things/:id`, as @hono/zod-openapi registers a route. */
-function honoPath(openapiPath: string): string {
-  return openapiPath.replaceAll(/\/{(.+?)}/g, '/:$1');
 }
 
 /**

@@ -1,5 +1,5 @@
-import type { Server } from 'node:http';
-import { getRequestListener, serve } from '@hono/node-server';
+import { createServer, type Server } from 'node:http';
+import { getRequestListener } from '@hono/node-server';
 import { type Env, loadEnvOrExit, redactUrl, redisTarget } from '@walcache/config';
 import {
   CircuitBreaker,
@@ -22,10 +22,13 @@ import {
   startOrExit,
 } from '@walcache/observability';
 import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
+import { CachedAnswers } from './answer.ts';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
+import { hitLane } from './hit-lane.ts';
 import { limits } from './limits.ts';
 import { createApiMetrics, registerPoolMetrics } from './metrics.ts';
+import { v1Routes } from './routes.ts';
 
 export interface RunningApi {
   url: string;
@@ -138,7 +141,9 @@ export async function startApi(
       )
     : undefined;
   let draining = false;
+  const answers = new CachedAnswers();
   const app = createApp({
+    answers,
     resources,
     ops: ops?.app,
     cache,
@@ -156,12 +161,26 @@ export async function startApi(
     },
   });
 
-  // The request listener serve() would create, on the port the entry took: what answers
-  // is the same app either way, from the first request after the start-up answers.
+  // Hits take the lane; everything else goes to the app as serve() would pass it. On the port
+  // the entry took, or on one of its own: the same listener from the first request after start-up.
+  const listener = hitLane(
+    {
+      routes: v1Routes(resources.resources),
+      cache,
+      answers,
+      watermark,
+      metrics,
+      logger,
+      draining: () => draining,
+    },
+    getRequestListener(app.fetch, { hostname: env.HOST }),
+  );
   const server = options.server
-    ? options.server.serve(getRequestListener(app.fetch, { hostname: env.HOST }))
-    : await new Promise<Server>((resolve) => {
-        const s = serve({ fetch: app.fetch, port: env.PORT, hostname: env.HOST }, () => resolve(s as Server));
+    ? options.server.serve(listener)
+    : await new Promise<Server>((resolve, reject) => {
+        const s = createServer(listener);
+        s.once('error', reject);
+        s.listen(env.PORT, env.HOST, () => resolve(s));
       });
   server.headersTimeout = limits.headersTimeoutMs;
   server.requestTimeout = limits.requestTimeoutMs;

@@ -18,20 +18,30 @@ export interface RouteRequest {
 
 export type Outcome = { params: Params } | { errors: ParameterError[] };
 export type ParamsCheck = (c: Context) => Outcome | Promise<Outcome>;
+/** Repeated query parameters as arrays, single ones as strings: what Hono's query validator passed. */
+export type QueryValues = Record<string, string | string[]>;
+export type ValuesCheck = (query: QueryValues, path: Record<string, string>) => Outcome | Promise<Outcome>;
 
+/** The check of a route's parameters as the Hono app reads them. */
 export function paramsCheck(request: RouteRequest): ParamsCheck {
+  const check = valuesCheck(request);
+  return (c) => check(request.query ? queryOf(c) : {}, c.req.param());
+}
+
+/** The same check over parameters already read (the hit lane reads them from Node's request). */
+export function valuesCheck(request: RouteRequest): ValuesCheck {
   const { query, params: path } = request;
-  return (c) => {
+  return (queryValues, pathValues) => {
     let merged: Params = {};
     if (query) {
-      const parsed = parse(query, queryOf(c));
-      if (parsed === ASYNC) return checkAsync(c, request);
+      const parsed = parse(query, queryValues);
+      if (parsed === ASYNC) return checkAsync(request, queryValues, pathValues);
       if (!parsed.success) return { errors: parameterErrors(parsed.error, 'query') };
       merged = parsed.data as Params;
     }
     if (path) {
-      const parsed = parse(path, c.req.param());
-      if (parsed === ASYNC) return checkAsync(c, request);
+      const parsed = parse(path, pathValues);
+      if (parsed === ASYNC) return checkAsync(request, queryValues, pathValues);
       if (!parsed.success) return { errors: parameterErrors(parsed.error, 'path') };
       merged = query ? { ...merged, ...(parsed.data as Params) } : (parsed.data as Params);
     }
@@ -40,11 +50,15 @@ export function paramsCheck(request: RouteRequest): ParamsCheck {
 }
 
 /** A schema with an async refinement (a custom resource may declare one): parsed the slow way. */
-async function checkAsync(c: Context, { query, params: path }: RouteRequest): Promise<Outcome> {
+async function checkAsync(
+  { query, params: path }: RouteRequest,
+  queryValues: QueryValues,
+  pathValues: Record<string, string>,
+): Promise<Outcome> {
   let merged: Params = {};
   for (const [schema, value, place] of [
-    [query, query && queryOf(c), 'query'],
-    [path, path && c.req.param(), 'path'],
+    [query, queryValues, 'query'],
+    [path, pathValues, 'path'],
   ] as const) {
     if (!schema) continue;
     const parsed = await schema.safeParseAsync(value);
@@ -65,10 +79,9 @@ function parse(schema: z.ZodType, value: unknown): z.ZodSafeParseResult<unknown>
   }
 }
 
-/** Repeated query parameters as arrays, single ones as strings: what Hono's query validator passed. */
-function queryOf(c: Context): Record<string, string | string[]> {
+function queryOf(c: Context): QueryValues {
   const all = c.req.queries();
-  const value: Record<string, string | string[]> = {};
+  const value: QueryValues = {};
   for (const name in all) {
     const values = all[name]!;
     value[name] = values.length === 1 ? values[0]! : values;

@@ -73,9 +73,13 @@ let lastShown: { value: bigint; text: string } = { value: 0n, text: watermarkLsn
  * watermark, not once per request.
  */
 export function watermarkHeader(c: Context<ApiEnv>): string {
-  const value = c.get('bypassWatermark') ?? c.get('watermark') ?? 0n;
-  if (value !== lastShown.value) lastShown = { value, text: watermarkLsn(value) };
   c.set('watermarkSent', true);
+  return watermarkText(c.get('bypassWatermark') ?? c.get('watermark'));
+}
+
+/** The header's text for a watermark (none known yet: 0/0). */
+export function watermarkText(value: bigint | undefined = 0n): string {
+  if (value !== lastShown.value) lastShown = { value, text: watermarkLsn(value) };
   return lastShown.text;
 }
 

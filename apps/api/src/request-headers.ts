@@ -12,6 +12,11 @@ import type { Context } from 'hono';
 export function requestHeader(c: Context, name: Lowercase<string>): string | undefined {
   const incoming = (c.env as { incoming?: IncomingMessage } | undefined)?.incoming;
   if (incoming === undefined) return c.req.header(name);
+  return nodeHeader(incoming, name);
+}
+
+/** One header of Node's request, as `Headers.get` would give it. */
+export function nodeHeader(incoming: IncomingMessage, name: Lowercase<string>): string | undefined {
   const value = incoming.headers[name];
   return Array.isArray(value) ? value.join(', ') : value;
 }

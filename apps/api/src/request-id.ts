@@ -21,10 +21,14 @@ type WithRequestId = Context<{ Variables: RequestIdVariables }>;
 
 /** Before the handler: the request's id, for the handler's answer and the logs. */
 export function assignRequestId(c: WithRequestId): string {
-  const given = requestHeader(c, 'x-request-id');
-  const id = given !== undefined && VALID.test(given) ? given : crypto.randomUUID();
+  const id = requestIdFor(requestHeader(c, 'x-request-id'));
   c.set('requestId', id);
   return id;
+}
+
+/** The id of a request that sent this `X-Request-Id` (or none). */
+export function requestIdFor(given: string | undefined): string {
+  return given !== undefined && VALID.test(given) ? given : crypto.randomUUID();
 }
 
 /** After the handler: the header, unless the answer already carries it. */

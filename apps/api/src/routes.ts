@@ -1,6 +1,6 @@
 import { createRoute, z } from '@hono/zod-openapi';
 import type { CompiledResource } from '@walcache/resources';
-import { type BatchRoute, batchAnswerSchema, batchQueryParam } from './batch.ts';
+import { type BatchRoute, batchAnswerSchema, batchQueryParam, batchRoutes } from './batch.ts';
 import { ProblemSchema } from './schemas.ts';
 
 /**
@@ -148,4 +148,53 @@ export function batchRoute({ lookup, batch }: BatchRoute) {
       ...commonAnswers,
     },
   });
+}
+
+/** What a `/v1` route answers: a batch on a path of its own, or a resource (a list may share its path with a batch). */
+export type V1Answer =
+  | { kind: 'batch'; batch: BatchRoute }
+  | { kind: 'resource'; resource: CompiledResource; batch?: BatchRoute };
+
+export interface V1Route {
+  /** The route's OpenAPI definition (its parameter schemas are the ones checked). */
+  definition: ReturnType<typeof resourceRoute> | ReturnType<typeof batchRoute>;
+  /** Hono's spelling of its path, also the metrics' route label: `/v1/things/:id`. */
+  path: string;
+  answer: V1Answer;
+}
+
+/**
+ * Every `/v1` route of a config, in the order the router must try them (the first that
+ * matches a path answers it): a batch on a path of its own first, so `/v1/a/by-name` is never
+ * read as `/v1/a/{id}`; then lists before lookups and longer paths first, so `/v1/a/{id}/b`
+ * is never read as `/v1/a/{id}`. The Hono app and the hit lane both route by this table.
+ */
+export function v1Routes(resources: readonly CompiledResource[]): V1Route[] {
+  const routes: V1Route[] = [];
+  const listRoutes = new Set(resources.filter((r) => r.kind === 'list').map((r) => r.route));
+  const sharedBatch = new Map<string, BatchRoute>();
+  for (const b of batchRoutes(resources)) {
+    if (listRoutes.has(b.batch.route)) {
+      sharedBatch.set(b.batch.route, b);
+      continue;
+    }
+    const definition = batchRoute(b);
+    routes.push({ definition, path: honoPath(definition.path), answer: { kind: 'batch', batch: b } });
+  }
+  const ordered = [...resources].sort((a, b) => b.route.split('/').length - a.route.split('/').length);
+  for (const resource of ordered) {
+    const batch = resource.kind === 'list' ? sharedBatch.get(resource.route) : undefined;
+    const definition = resourceRoute(resource, batch);
+    routes.push({
+      definition,
+      path: honoPath(definition.path),
+      answer: { kind: 'resource', resource, ...(batch ? { batch } : {}) },
+    });
+  }
+  return routes;
+}
+
+/** `/v1/things/{id}` → `/v1/things/:id`, as @hono/zod-openapi registers a route. */
+export function honoPath(openapiPath: string): string {
+  return openapiPath.replaceAll(/\/{(.+?)}/g, '/:$1');
 }

@@ -1,3 +1,6 @@
+import { createServer, type Server } from 'node:http';
+import type { AddressInfo } from 'node:net';
+import { getRequestListener } from '@hono/node-server';
 import { CircuitBreaker, keyspace, ReadThroughCache, WatermarkReader } from '@walcache/core';
 import { createRegistry, silentLogger } from '@walcache/observability';
 import type { Db } from '@walcache/resources';
@@ -5,9 +8,12 @@ import { Redis } from 'ioredis';
 import type pg from 'pg';
 import { blogResources } from '../../../test/support/blog.ts';
 import { type Servers, startServers } from '../../../test/support/stack.ts';
+import { CachedAnswers } from '../src/answer.ts';
 import { type ApiDeps, createApp } from '../src/app.ts';
 import { createApiDb, createApiPool } from '../src/db.ts';
-import { createApiMetrics, registerPoolMetrics } from '../src/metrics.ts';
+import { hitLane } from '../src/hit-lane.ts';
+import { type ApiMetrics, createApiMetrics, registerPoolMetrics } from '../src/metrics.ts';
+import { v1Routes } from '../src/routes.ts';
 
 export interface TestApi {
   app: ReturnType<typeof createApp>;
@@ -16,8 +22,21 @@ export interface TestApi {
   redis: Redis;
   cache: ReadThroughCache<Db>;
   prefix: string;
+  metrics: ApiMetrics;
   /** Database connections checked out by the API since start: a hit must add none. */
   checkouts(): number;
+  /**
+   * The app on a real HTTP server, as main.ts serves it (`lane: true`, the default: hits take
+   * the hit lane) or with every request through the Hono app. `passed()` counts the requests
+   * the lane handed to the app.
+   */
+  listen(options?: { lane?: boolean; draining?: () => boolean }): Promise<Listening>;
+  close(): Promise<void>;
+}
+
+export interface Listening {
+  url: string;
+  passed(): number;
   close(): Promise<void>;
 }
 
@@ -60,7 +79,10 @@ export async function buildApi(
     events: metrics.cacheEvents,
     breaker: new CircuitBreaker(),
   });
-  const app = createApp({
+  const answers = new CachedAnswers();
+  const watermark = new WatermarkReader(redis, keyspace(prefix));
+  const deps = {
+    answers,
     resources: blogResources(),
     cache,
     db,
@@ -68,9 +90,10 @@ export async function buildApi(
     registry,
     metrics,
     logger: silentLogger(),
-    readYourWrites: { watermark: new WatermarkReader(redis, keyspace(prefix)), waitMs: 50, metrics },
+    readYourWrites: { watermark, waitMs: 50, metrics },
     ...options.deps,
-  });
+  };
+  const app = createApp(deps);
   return {
     app,
     pool,
@@ -78,7 +101,42 @@ export async function buildApi(
     redis,
     cache,
     prefix,
+    metrics,
     checkouts: () => checkouts,
+    async listen({ lane = true, draining } = {}) {
+      let passed = 0;
+      const toApp = getRequestListener(app.fetch);
+      const listener = lane
+        ? hitLane(
+            {
+              routes: v1Routes(deps.resources.resources),
+              cache,
+              answers,
+              watermark,
+              metrics,
+              logger: deps.logger,
+              draining,
+            },
+            (request, response) => {
+              passed += 1;
+              return toApp(request, response);
+            },
+          )
+        : toApp;
+      const server = await new Promise<Server>((resolve) => {
+        const s = createServer(listener);
+        s.listen(0, '127.0.0.1', () => resolve(s));
+      });
+      return {
+        url: `http://127.0.0.1:${(server.address() as AddressInfo).port}`,
+        passed: () => passed,
+        close: () =>
+          new Promise<void>((resolve) => {
+            server.close(() => resolve());
+            server.closeAllConnections();
+          }),
+      };
+    },
     async close() {
       await Promise.allSettled([pool.end(), redis.quit()]);
     },

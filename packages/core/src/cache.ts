@@ -213,6 +213,31 @@ export class ReadThroughCache<Db> {
   }
 
   /**
+   * The hit `get` would answer, when Redis holds a found value now (one GET, counted as a
+   * hit): for a caller that serves hits on a lane of its own (the API's hit lane). Anything
+   * else is `undefined`, with nothing counted: a miss, a cached "not found", an unreadable
+   * entry, a Redis error, a breaker not closed or a generation not yet verified are all left
+   * to `get`, so a probe, a failure or a fill is never taken or counted twice.
+   */
+  async peek<P, V>(resource: Resource<Db, P, V>, params: P): Promise<CacheResult | undefined> {
+    if (this.breaker.state !== 'closed') return undefined;
+    const epoch = this.generation.current();
+    if (epoch === undefined) return undefined;
+    let raw: Buffer | null;
+    try {
+      raw = await this.redis.getBuffer(this.keys.value(resource.key(params)));
+      // As in get: an answered GET ends a run of failures.
+      this.breaker.success();
+    } catch {
+      return undefined;
+    }
+    if (!raw || !this.generation.holds(epoch)) return undefined;
+    const hit = this.decodeHit(raw, false);
+    if (!hit?.found) return undefined;
+    return this.report(resource, hit);
+  }
+
+  /**
    * A load from Postgres that neither reads nor writes the cache (`BYPASS`): for a reader
    * that must see commits the cache may not reflect yet (a read-your-writes token ahead of
    * the watermark). Fresh by construction; counted like any other answer.
@@ -396,7 +421,7 @@ export class ReadThroughCache<Db> {
     }
   }
 
-  private decodeHit(raw: Buffer): CacheResult | undefined {
+  private decodeHit(raw: Buffer, countUnreadable = true): CacheResult | undefined {
     try {
       const entry = decodeEntryHead(raw);
       return { status: 'HIT', body: entry.body, etag: entry.etag, found: !isNullBody(entry.body) };
@@ -404,7 +429,7 @@ export class ReadThroughCache<Db> {
       // An entry we cannot read (a newer or older codec during a rolling deploy): treat it
       // as a miss, whose fill overwrites it, and count it.
       if (error instanceof CorruptEntryError) {
-        this.options.events?.redisError?.('decode', error);
+        if (countUnreadable) this.options.events?.redisError?.('decode', error);
         return undefined;
       }
       throw error;
