@@ -92,9 +92,11 @@ export async function startApi(
     maxRetriesPerRequest: 1,
     // Why 250 ms: a healthy GET takes well under 1 ms; a slower one is an unhealthy Redis.
     commandTimeout: 250,
-    // Coalesces the GETs of concurrent requests issued in one event-loop tick into one socket
-    // write: one syscall per command was ~20 % of a hit's CPU (docs/benchmarks.md).
-    enableAutoPipelining: true,
+    // One server: the cache coalesces concurrent value reads into one MGET itself (core
+    // reads.ts), cheaper than auto-pipelining's Pipeline per tick, which cost a hit 0.2-0.35x
+    // of the raw GET's CPU (docs/benchmarks.md, "The hit lane"). A cluster's reads are one GET
+    // per key (many slots): auto-pipelining still saves them a socket write each.
+    enableAutoPipelining: cacheTarget.kind === 'cluster',
     connectionName: 'walcache-api',
   });
   redis.on('error', (err) => logger.debug({ err }, 'cache redis error'));

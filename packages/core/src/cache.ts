@@ -7,6 +7,7 @@ import { timings } from './constants.ts';
 import { isReplyError, isSourceUnavailable, SourceUnavailableError } from './errors.ts';
 import { GenerationGuard } from './generation.ts';
 import { type Keyspace, keyspace, type MarkerKeys } from './keys.ts';
+import { ValueReads } from './reads.ts';
 import type { AnyResource, Resource } from './resource.ts';
 import { type WalcacheRedis, withCommands } from './scripts.ts';
 import { withEpochTags } from './tags.ts';
@@ -140,6 +141,8 @@ export class ReadThroughCache<Db> {
   /** Serves the namespace only from a cache Redis of the generation it recorded (generation.ts). */
   private readonly generation: GenerationGuard;
   private readonly inflight = new Map<string, Promise<Filled>>();
+  /** Hits' and misses' value reads, coalesced (reads.ts). */
+  private readonly reads: ValueReads;
   /** Orders joins and fill steps in this process (a counter, not a clock: only order matters). */
   private step = 0;
   private readonly random: () => number;
@@ -150,6 +153,7 @@ export class ReadThroughCache<Db> {
     this.keys = keyspace(options.prefix);
     this.clustered = isCluster(options.redis);
     this.markers = this.keys.markerKeys(this.clustered);
+    this.reads = new ValueReads(options.redis);
     this.breaker = options.breaker ?? new CircuitBreaker();
     this.random = options.random ?? Math.random;
     this.leaseWaitMs = options.leaseWaitMs ?? timings.leaseWaitMs;
@@ -182,7 +186,7 @@ export class ReadThroughCache<Db> {
     }
     let raw: Buffer | null;
     try {
-      raw = await this.redis.getBuffer(this.keys.value(key));
+      raw = await this.reads.get(this.keys.value(key));
       this.breaker.success();
     } catch (error) {
       this.redisFailed('get', error);
@@ -225,7 +229,7 @@ export class ReadThroughCache<Db> {
     if (epoch === undefined) return undefined;
     let raw: Buffer | null;
     try {
-      raw = await this.redis.getBuffer(this.keys.value(resource.key(params)));
+      raw = await this.reads.get(this.keys.value(resource.key(params)));
       // As in get: an answered GET ends a run of failures.
       this.breaker.success();
     } catch {

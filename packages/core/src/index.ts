@@ -13,6 +13,7 @@ export {
   ReadThroughCache,
   type RefreshResult,
 } from './cache.ts';
+export { ValueReads } from './reads.ts';
 export {
   bodyOf,
   CorruptEntryError,
