@@ -58,7 +58,11 @@ it('a read alone is a GET; reads of later turns are batches of their own', async
 });
 
 it('a failed MGET fails every read of its batch', async () => {
-  const down = new Redis(server.url, { enableOfflineQueue: false, maxRetriesPerRequest: 1, lazyConnect: true });
+  const down = new Redis(server.url, {
+    enableOfflineQueue: false,
+    maxRetriesPerRequest: 1,
+    lazyConnect: true,
+  });
   down.on('error', () => undefined);
   const reads = new ValueReads(down);
   const results = await Promise.allSettled([reads.get('v:1'), reads.get('v:2')]);

@@ -13,7 +13,6 @@ export {
   ReadThroughCache,
   type RefreshResult,
 } from './cache.ts';
-export { ValueReads } from './reads.ts';
 export {
   bodyOf,
   CorruptEntryError,
@@ -57,6 +56,7 @@ export {
   QUEUE_PREFIX,
   QueueNotReplicatedError,
 } from './queue.ts';
+export { ValueReads } from './reads.ts';
 export {
   checkRedisMemoryPolicies,
   memoryConfigProblem,
