@@ -42,14 +42,29 @@ export interface HitLaneDeps {
  */
 export function hitLane(deps: HitLaneDeps, fallback: RequestListener): RequestListener {
   const table = deps.routes.map((route) => laneRoute(route, deps.metrics));
+  // Routing and the parameter check are pure functions of the target, and readers ask for the
+  // same pages again and again: each target the lane takes is remembered with its route,
+  // params and key (bounded; the oldest goes first). Targets it leaves to the app are not, so
+  // a scan of random paths cannot push the hot ones out.
+  const matched = new Map<string, Matched>();
+  const matchOf = (target: string): Matched | undefined => {
+    let found = matched.get(target);
+    if (found === undefined) {
+      found = match(table, target);
+      if (found === undefined) return undefined;
+      if (matched.size >= REMEMBERED_TARGETS) matched.delete(matched.keys().next().value!);
+      matched.set(target, found);
+    }
+    return found;
+  };
   const serve = async (request: IncomingMessage, response: ServerResponse): Promise<void> => {
     const started = performance.now();
-    const found = match(table, request);
+    const found = matchOf(request.url!);
     if (found === undefined) return void fallback(request, response);
-    const { route, params } = found;
+    const { route, params, key } = found;
     // The watermark before the cache read: the answer reflects every commit up to it.
     const watermark = deps.watermark.known();
-    const hit = await deps.cache.peek(route.resource, params);
+    const hit = await deps.cache.peek(route.resource, params, key);
     if (hit === undefined) return void fallback(request, response);
     const answer = deps.answers.build(
       {
@@ -137,11 +152,17 @@ function takes(request: IncomingMessage, deps: HitLaneDeps): boolean {
   return true;
 }
 
-function match(
-  table: readonly LaneRoute[],
-  request: IncomingMessage,
-): { route: LaneRoute & { resource: CompiledResource }; params: Params } | undefined {
-  const target = request.url!;
+/** How many targets the lane remembers: a few MB at most, far more pages than a hot set. */
+const REMEMBERED_TARGETS = 10_000;
+
+interface Matched {
+  route: LaneRoute & { resource: CompiledResource };
+  params: Readonly<Params>;
+  /** The resource's cache key for these params. */
+  key: string;
+}
+
+function match(table: readonly LaneRoute[], target: string): Matched | undefined {
   const mark = target.indexOf('?');
   const path = mark < 0 ? target : target.slice(0, mark);
   const segments = path.split('/');
@@ -161,7 +182,12 @@ function match(
     // An async schema or a bad parameter: the app answers (with its 400).
     if (checked instanceof Promise || 'errors' in checked) return undefined;
     if (route.batchQuery !== undefined && checked.params[route.batchQuery] !== undefined) return undefined;
-    return { route: route as LaneRoute & { resource: CompiledResource }, params: checked.params };
+    const resource = route.resource;
+    return {
+      route: route as LaneRoute & { resource: CompiledResource },
+      params: Object.freeze(checked.params),
+      key: resource.key(checked.params),
+    };
   }
   return undefined;
 }

@@ -102,6 +102,18 @@ describe('hits: the lane answers them as the app does', () => {
     expect(viaLane).toEqual(viaApp);
   });
 
+  it('remembers how to route a target, never its answer: a deleted value is a miss again', async () => {
+    await get(lane.url, '/v1/articles/8');
+    const hit = await both('/v1/articles/8', ID);
+    expect(hit.tookIt).toBe(true);
+    await api.redis.del(api.cache.keys.value('article:8'));
+    const before = lane.passed();
+    const again = await get(lane.url, '/v1/articles/8', ID);
+    expect(lane.passed()).toBe(before + 1);
+    expect(again.headers).toContain('x-cache: MISS');
+    expect(again.body).toEqual(hit.viaLane.body);
+  });
+
   it('a 304 for a matching If-None-Match, the same as the app', async () => {
     const first = await get(lane.url, '/v1/articles/4', ID);
     const etag = first.headers.find((h) => h.startsWith('etag: '))!.slice(6);

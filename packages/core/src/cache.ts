@@ -223,13 +223,18 @@ export class ReadThroughCache<Db> {
    * entry, a Redis error, a breaker not closed or a generation not yet verified are all left
    * to `get`, so a probe, a failure or a fill is never taken or counted twice.
    */
-  async peek<P, V>(resource: Resource<Db, P, V>, params: P): Promise<CacheResult | undefined> {
+  async peek<P, V>(
+    resource: Resource<Db, P, V>,
+    params: P,
+    /** `resource.key(params)`, for a caller that has it already. */
+    key: string = resource.key(params),
+  ): Promise<CacheResult | undefined> {
     if (this.breaker.state !== 'closed') return undefined;
     const epoch = this.generation.current();
     if (epoch === undefined) return undefined;
     let raw: Buffer | null;
     try {
-      raw = await this.reads.get(this.keys.value(resource.key(params)));
+      raw = await this.reads.get(this.keys.value(key));
       // As in get: an answered GET ends a run of failures.
       this.breaker.success();
     } catch {
