@@ -242,7 +242,9 @@ describe('Dockerfile', () => {
     const cmd = runtime.lines.find((l) => l.startsWith('CMD'));
     const args = z.array(z.string()).parse(JSON.parse(cmd?.replace(/^CMD\s+/, '') ?? 'null'));
     expect(args[0]).toBe('node');
-    expect(bundleOf(args[1] ?? ''), args.join(' ')).toBeDefined();
+    const program = bundleOf(args.at(-1) ?? '');
+    expect(program, args.join(' ')).toBeDefined();
+    expect(args.slice(1, -1), "the image's node flags (scripts/build.ts NODE_FLAGS)").toEqual(NODE_FLAGS[program!]);
     expect(runtime.lines.some((l) => /^ENTRYPOINT/.test(l))).toBe(false);
   });
 
