@@ -244,7 +244,9 @@ describe('Dockerfile', () => {
     expect(args[0]).toBe('node');
     const program = bundleOf(args.at(-1) ?? '');
     expect(program, args.join(' ')).toBeDefined();
-    expect(args.slice(1, -1), "the image's node flags (scripts/build.ts NODE_FLAGS)").toEqual(NODE_FLAGS[program!]);
+    expect(args.slice(1, -1), "the image's node flags (scripts/build.ts NODE_FLAGS)").toEqual(
+      NODE_FLAGS[program!],
+    );
     expect(runtime.lines.some((l) => /^ENTRYPOINT/.test(l))).toBe(false);
   });
 
