@@ -44,7 +44,7 @@ export type RunFrom = 'bundle' | 'sources';
  * to 15 % more CPU per request (docs/operations.md, "Memory", has both measurements).
  */
 export const NODE_FLAGS: Record<Target, readonly string[]> = {
-  api: ['--max-semi-space-size=4'],
+  api: [],
   cdc: ['--max-semi-space-size=4'],
   invalidator: ['--max-semi-space-size=4'],
   walcache: [],
