@@ -4,9 +4,9 @@ import { bodyOf, decodeEntry, keyspace, resourceKeyOf } from '@walcache/core';
 import { createDb } from '@walcache/db';
 import { type CompiledConfig, compileConfig } from '@walcache/resources';
 import { Redis } from 'ioredis';
-import pg from 'pg';
+import type pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
-import { rng, testQueue, waitCaughtUp } from '../support/cdc-harness.ts';
+import { adminPool, rng, testQueue, waitCaughtUp } from '../support/cdc-harness.ts';
 import type { Stack } from '../support/stack.ts';
 import { type ExampleSystem, sqlFile, startSystem } from './support.ts';
 
@@ -29,7 +29,8 @@ beforeAll(async () => {
   const configPath = join(fixture, 'walcache.config.yaml');
   system = await startSystem(sqlFile(join(fixture, 'schema.sql')), configPath);
   ({ stack, writer } = system);
-  admin = new pg.Pool({ connectionString: stack.env.DATABASE_URL, max: 2 });
+  // Guarded: Postgres stops at the end with this pool's idle clients possibly still closing.
+  admin = adminPool(stack.env.DATABASE_URL);
   compiled = await compileConfig(await loadConfigFile(configPath), admin);
 });
 
