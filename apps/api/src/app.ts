@@ -204,7 +204,10 @@ export function createApp(deps: ApiDeps): OpenAPIHono<ApiEnv> {
     };
     c.set('requestIdSent', true);
     const answer = answers.build(request, status, bytes, etag, timing);
-    return new Response(answer.body as Uint8Array<ArrayBuffer> | null, answer);
+    return new Response(answer.body as Uint8Array<ArrayBuffer> | null, {
+      status: answer.status,
+      headers: answer.headers,
+    });
   };
 
   /** A batch lookup: one MGET, the misses filled under the protocol with one query (core getMany). */

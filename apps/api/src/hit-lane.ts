@@ -3,12 +3,13 @@ import type { ReadThroughCache, WatermarkReader } from '@walcache/core';
 import type { Logger } from '@walcache/observability';
 import type { CompiledResource, Db, Params } from '@walcache/resources';
 import type { CachedAnswers } from './answer.ts';
+import type { ApiDeps } from './app.ts';
 import type { ApiMetrics } from './metrics.ts';
 import { type QueryValues, type ValuesCheck, valuesCheck } from './params.ts';
 import { AFTER_HEADER, AFTER_QUERY, watermarkText } from './read-your-writes.ts';
 import { nodeHeader } from './request-headers.ts';
 import { requestIdFor } from './request-id.ts';
-import type { V1Route } from './routes.ts';
+import { type V1Route, v1Routes } from './routes.ts';
 import { serverTiming } from './server-timing.ts';
 
 /** A Node request listener: what `http.createServer` takes. */
@@ -22,6 +23,19 @@ export interface HitLaneDeps {
   metrics: ApiMetrics;
   logger: Logger;
   draining?: () => boolean;
+}
+
+/** The lane of an app built from these deps: the same config, cache, answers, metrics and shutdown flag. */
+export function laneDepsOf(deps: ApiDeps & { answers: CachedAnswers }): HitLaneDeps {
+  return {
+    routes: v1Routes(deps.resources.resources),
+    cache: deps.cache,
+    answers: deps.answers,
+    watermark: deps.readYourWrites.watermark,
+    metrics: deps.metrics,
+    logger: deps.logger,
+    ...(deps.draining ? { draining: deps.draining } : {}),
+  };
 }
 
 /**
@@ -114,7 +128,7 @@ interface LaneRoute {
 function laneRoute(route: V1Route, metrics: ApiMetrics): LaneRoute {
   const parts = route.path.split('/');
   const { answer } = route;
-  // Bound once: a labelled child is a property read per hit instead of a label hash.
+  // Labels checked once per route (prom-client still hashes them on each observation).
   const child = (status: string) => metrics.requestDuration.labels(route.path, 'GET', status, 'HIT');
   return {
     segments: parts.map((part) => (part.startsWith(':') ? null : part)),

@@ -25,10 +25,9 @@ import { type CompiledConfig, loadCompiledConfig } from '@walcache/resources';
 import { CachedAnswers } from './answer.ts';
 import { createApp } from './app.ts';
 import { createApiDb, createApiPool } from './db.ts';
-import { hitLane } from './hit-lane.ts';
+import { hitLane, laneDepsOf } from './hit-lane.ts';
 import { limits } from './limits.ts';
 import { createApiMetrics, registerPoolMetrics } from './metrics.ts';
-import { v1Routes } from './routes.ts';
 
 export interface RunningApi {
   url: string;
@@ -144,7 +143,7 @@ export async function startApi(
     : undefined;
   let draining = false;
   const answers = new CachedAnswers();
-  const app = createApp({
+  const deps = {
     answers,
     resources,
     ops: ops?.app,
@@ -161,22 +160,12 @@ export async function startApi(
       waitMs: env.RYW_WAIT_MS,
       metrics,
     },
-  });
+  };
+  const app = createApp(deps);
 
   // Hits take the lane; everything else goes to the app as serve() would pass it. On the port
   // the entry took, or on one of its own: the same listener from the first request after start-up.
-  const listener = hitLane(
-    {
-      routes: v1Routes(resources.resources),
-      cache,
-      answers,
-      watermark,
-      metrics,
-      logger,
-      draining: () => draining,
-    },
-    getRequestListener(app.fetch, { hostname: env.HOST }),
-  );
+  const listener = hitLane(laneDepsOf(deps), getRequestListener(app.fetch, { hostname: env.HOST }));
   const server = options.server
     ? options.server.serve(listener)
     : await new Promise<Server>((resolve, reject) => {

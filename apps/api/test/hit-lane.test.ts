@@ -212,7 +212,7 @@ describe('everything else: the app answers it, untouched', () => {
 });
 
 describe('shutdown', () => {
-  it('a hit while draining is left to the app (which closes its connection)', async () => {
+  it('a hit while draining is left to the app', async () => {
     let draining = false;
     const drainingLane = await api.listen({ draining: () => draining });
     try {

@@ -11,9 +11,8 @@ import { type Servers, startServers } from '../../../test/support/stack.ts';
 import { CachedAnswers } from '../src/answer.ts';
 import { type ApiDeps, createApp } from '../src/app.ts';
 import { createApiDb, createApiPool } from '../src/db.ts';
-import { hitLane } from '../src/hit-lane.ts';
+import { hitLane, laneDepsOf } from '../src/hit-lane.ts';
 import { type ApiMetrics, createApiMetrics, registerPoolMetrics } from '../src/metrics.ts';
-import { v1Routes } from '../src/routes.ts';
 
 export interface TestApi {
   app: ReturnType<typeof createApp>;
@@ -107,21 +106,10 @@ export async function buildApi(
       let passed = 0;
       const toApp = getRequestListener(app.fetch);
       const listener = lane
-        ? hitLane(
-            {
-              routes: v1Routes(deps.resources.resources),
-              cache,
-              answers,
-              watermark,
-              metrics,
-              logger: deps.logger,
-              draining,
-            },
-            (request, response) => {
-              passed += 1;
-              return toApp(request, response);
-            },
-          )
+        ? hitLane({ ...laneDepsOf(deps), ...(draining ? { draining } : {}) }, (request, response) => {
+            passed += 1;
+            return toApp(request, response);
+          })
         : toApp;
       const server = await new Promise<Server>((resolve) => {
         const s = createServer(listener);

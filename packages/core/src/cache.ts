@@ -296,10 +296,8 @@ export class ReadThroughCache<Db> {
     let raws: (Buffer | null)[];
     try {
       const valueKeys = params.map((p) => this.keys.value(resource.key(p)));
-      // Values lie in many slots on a cluster: one GET each there (auto-pipelined per node).
-      raws = this.clustered
-        ? await Promise.all(valueKeys.map((k) => this.redis.getBuffer(k)))
-        : await this.redis.mgetBuffer(valueKeys);
+      // One MGET on one server (with any other reads of this turn), a GET each on a cluster.
+      raws = await Promise.all(valueKeys.map((k) => this.reads.get(k)));
       this.breaker.success();
     } catch (error) {
       this.redisFailed('mget', error);
