@@ -11,6 +11,7 @@ import { decodeEntry, keyspace } from '@walcache/core';
 import { type RedisCluster, startRedisCluster, waitFor } from '@walcache/testkit';
 import { Cluster, Redis } from 'ioredis';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
+import { queueBacklog } from '../support/cdc-harness.ts';
 import { type LiveSystem, startLiveSystem } from '../support/stack.ts';
 
 const FULL = process.env.WALCACHE_CLUSTER_FULL === '1';
@@ -161,6 +162,20 @@ describe('a cache master killed under a write storm', () => {
       await waitFor(async () => (await title()) === 'after the failover', {
         what: 'the invalidation to complete on the master',
         timeoutMs: 60_000,
+      }).catch(async (error: unknown) => {
+        // What was left where, for a failure seen only under the full suite.
+        const res = await api(`/v1/articles/${id}`);
+        const { rows } = await live.writer.query(
+          'select confirmed_flush_lsn::text, pg_current_wal_lsn()::text as current from pg_replication_slots where slot_name = $1',
+          [live.stack.env.SLOT_NAME],
+        );
+        const state = {
+          api: { cache: res.headers.get('x-cache'), body: await res.text() },
+          cachedOnMaster: await onMaster.exists(keys.value(`article:${id}`)),
+          slot: rows[0],
+          queue: await queueBacklog(live.stack.invalidator.queue),
+        };
+        throw new Error(`${(error as Error).message}: ${JSON.stringify(state)}`, { cause: error });
       });
       // The master dies; the replica, which still holds the old value, takes over.
       process.kill(master!.server.pid!, 'SIGKILL');

@@ -324,11 +324,39 @@ export async function waitCaughtUp(
   );
   await waitFor(
     async () => {
-      const counts = await queue.getJobCounts('waiting', 'active', 'delayed', 'prioritized', 'paused');
+      const counts = await queue.getJobCounts(...UNFINISHED);
       return Object.values(counts).every((n) => n === 0);
     },
     { timeoutMs, intervalMs: 100, what: 'the invalidation queue to drain' },
+  ).catch(async (error: unknown) => {
+    throw new Error(`${(error as Error).message}; still there: ${await queueBacklog(queue)}`, {
+      cause: error,
+    });
+  });
+}
+
+const UNFINISHED = ['waiting', 'active', 'delayed', 'prioritized', 'paused'] as const;
+
+/**
+ * The jobs a queue has not finished, each with its state, attempts and last failure: what a
+ * test that timed out waiting for the queue to drain prints, so a failure seen only under the
+ * full suite says which job stuck and why.
+ */
+export async function queueBacklog(queue: Queue): Promise<string> {
+  const now = Date.now();
+  const jobs = await queue.getJobs([...UNFINISHED], 0, 20);
+  const described = await Promise.all(
+    jobs.map(async (job) => ({
+      id: job.id,
+      state: await job.getState(),
+      attemptsMade: job.attemptsMade,
+      ageMs: now - job.timestamp,
+      processedMsAgo: job.processedOn ? now - job.processedOn : undefined,
+      delay: job.delay,
+      failedReason: job.failedReason,
+    })),
   );
+  return JSON.stringify({ counts: await queue.getJobCounts(...UNFINISHED), jobs: described });
 }
 
 /**

@@ -1,10 +1,13 @@
 import { randomBytes } from 'node:crypto';
+import { mkdirSync } from 'node:fs';
+import { basename, join } from 'node:path';
 import { type Env, parseEnv } from '@walcache/config';
 import { createDb, createPool } from '@walcache/db';
 import { createLogger, silentLogger } from '@walcache/observability';
 import { type PostgresServer, type RedisServer, startPostgres, startRedis, waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { destination } from 'pino';
+import { expect } from 'vitest';
 import { startApi } from '../../apps/api/src/main.ts';
 import { startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
@@ -72,13 +75,17 @@ export interface Stack {
 
 /**
  * The apps' logs are silent in tests; `WALCACHE_TEST_LOG=debug` (or any pino level) prints
- * them to stderr, to see what an app did in a test that failed.
+ * them to stderr, to see what an app did in a test that failed. `WALCACHE_TEST_LOG_DIR=D`
+ * writes them (at info unless `WALCACHE_TEST_LOG` says otherwise) to one file per test file,
+ * `D/<test file>.log`: for a failure that only the full suite shows, where stderr interleaves.
  */
 export const appLogger = (app: string) => {
-  const level = process.env.WALCACHE_TEST_LOG;
-  return level
-    ? createLogger(app, { level, destination: destination({ dest: 2, sync: true }) })
-    : silentLogger();
+  const dir = process.env.WALCACHE_TEST_LOG_DIR;
+  const level = process.env.WALCACHE_TEST_LOG ?? (dir ? 'info' : undefined);
+  if (!level) return silentLogger();
+  const dest = dir ? join(dir, `${basename(expect.getState().testPath ?? `pid-${process.pid}`)}.log`) : 2;
+  if (dir) mkdirSync(dir, { recursive: true });
+  return createLogger(app, { level, destination: destination({ dest, sync: true, append: true }) });
 };
 
 /** The three apps through their real entry functions, in this process. */

@@ -60,6 +60,18 @@ const VISIBILITY_RECHECK_MS = 250;
  */
 const WORKER_CLOSE_MS = 5_000;
 
+/**
+ * How soon a job left active by a worker that is gone runs again: BullMQ marks an active job
+ * whose lock expired at one stall check and moves it back to wait at the next, so a job a
+ * crashed worker held (or whose completion a queue failover lost) waits up to the lock's
+ * lifetime plus two intervals. With BullMQ's defaults (30 s, 30 s) that is 90 s of a key
+ * left stale after an invalidator is SIGKILLed mid-job; with these, 20 s. Why not shorter:
+ * the lock is renewed every 5 s while a job runs, and a busy event loop that misses a renewal
+ * makes BullMQ run the job twice (harmless, jobs are idempotent) and fail it on a second
+ * stall (a table-wide fallback). Each stall check is one small script on the queue's Redis.
+ */
+export const jobLocks = { lockDuration: 10_000, stalledInterval: 5_000 } as const;
+
 export interface RunningInvalidator {
   worker: Worker<InvalidationJob>;
   queue: Queue<InvalidationJob>;
@@ -285,6 +297,7 @@ export async function startInvalidator(
     connection: workerRedis,
     prefix: QUEUE_PREFIX,
     concurrency: env.INVALIDATOR_CONCURRENCY,
+    ...jobLocks,
   });
   worker.on('completed', () => metrics.jobs.inc({ outcome: 'completed' }));
   worker.on('failed', (job, error) => {
