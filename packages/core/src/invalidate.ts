@@ -2,8 +2,8 @@ import { randomBytes } from 'node:crypto';
 import { execPipeline } from './cache.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 import { timings } from './constants.ts';
-import { type Keyspace, resourceKeyOf } from './keys.ts';
-import { withCommands } from './scripts.ts';
+import { type Keyspace, type MarkerKeys, resourceKeyOf } from './keys.ts';
+import { type WalcacheRedis, withCommands } from './scripts.ts';
 import type { Tag } from './tags.ts';
 
 /**
@@ -77,21 +77,38 @@ export async function invalidateTags(
   // fill that registers itself after our SMEMBERS sees the marker and refuses to cache.
   let seq = 0;
   let refused: unknown;
+  const windowMs = options.windowMs ?? timings.tagVersionWindowMs;
+  const bump = (batch: readonly Tag[]) =>
+    client.walcacheBumpTagVersions(
+      batch.length + 1,
+      markers.expiry,
+      ...batch.map((t) => markers.version(t)),
+      seq,
+      windowMs,
+      ...batch,
+    );
+  // One server, no test seam between the steps: the steps go out back to back (sendSteps).
+  const sent = !clustered && !options.afterIncrement && !options.afterVersions && tags.length > 0;
+  let members: Promise<string[][]> | undefined;
+  let pruned: Promise<void> | undefined;
   try {
-    seq = await client.incr(keys.seq);
-    await options.afterIncrement?.(seq);
-    if (tags.length === 0) return { seq, keys: [] };
-    const windowMs = options.windowMs ?? timings.tagVersionWindowMs;
-    for (let i = 0; i < tags.length; i += MARKER_BATCH) {
-      const batch = tags.slice(i, i + MARKER_BATCH);
-      await client.walcacheBumpTagVersions(
-        batch.length + 1,
-        markers.expiry,
-        ...batch.map((t) => markers.version(t)),
-        seq,
-        windowMs,
-        ...batch,
-      );
+    if (sent) {
+      const steps = sendSteps(client, keys, markers, tags, windowMs);
+      ({ members, pruned } = steps);
+      seq = await steps.seq;
+      const rest: Promise<number>[] = [];
+      for (let i = MARKER_BATCH; i < tags.length; i += MARKER_BATCH)
+        rest.push(bump(tags.slice(i, i + MARKER_BATCH)));
+      if (rest.length > 0) {
+        // Over one batch of tags: the tag sets are read again behind the last markers.
+        members = readTagSets(client, keys, tags);
+        await Promise.all(rest);
+      }
+    } else {
+      seq = await client.incr(keys.seq);
+      await options.afterIncrement?.(seq);
+      if (tags.length === 0) return { seq, keys: [] };
+      for (let i = 0; i < tags.length; i += MARKER_BATCH) await bump(tags.slice(i, i + MARKER_BATCH));
     }
   } catch (error) {
     // A Redis at `maxmemory` without eviction refuses INCR and the marker script but still
@@ -107,20 +124,67 @@ export async function invalidateTags(
   // Step 2: resolve tags to keys, delete values and their leases (an in-flight fill then
   // loses its compare-and-set), and remove exactly the members read: a fill that added
   // itself meanwhile stays registered.
+  // A refused attempt reads the tag sets again (its early read may have failed with it).
+  if (refused !== undefined) members = undefined;
   const valueKeys = clustered
     ? await cleanupAcrossSlots(redis, keys, tags, refused !== undefined, options)
-    : await cleanupOnOneServer(redis, keys, tags, refused !== undefined);
-  if (refused !== undefined) throw refused;
-
-  // Markers whose window passed are deleted here rather than by TTL (see scripts.ts).
-  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
-    const pruned = await client.walcachePruneTagVersions(markers.expiry, markers.versionPrefix, PRUNE_BATCH);
-    if (pruned < PRUNE_BATCH) break;
+    : await cleanupOnOneServer(redis, keys, tags, refused !== undefined, members);
+  if (refused !== undefined) {
+    await pruned?.catch(() => undefined);
+    throw refused;
   }
+  await (pruned ?? pruneMarkers(client, markers));
   return {
     seq,
     keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
   };
+}
+
+/**
+ * Step 1 on one server as one round trip: the INCR with the first batch of markers (one
+ * script), the tag sets read right behind it, and the prune of expired markers. One
+ * connection runs its commands in the order they were sent, so the reads still follow the
+ * markers (step 2's rule) without waiting for their reply; the prune may run anywhere after
+ * them. Before this, the key was gone after four round trips and the job done after five;
+ * now after two.
+ */
+function sendSteps(
+  redis: RedisClient,
+  keys: Keyspace,
+  markers: MarkerKeys,
+  tags: readonly Tag[],
+  windowMs: number,
+): { seq: Promise<number>; members: Promise<string[][]>; pruned: Promise<void> } {
+  const client = withCommands(redis);
+  const first = tags.slice(0, MARKER_BATCH);
+  const seq = client.walcacheIncrBumpTagVersions(
+    first.length + 2,
+    keys.seq,
+    markers.expiry,
+    ...first.map((t) => markers.version(t)),
+    windowMs,
+    ...first,
+  );
+  const members = readTagSets(redis, keys, tags);
+  const pruned = pruneMarkers(client, markers);
+  // Whichever fails first fails the attempt; the others' rejections are observed there too.
+  members.catch(() => undefined);
+  pruned.catch(() => undefined);
+  return { seq, members, pruned };
+}
+
+function readTagSets(client: RedisClient, keys: Keyspace, tags: readonly Tag[]): Promise<string[][]> {
+  const read = client.pipeline();
+  for (const tag of tags) read.smembers(keys.tagSet(tag));
+  return execPipeline(read) as Promise<string[][]>;
+}
+
+/** Markers whose window passed are deleted by the job rather than by TTL (see scripts.ts). */
+async function pruneMarkers(client: WalcacheRedis, markers: MarkerKeys): Promise<void> {
+  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
+    const pruned = await client.walcachePruneTagVersions(markers.expiry, markers.versionPrefix, PRUNE_BATCH);
+    if (pruned < PRUNE_BATCH) break;
+  }
 }
 
 /** Step 2 on one server: one transaction. Returns the value keys it deleted. */
@@ -129,10 +193,10 @@ async function cleanupOnOneServer(
   keys: Keyspace,
   tags: readonly Tag[],
   outOfMemory: boolean,
+  /** The tag sets, when step 1 read them already (behind its markers). */
+  read?: Promise<string[][]>,
 ): Promise<Set<string>> {
-  const read = client.pipeline();
-  for (const tag of tags) read.smembers(keys.tagSet(tag));
-  const members = (await execPipeline(read)) as string[][];
+  const members = await (read ?? readTagSets(client, keys, tags));
   const valueKeys = new Set<string>();
   // One MULTI/EXEC: the SREMs and the UNLINKs land together or not at all. As separate
   // commands, an attempt whose SREMs landed but not its UNLINKs (a crash, a failover, an

@@ -47,6 +47,23 @@ end
 return #KEYS - 1`;
 
 /**
+ * INCR of the sequence and the first marker batch in one call, on one server: the job's
+ * first round trip does both. The same bump as above (each marker raised to the new seq,
+ * never lowered), and nothing can run between the INCR and the markers. Returns the seq.
+ * KEYS[1]=seq KEYS[2]=expiry zset, KEYS[3..]=markers; ARGV[1]=window ms ARGV[2..]=tags
+ */
+const incrBumpTagVersionsLua = `
+local seq = redis.call('INCR', KEYS[1])
+local t = redis.call('TIME')
+local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+for i = 3, #KEYS do
+  redis.call('ZADD', KEYS[2], 'GT', expires, ARGV[i - 1])
+  local current = tonumber(redis.call('GET', KEYS[i]))
+  if current == nil or current < seq then redis.call('SET', KEYS[i], seq) end
+end
+return seq`;
+
+/**
  * Deletes version markers whose window has passed (on Redis' clock); the expiry index is
  * what bounds their number. KEYS[1]=expiry zset ARGV[1]=marker key prefix ARGV[2]=max per call
  */
@@ -76,6 +93,7 @@ export interface WalcacheCommands {
     version: number,
   ): Promise<number>;
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
+  walcacheIncrBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
 }
 
@@ -90,6 +108,7 @@ export function withCommands(redis: RedisClient): WalcacheRedis {
     redis.defineCommand('walcachePruneTagVersions', { numberOfKeys: 1, lua: pruneTagVersionsLua });
     // Variable key count: the caller passes numkeys first.
     redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
+    redis.defineCommand('walcacheIncrBumpTagVersions', { lua: incrBumpTagVersionsLua });
   }
   return r;
 }
