@@ -8,7 +8,7 @@
  * bench-output/BENCHMARKS.quick.md (quick or partial run: the committed figures stay those of
  * a full run). Not part of `npm test`: nothing here asserts a timing.
  */
-import { mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import { join } from 'node:path';
 import { parseArgs } from 'node:util';
 import { Redis } from 'ioredis';
@@ -16,7 +16,7 @@ import { ensureBuilt } from '../build.ts';
 import { type BenchProfile, profiles } from './config.ts';
 import { type Ctx, warmCaches } from './context.ts';
 import { autocannonGenerator, type LoadGenerator, wrkGenerator } from './load.ts';
-import { type Child, Children, progress, root } from './procs.ts';
+import { type Child, Children, logDir, progress, root } from './procs.ts';
 import { consoleTable, markdown } from './report.ts';
 import type { BenchResults } from './results.ts';
 import { clusterScenario } from './scenarios/cluster.ts';
@@ -82,6 +82,8 @@ const profile: BenchProfile = profiles[values.quick ? 'quick' : 'full'];
 const complete = profile.name === 'full' && parts.size === ALL.length;
 const command = `npm run bench${process.argv.length > 2 ? ` -- ${process.argv.slice(2).join(' ')}` : ''}`;
 
+// This run's children's logs only (procs.ts).
+rmSync(logDir, { recursive: true, force: true });
 const children = new Children();
 let servers: Servers | undefined;
 let redis: Redis | undefined;

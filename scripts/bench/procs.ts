@@ -1,9 +1,12 @@
 import { type ChildProcess, spawn } from 'node:child_process';
+import { createWriteStream, mkdirSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { waitFor } from '@walcache/testkit';
 
 export const root = join(dirname(fileURLToPath(import.meta.url)), '..', '..');
+/** Each child's output, one file per name (appended across the run's restarts of it). */
+export const logDir = join(root, 'bench-output', 'logs');
 
 const started = performance.now();
 /** A progress line on stderr, with the seconds since the bench started. */
@@ -54,8 +57,16 @@ export class Children {
     });
     let tail = '';
     let out = '';
+    // Everything a child printed, kept for after the run: an error count in the report (a read
+    // that failed, a 503) is explained by the app's own warning there.
+    mkdirSync(logDir, { recursive: true });
+    const log = createWriteStream(join(logDir, `${name.replace(/[^\w.-]+/g, '-')}.log`), { flags: 'a' });
+    log.on('error', () => undefined);
+    log.write(`--- ${new Date().toISOString()} ${name} started (pid ${proc.pid ?? '?'})\n`);
+    proc.once('close', () => log.end());
     const keep = (chunk: Buffer) => {
       tail = (tail + chunk.toString('utf8')).slice(-8000);
+      log.write(chunk);
     };
     proc.stdout?.on('data', (chunk: Buffer) => {
       out += chunk.toString('utf8');
