@@ -2,11 +2,13 @@
  * On one server an invalidation sends its steps back to back (the INCR with the first markers,
  * the tag-set reads right behind them): a job of more than one marker batch (500 tags) must
  * still raise every marker to its sequence and delete a value registered under a tag of a
- * later batch, whether or not a test seam splits the steps apart.
+ * later batch, whether or not a test seam splits the steps apart; and the markers must still
+ * be written before the tag sets are read when Redis has forgotten walcache's scripts.
  */
 import { invalidateTags, ReadThroughCache, rowTag } from '@walcache/core';
 import { createDb, createPool } from '@walcache/db';
 import type { Db } from '@walcache/resources';
+import { waitFor } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import { afterAll, beforeAll, expect, it } from 'vitest';
 import { userProfile } from '../support/blog.ts';
@@ -47,4 +49,30 @@ it.each([
   // The next fill caches the value again, under its own sequence.
   await cache.get(userProfile, { id: '7' });
   expect(await redis.exists(cache.keys.value('user:7'))).toBe(1);
+});
+
+it('after SCRIPT FLUSH, the sequence and the markers are written before the tag sets are read', async () => {
+  const cache = new ReadThroughCache({ redis, db, prefix: 'steps-flushed' });
+  await cache.get(userProfile, { id: '8' });
+  // The connection has sent the scripts once; then Redis forgets them (an operator's SCRIPT
+  // FLUSH): a defined command's EVALSHA would be answered NOSCRIPT and re-sent behind the reads.
+  await invalidateTags(redis, cache.keys, [rowTag('users', 8)]);
+  await redis.script('FLUSH');
+  await cache.get(userProfile, { id: '8' });
+
+  const watcher = await redis.monitor();
+  const executed: string[] = [];
+  watcher.on('monitor', (_time: string, args: string[], source: string) =>
+    executed.push(`${source === 'lua' ? 'lua ' : ''}${String(args[0]).toLowerCase()}`),
+  );
+  try {
+    await invalidateTags(redis, cache.keys, [rowTag('users', 8)]);
+    await waitFor(() => executed.includes('exec'), { what: 'the transaction in MONITOR' });
+  } finally {
+    watcher.disconnect();
+  }
+  const incremented = executed.indexOf('lua incr');
+  expect(incremented).toBeGreaterThanOrEqual(0);
+  expect(executed.indexOf('smembers')).toBeGreaterThan(incremented);
+  expect(await redis.exists(cache.keys.value('user:8'))).toBe(0);
 });

@@ -3,7 +3,7 @@ import { execPipeline } from './cache.ts';
 import { isCluster, type RedisClient } from './connect.ts';
 import { timings } from './constants.ts';
 import { type Keyspace, type MarkerKeys, resourceKeyOf } from './keys.ts';
-import { type WalcacheRedis, withCommands } from './scripts.ts';
+import { incrBumpTagVersionsLua, type WalcacheRedis, withCommands } from './scripts.ts';
 import type { Tag } from './tags.ts';
 
 /**
@@ -96,13 +96,12 @@ export async function invalidateTags(
       const steps = sendSteps(client, keys, markers, tags, windowMs);
       ({ members, pruned } = steps);
       seq = await steps.seq;
-      const rest: Promise<number>[] = [];
-      for (let i = MARKER_BATCH; i < tags.length; i += MARKER_BATCH)
-        rest.push(bump(tags.slice(i, i + MARKER_BATCH)));
-      if (rest.length > 0) {
-        // Over one batch of tags: the tag sets are read again behind the last markers.
+      if (tags.length > MARKER_BATCH) {
+        // Over one batch of tags: the other batches, then the tag sets read again once they
+        // are answered (a defined command's EVALSHA may be re-sent after a NOSCRIPT).
+        for (let i = MARKER_BATCH; i < tags.length; i += MARKER_BATCH)
+          await bump(tags.slice(i, i + MARKER_BATCH));
         members = readTagSets(client, keys, tags);
-        await Promise.all(rest);
       }
     } else {
       seq = await client.incr(keys.seq);
@@ -157,14 +156,20 @@ function sendSteps(
 ): { seq: Promise<number>; members: Promise<string[][]>; pruned: Promise<void> } {
   const client = withCommands(redis);
   const first = tags.slice(0, MARKER_BATCH);
-  const seq = client.walcacheIncrBumpTagVersions(
-    first.length + 2,
-    keys.seq,
-    markers.expiry,
-    ...first.map((t) => markers.version(t)),
-    windowMs,
-    ...first,
-  );
+  // EVAL, not a defined command's EVALSHA: a Redis that answers NOSCRIPT (its script cache
+  // flushed) gets the script again only after the reads sent behind it had run, before the
+  // markers. EVAL runs where it was sent; Redis hashes its body (well under a microsecond).
+  const seq = redis
+    .eval(
+      incrBumpTagVersionsLua,
+      first.length + 2,
+      keys.seq,
+      markers.expiry,
+      ...first.map((t) => markers.version(t)),
+      windowMs,
+      ...first,
+    )
+    .then(Number);
   const members = readTagSets(redis, keys, tags);
   const pruned = pruneMarkers(client, markers);
   // Whichever fails first fails the attempt; the others' rejections are observed there too.

@@ -52,7 +52,7 @@ return #KEYS - 1`;
  * never lowered), and nothing can run between the INCR and the markers. Returns the seq.
  * KEYS[1]=seq KEYS[2]=expiry zset, KEYS[3..]=markers; ARGV[1]=window ms ARGV[2..]=tags
  */
-const incrBumpTagVersionsLua = `
+export const incrBumpTagVersionsLua = `
 local seq = redis.call('INCR', KEYS[1])
 local t = redis.call('TIME')
 local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
@@ -93,7 +93,6 @@ export interface WalcacheCommands {
     version: number,
   ): Promise<number>;
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
-  walcacheIncrBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
 }
 
@@ -108,7 +107,6 @@ export function withCommands(redis: RedisClient): WalcacheRedis {
     redis.defineCommand('walcachePruneTagVersions', { numberOfKeys: 1, lua: pruneTagVersionsLua });
     // Variable key count: the caller passes numkeys first.
     redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
-    redis.defineCommand('walcacheIncrBumpTagVersions', { lua: incrBumpTagVersionsLua });
   }
   return r;
 }
