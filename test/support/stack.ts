@@ -123,7 +123,8 @@ export interface LiveSystem {
 
 /** Servers, the three apps with the CDC streaming, and a plain writer: one call per test file. */
 export async function startLiveSystem(
-  overrides: Record<string, string> = {},
+  /** Environment overrides, or a function of the servers started here (their URLs). */
+  overrides: Record<string, string> | ((servers: Servers) => Record<string, string>) = {},
   cdcOptions: Parameters<typeof startStack>[2] = {},
   options: {
     /** The apps connect as the role of docs/operations.md ("Least privilege"), not the superuser. */
@@ -142,7 +143,8 @@ export async function startLiveSystem(
     });
     Object.assign(roleOverrides, { DATABASE_URL: role.url, PUBLICATION_NAME: publication });
   }
-  const stack = await startStack(servers, { ...roleOverrides, ...overrides }, cdcOptions);
+  const own = typeof overrides === 'function' ? overrides(servers) : overrides;
+  const stack = await startStack(servers, { ...roleOverrides, ...own }, cdcOptions);
   await waitFor(() => stack.cdc.stream.state === 'streaming', { what: 'the CDC to stream' });
   const writer = new pg.Client({ connectionString: servers.pg.url });
   await writer.connect();
