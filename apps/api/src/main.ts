@@ -4,7 +4,6 @@ import { type Env, loadEnvOrExit, redactUrl, redisTarget } from '@walcache/confi
 import {
   CircuitBreaker,
   createRedisClient,
-  isCluster,
   keyspace,
   loggedGenerationEvents,
   probeRedisTarget,
@@ -166,11 +165,7 @@ export async function startApi(
 
   // Hits take the lane; everything else goes to the app as serve() would pass it. On the port
   // the entry took, or on one of its own: the same listener from the first request after start-up.
-  // Not on a Redis Cluster yet: the lane is measured on one server only, and with it
-  // test/cluster/failover.test.ts (a replica dropped under a write flood) failed under the full
-  // suite, not understood yet (docs/benchmarks.md, "The hit lane").
-  const toApp = getRequestListener(app.fetch, { hostname: env.HOST });
-  const listener = isCluster(redis) ? toApp : hitLane(laneDepsOf(deps), toApp);
+  const listener = hitLane(laneDepsOf(deps), getRequestListener(app.fetch, { hostname: env.HOST }));
   const server = options.server
     ? options.server.serve(listener)
     : await new Promise<Server>((resolve, reject) => {
