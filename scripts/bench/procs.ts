@@ -60,7 +60,10 @@ export class Children {
     // Everything a child printed, kept for after the run: an error count in the report (a read
     // that failed, a 503) is explained by the app's own warning there.
     mkdirSync(logDir, { recursive: true });
-    const log = createWriteStream(join(logDir, `${name.replace(/[^\w.-]+/g, '-')}.log`), { flags: 'a' });
+    const log = createWriteStream(
+      join(logDir, `${name.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '')}.log`),
+      { flags: 'a' },
+    );
     log.on('error', () => undefined);
     log.write(`--- ${new Date().toISOString()} ${name} started (pid ${proc.pid ?? '?'})\n`);
     proc.once('close', () => log.end());
