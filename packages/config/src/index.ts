@@ -111,7 +111,10 @@ export const envSchema = z
      * before answering from Postgres (docs/api.md, "Read your writes").
      */
     RYW_WAIT_MS: z.coerce.number().int().min(0).max(10_000).default(50),
-    INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(8),
+    // Why 32: a job mostly waits (a visibility query, two Redis round trips); with 8, jobs at
+    // 1 000 commits/s queued for a free slot (commit → deleted p99 ~2x of 32's, docs/benchmarks.md).
+    // The database pool (10) still bounds the queries they make at once.
+    INVALIDATOR_CONCURRENCY: z.coerce.number().int().min(1).max(256).default(32),
     /** The config file to serve (docs/config.md); unset: the example below. */
     WALCACHE_CONFIG: z.string().min(1).optional(),
     /** A bundled example (examples/<name>) to serve when no config file is named; default blog. */
