@@ -111,6 +111,18 @@ export interface FanoutResult {
   firstMs: number;
   lastMs: number;
   remainingAfter: number;
+  /** The rename's invalidation job, in ms after the commit (durations: in ms). */
+  job?: FanoutJob;
+}
+
+export interface FanoutJob {
+  tags: number;
+  addedMs: number;
+  startedMs: number;
+  /** Step 0 (the visibility check), then the invalidation itself: durations. */
+  visibleMs: number;
+  invalidateMs: number;
+  finishedMs: number;
 }
 
 export interface ProfileEntry {

@@ -2,9 +2,10 @@ import { QUEUE_PREFIX } from '@walcache/core';
 import { Queue } from 'bullmq';
 import { articleDetail } from '../../../test/support/blog.ts';
 import { type Ctx, fillAll, keys } from '../context.ts';
+import { type KeyDeletions, watchKeyDeletions } from '../key-events.ts';
 import { LagProbe } from '../lag.ts';
 import { progress, sleep } from '../procs.ts';
-import type { FanoutResult } from '../results.ts';
+import type { FanoutJob, FanoutResult } from '../results.ts';
 import { BENCH_NAMES, pgClient } from '../stack.ts';
 
 /** The author who receives the articles: an existing user, so the rename is a plain UPDATE. */
@@ -24,8 +25,7 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
   const queueRedis = redis.duplicate({ maxRetriesPerRequest: null });
   const queue = new Queue(BENCH_NAMES.QUEUE_NAME, { connection: queueRedis, prefix: QUEUE_PREFIX });
   queue.on('error', (err) => progress(`queue error: ${err.message}`));
-  const subscriber = redis.duplicate();
-  subscriber.on('error', (err) => progress(`key-event subscriber error: ${err.message}`));
+  let events: KeyDeletions | undefined;
   try {
     progress(`fan-out: moving articles 1…${n} under user ${AUTHOR_ID}`);
     await writer.query('update articles set author_id = $1 where id <= $2', [AUTHOR_ID, n]);
@@ -56,12 +56,11 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
     await redis.config('SET', 'notify-keyspace-events', 'Eg');
     const deletedAt: number[] = [];
     const seen = new Set<string>();
-    subscriber.on('message', (_channel: string, key: string) => {
+    events = await watchKeyDeletions(servers.redis.url, (key, at) => {
       if (!wanted.has(key) || seen.has(key)) return;
       seen.add(key);
-      deletedAt.push(Date.now());
+      deletedAt.push(at);
     });
-    await subscriber.subscribe('__keyevent@0__:del');
 
     progress(`fan-out: renaming user ${AUTHOR_ID} (${cachedBefore} of its articles cached)`);
     const { rows } = await writer.query<{ at: number }>(
@@ -76,21 +75,49 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
     const remainingAfter = (await Promise.all(valueKeys.map((k) => redis.exists(k)))).filter(
       (x) => x === 1,
     ).length;
+    // The job completes after its keys are gone (it still has to read its reply and refresh).
+    let job: FanoutJob | undefined;
+    for (let i = 0; i < 100 && !job; i++) {
+      job = await renameJob(queue, commitMs);
+      if (!job) await sleep(50);
+    }
     const result: FanoutResult = {
       keys: n,
       cachedBefore,
       firstMs: (deletedAt[0] ?? Number.NaN) - commitMs,
       lastMs: (deletedAt[deletedAt.length - 1] ?? Number.NaN) - commitMs,
       remainingAfter,
+      ...(job ? { job } : {}),
     };
     progress(
-      `fan-out: ${seen.size} keys deleted, first ${result.firstMs.toFixed(0)} ms, last ${result.lastMs.toFixed(0)} ms after the commit; ${remainingAfter} remain`,
+      `fan-out: ${seen.size} keys deleted, first ${result.firstMs.toFixed(0)} ms, last ${result.lastMs.toFixed(0)} ms after the commit; ${remainingAfter} remain${job ? `; its job started at ${job.startedMs.toFixed(0)} ms, invalidated in ${job.invalidateMs.toFixed(0)} ms` : ''}`,
     );
     return result;
   } finally {
-    subscriber.disconnect();
+    events?.close();
     await queue.close();
     queueRedis.disconnect();
     await Promise.allSettled([writer.end(), poller.end()]);
   }
+}
+
+/**
+ * Where the rename's time went, from its job's own record (BullMQ's timestamps and the
+ * processor's `ms`): the newest completed job whose commit is the rename's.
+ */
+async function renameJob(queue: Queue, commitMs: number): Promise<FanoutJob | undefined> {
+  for (const job of await queue.getJobs(['completed'], 0, 10)) {
+    const data = job.data as { firstCommitMs?: number; tags?: unknown[] };
+    if (data.firstCommitMs === undefined || Math.abs(data.firstCommitMs - commitMs) > 5) continue;
+    const ms = (job.returnvalue as { ms?: { visible?: number; invalidate?: number } } | null)?.ms;
+    return {
+      tags: data.tags?.length ?? 0,
+      addedMs: job.timestamp - commitMs,
+      startedMs: (job.processedOn ?? Number.NaN) - commitMs,
+      visibleMs: ms?.visible ?? Number.NaN,
+      invalidateMs: ms?.invalidate ?? Number.NaN,
+      finishedMs: (job.finishedOn ?? Number.NaN) - commitMs,
+    };
+  }
+  return undefined;
 }
