@@ -25,12 +25,13 @@ const PRUNE_MAX_CALLS = 10;
  * few enough that a job with 100 000 tags does not hold 100 000 promises at once.
  */
 const CLUSTER_CHUNK = 1000;
-/**
- * Keys per UNLINK inside the one-server transaction. One command per key made a 10 000-key
- * fan-out 20 000 commands to encode, queue and execute; 1 000 keys per command keep each
- * command's reply and argument list small while the transaction stays a handful of commands.
- */
+/** Keys per UNLINK when an out-of-memory attempt unlinks from the invalidator (not in a script). */
 const UNLINK_BATCH = 1000;
+/**
+ * Tag sets per cleanup script on one server. Each call blocks Redis while it runs; 1 000 sets
+ * of a few members each take a few milliseconds, and a job of 100 000 tags is 100 calls.
+ */
+const CLEANUP_BATCH = 1000;
 
 export interface InvalidationResult {
   seq: number;
@@ -89,20 +90,14 @@ export async function invalidateTags(
     );
   // One server, no test seam between the steps: the steps go out back to back (sendSteps).
   const sent = !clustered && !options.afterIncrement && !options.afterVersions && tags.length > 0;
-  let members: Promise<string[][]> | undefined;
   let pruned: Promise<void> | undefined;
   try {
     if (sent) {
       const steps = sendSteps(client, keys, markers, tags, windowMs);
-      ({ members, pruned } = steps);
+      pruned = steps.pruned;
       seq = await steps.seq;
-      if (tags.length > MARKER_BATCH) {
-        // Over one batch of tags: the other batches, then the tag sets read again once they
-        // are answered (a defined command's EVALSHA may be re-sent after a NOSCRIPT).
-        for (let i = MARKER_BATCH; i < tags.length; i += MARKER_BATCH)
-          await bump(tags.slice(i, i + MARKER_BATCH));
-        members = readTagSets(client, keys, tags);
-      }
+      for (let i = MARKER_BATCH; i < tags.length; i += MARKER_BATCH)
+        await bump(tags.slice(i, i + MARKER_BATCH));
     } else {
       seq = await client.incr(keys.seq);
       await options.afterIncrement?.(seq);
@@ -123,11 +118,9 @@ export async function invalidateTags(
   // Step 2: resolve tags to keys, delete values and their leases (an in-flight fill then
   // loses its compare-and-set), and remove exactly the members read: a fill that added
   // itself meanwhile stays registered.
-  // A refused attempt reads the tag sets again (its early read may have failed with it).
-  if (refused !== undefined) members = undefined;
   const valueKeys = clustered
     ? await cleanupAcrossSlots(redis, keys, tags, refused !== undefined, options)
-    : await cleanupOnOneServer(redis, keys, tags, refused !== undefined, members);
+    : await cleanupOnOneServer(redis, keys, tags, refused !== undefined);
   if (refused !== undefined) {
     await pruned?.catch(() => undefined);
     throw refused;
@@ -141,11 +134,9 @@ export async function invalidateTags(
 
 /**
  * Step 1 on one server as one round trip: the INCR with the first batch of markers (one
- * script), the tag sets read right behind it, and the prune of expired markers. One
- * connection runs its commands in the order they were sent, so the reads still follow the
- * markers (step 2's rule) without waiting for their reply; the prune may run anywhere after
- * them. Before this, the key was gone after four round trips and the job done after five;
- * now after two.
+ * script) and the prune of expired markers behind it; step 2 (one more script) is sent once
+ * the markers are answered. Before this, the key was gone after four round trips and the job
+ * done after five; now after two.
  */
 function sendSteps(
   redis: RedisClient,
@@ -153,12 +144,12 @@ function sendSteps(
   markers: MarkerKeys,
   tags: readonly Tag[],
   windowMs: number,
-): { seq: Promise<number>; members: Promise<string[][]> | undefined; pruned: Promise<void> } {
+): { seq: Promise<number>; pruned: Promise<void> } {
   const client = withCommands(redis);
   const first = tags.slice(0, MARKER_BATCH);
   // EVAL, not a defined command's EVALSHA: a Redis that answers NOSCRIPT (its script cache
-  // flushed) gets the script again only after the reads sent behind it had run, before the
-  // markers. EVAL runs where it was sent; Redis hashes its body (well under a microsecond).
+  // flushed) gets the script again only after the commands sent behind it had run. EVAL runs
+  // where it was sent; Redis hashes its body (well under a microsecond).
   const seq = redis
     .eval(
       incrBumpTagVersionsLua,
@@ -170,15 +161,10 @@ function sendSteps(
       ...first,
     )
     .then(Number);
-  // A job of more than one batch reads its sets behind its last batch instead (the caller):
-  // reading them here too cost its SMEMBERS twice, and made big jobs slower still (the full
-  // bench's 1 500 × 10 step, 3 000 tags a job, stopped keeping up).
-  const members = tags.length <= MARKER_BATCH ? readTagSets(redis, keys, tags) : undefined;
   const pruned = pruneMarkers(client, markers);
-  // Whichever fails first fails the attempt; the others' rejections are observed there too.
-  members?.catch(() => undefined);
+  // Whichever fails first fails the attempt; the prune's rejection is observed there too.
   pruned.catch(() => undefined);
-  return { seq, members, pruned };
+  return { seq, pruned };
 }
 
 function readTagSets(client: RedisClient, keys: Keyspace, tags: readonly Tag[]): Promise<string[][]> {
@@ -195,34 +181,32 @@ async function pruneMarkers(client: WalcacheRedis, markers: MarkerKeys): Promise
   }
 }
 
-/** Step 2 on one server: one transaction. Returns the value keys it deleted. */
+/**
+ * Step 2 on one server: one script per `CLEANUP_BATCH` tags (scripts.ts), each reading its
+ * sets and deleting their members' leases, the members and the sets with nothing in between.
+ * Each runs whole or, if a command in it is refused, leaves its sets for the retry. Under
+ * OOM (see invalidateTags) the attempt unlinks without emptying the sets, so its retry
+ * finds the keys again. Returns the value keys it deleted.
+ */
 async function cleanupOnOneServer(
-  client: RedisClient,
+  redis: RedisClient,
   keys: Keyspace,
   tags: readonly Tag[],
   outOfMemory: boolean,
-  /** The tag sets, when step 1 read them already (behind its markers). */
-  read?: Promise<string[][]>,
 ): Promise<Set<string>> {
-  const members = await (read ?? readTagSets(client, keys, tags));
-  const valueKeys = new Set<string>();
-  // One MULTI/EXEC: the SREMs and the UNLINKs land together or not at all. As separate
-  // commands, an attempt whose SREMs landed but not its UNLINKs (a crash, a failover, an
-  // aborted pipeline, a refused command) left the retry an empty set and the value cached.
-  // Redis never applies half a transaction: not in memory, not in the AOF (a truncated
-  // MULTI is dropped on load), not on a replica (it is replicated as one block).
-  // Under OOM Redis refuses to queue a transaction; that attempt unlinks without SREM (a plain
-  // pipeline): the members stay, so its retry finds the keys again and removes them.
-  const cleanup = outOfMemory ? client.pipeline() : client.multi();
-  members.forEach((list, i) => {
-    if (list.length === 0) return;
-    for (const k of list) valueKeys.add(k);
-    if (!outOfMemory) cleanup.srem(keys.tagSet(tags[i]!), ...list);
-  });
-  // Order matters: every SREM, then the leases, then the values (one connection keeps this
-  // order). A fill whose SADD was undone by our SREM took its lease before that SADD, so the
-  // lease UNLINK below reaches it: it either wrote before the value UNLINK, or cannot write.
+  const client = withCommands(redis);
+  if (!outOfMemory) {
+    const found = await Promise.all(
+      [...chunks(tags, CLEANUP_BATCH)].map((part) =>
+        client.walcacheCleanupTagSets(part.length, ...part.map((t) => keys.tagSet(t)), keys.valueHead),
+      ),
+    );
+    return new Set(found.flat());
+  }
+  const members = await readTagSets(client, keys, tags);
+  const valueKeys = new Set<string>(members.flat());
   const values = [...valueKeys];
+  const cleanup = client.pipeline();
   for (const part of chunks(leasesOf(keys, values), UNLINK_BATCH)) cleanup.unlink(...part);
   for (const part of chunks(values, UNLINK_BATCH)) cleanup.unlink(...part);
   if (valueKeys.size > 0) await execPipeline(cleanup);

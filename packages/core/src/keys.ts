@@ -8,6 +8,8 @@
 export interface Keyspace {
   readonly prefix: string;
   value(resourceKey: string): string;
+  /** What every value (and lease) key starts with: `value(k)` is this, `k` and `}`. */
+  readonly valueHead: string;
   lease(resourceKey: string): string;
   tagSet(tag: string): string;
   tagVersion(tag: string): string;
@@ -82,6 +84,7 @@ export function keyspace(prefix: string): Keyspace {
   return {
     prefix,
     value: (k) => `${prefix}:{${k}}`,
+    valueHead: `${prefix}:{`,
     lease: (k) => `${prefix}:{${k}}:lease`,
     tagSet: (t) => `${prefix}:tag:${t}`,
     tagVersion: single.version,
@@ -123,12 +126,11 @@ export function isNamespaceState(ks: Keyspace, key: string): boolean {
 
 /** Whether a key is a value or a lease (what eviction may drop; a flush deletes them last). */
 export function isValueOrLease(ks: Keyspace, key: string): boolean {
-  return key.startsWith(`${ks.prefix}:{`) && (key.endsWith('}') || key.endsWith('}:lease'));
+  return key.startsWith(ks.valueHead) && (key.endsWith('}') || key.endsWith('}:lease'));
 }
 
 /** The resource key inside a value key (`wc:{book:42}` → `book:42`). */
 export function resourceKeyOf(ks: Keyspace, valueKey: string): string | undefined {
-  const head = `${ks.prefix}:{`;
-  if (!valueKey.startsWith(head) || !valueKey.endsWith('}')) return undefined;
-  return valueKey.slice(head.length, -1);
+  if (!valueKey.startsWith(ks.valueHead) || !valueKey.endsWith('}')) return undefined;
+  return valueKey.slice(ks.valueHead.length, -1);
 }

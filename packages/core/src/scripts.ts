@@ -77,6 +77,38 @@ for _, tag in ipairs(due) do
 end
 return #due`;
 
+/**
+ * Step 2 of an invalidation on one server, inside Redis: read the tag sets, unlink every
+ * member's lease, then every member, then the sets. A script runs whole with nothing in
+ * between, so deleting a set after reading it removes exactly the members read (a fill can
+ * only register before or after the script). Sent from the invalidator, the members went to
+ * it and came back three times as arguments (SREM, lease UNLINK, value UNLINK): a 10 000-key
+ * fan-out spent more time encoding and parsing them than Redis spent deleting.
+ * A script is not rolled back when a command in it fails (an ACL refusing a key, say), so
+ * the sets go last: whatever stopped it, the retry finds every member again.
+ * The values and leases are keys the script does not declare: one server allows it (a Redis
+ * Cluster takes the step-by-step path in invalidate.ts).
+ * Duplicates (a key in two sets) are unlinked twice, which is harmless; the caller dedupes.
+ * KEYS = tag sets; ARGV[1] = what every value key starts with (`wc:{`). Returns the members.
+ */
+const cleanupTagSetsLua = `
+local head = ARGV[1]
+local values, sets, leases = {}, {}, {}
+for i = 1, #KEYS do
+  local members = redis.call('SMEMBERS', KEYS[i])
+  if #members > 0 then
+    sets[#sets + 1] = KEYS[i]
+    for _, k in ipairs(members) do values[#values + 1] = k end
+  end
+end
+for _, k in ipairs(values) do
+  if string.sub(k, 1, #head) == head and string.byte(k, -1) == 125 then leases[#leases + 1] = k .. ':lease' end
+end
+for _, list in ipairs({ leases, values, sets }) do
+  for i = 1, #list, 1000 do redis.call('UNLINK', unpack(list, i, math.min(i + 999, #list))) end
+end
+return values`;
+
 /** Gives a lease back only if it is still ours. KEYS[1]=lease ARGV[1]=token */
 const releaseLeaseLua = `
 if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
@@ -94,6 +126,7 @@ export interface WalcacheCommands {
   ): Promise<number>;
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
+  walcacheCleanupTagSets(...keysThenArgs: (string | number)[]): Promise<string[]>;
 }
 
 export type WalcacheRedis = RedisClient & WalcacheCommands;
@@ -107,6 +140,7 @@ export function withCommands(redis: RedisClient): WalcacheRedis {
     redis.defineCommand('walcachePruneTagVersions', { numberOfKeys: 1, lua: pruneTagVersionsLua });
     // Variable key count: the caller passes numkeys first.
     redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
+    redis.defineCommand('walcacheCleanupTagSets', { lua: cleanupTagSetsLua });
   }
   return r;
 }
