@@ -29,6 +29,22 @@ export interface Child {
 }
 
 /**
+ * `WALCACHE_BENCH_CPU_PROF=<dir>`: every Node process the bench starts writes a V8 CPU profile
+ * there when it exits (`<name>.<n>.cpuprofile`; open it in Chrome DevTools or speedscope).
+ * Node refuses `--cpu-prof` in NODE_OPTIONS, so the bench passes it itself. Profiling costs
+ * every process some CPU: figures of such a run are for finding where time goes, not for
+ * BENCHMARKS.md.
+ */
+let profiled = 0;
+function profilerFlags(name: string, command: string): string[] {
+  const dir = process.env.WALCACHE_BENCH_CPU_PROF;
+  if (!dir || command !== process.execPath) return [];
+  profiled += 1;
+  const file = `${name.replace(/[^\w.-]+/g, '-').replace(/^-+|-+$/g, '')}.${profiled}.cpuprofile`;
+  return ['--cpu-prof', `--cpu-prof-dir=${dir}`, `--cpu-prof-name=${file}`];
+}
+
+/**
  * Every process the bench started, and only those: stopped by PID on exit, on SIGINT or
  * SIGTERM, and on a crash of the bench itself.
  */
@@ -50,7 +66,7 @@ export class Children {
   }
 
   spawn(name: string, command: string, args: string[], env: Record<string, string> = {}): Child {
-    const proc = spawn(command, args, {
+    const proc = spawn(command, [...profilerFlags(name, command), ...args], {
       cwd: root,
       env: { ...process.env, ...env },
       stdio: ['ignore', 'pipe', 'pipe'],

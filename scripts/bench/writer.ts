@@ -9,6 +9,7 @@
  *
  * Config: one JSON argument. Result: one line `WRITERJSON {...}` on stdout.
  */
+import http from 'node:http';
 import { decodeEntry, keyspace } from '@walcache/core';
 import { Redis } from 'ioredis';
 import pg from 'pg';
@@ -135,11 +136,40 @@ async function paced(rate: () => number, durationMs: number, maxInflight: number
   return { issued, seconds: (performance.now() - t0) / 1000 };
 }
 
+/**
+ * Keep-alive HTTP for the writer's own reads (stale checks, probes, the read counter).
+ * Why not fetch: this process shares the cores with what it measures, and fetch (undici)
+ * cost about 0.7 ms of CPU per check read here, most of the writer's CPU at a few hundred
+ * writes per second (docs/benchmarks.md, "Mixed: the writer's own CPU").
+ */
+const agent = new http.Agent({ keepAlive: true, maxSockets: 16 });
+
+interface Answer {
+  status: number;
+  headers: http.IncomingHttpHeaders;
+  body: Buffer;
+}
+
+function get(url: string): Promise<Answer> {
+  return new Promise((resolve, reject) => {
+    http
+      .get(url, { agent }, (res) => {
+        const chunks: Buffer[] = [];
+        res.on('data', (chunk: Buffer) => chunks.push(chunk));
+        res.on('end', () =>
+          resolve({ status: res.statusCode ?? 0, headers: res.headers, body: Buffer.concat(chunks) }),
+        );
+        res.on('error', reject);
+      })
+      .on('error', reject);
+  });
+}
+
 /** The read count a server reports: the API's cache lookups, or the baseline's own counter. */
 async function readCount(url: string): Promise<number> {
-  const res = await fetch(url);
-  const text = await res.text();
-  if (!res.ok) throw new Error(`GET ${url} answered ${res.status}`);
+  const res = await get(url);
+  const text = res.body.toString('utf8');
+  if (res.status !== 200) throw new Error(`GET ${url} answered ${res.status}`);
   if (text.startsWith('{')) return (JSON.parse(text) as { reads: number }).reads;
   let sum = 0;
   for (const m of text.matchAll(/^walcache_cache_requests_total\{[^}]*\} (\S+)$/gm)) sum += Number(m[1]);
@@ -160,13 +190,15 @@ async function mixed(c: MixedConfig): Promise<MixedOutput> {
   const pendingChecks: Promise<void>[] = [];
   /** The sequence number in an article's title as the server answers it now (0: not a bench write). */
   const readSeq = async (id: number) => {
-    const res = await fetch(`${c.checkUrl}${id}`);
-    if (res.status !== 200) {
-      await res.arrayBuffer();
-      return undefined;
-    }
-    const { title } = (await res.json()) as { title: string };
-    return { title, seq: Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0), cache: res.headers.get('x-cache') };
+    const res = await get(`${c.checkUrl}${id}`);
+    if (res.status !== 200) return undefined;
+    const { title } = JSON.parse(res.body.toString('utf8')) as { title: string };
+    const cache = res.headers['x-cache'];
+    return {
+      title,
+      seq: Number(/#bench-(\d+)$/.exec(title)?.[1] ?? 0),
+      cache: typeof cache === 'string' ? cache : null,
+    };
   };
   const redis = c.cache
     ? new Redis(c.cache.redisUrl, { connectionName: 'walcache-bench-stale-check' })
@@ -324,8 +356,7 @@ async function probe(c: ProbeConfig): Promise<ProbeOutput> {
     async () => {
       const id = c.ids[0] + (next++ % span);
       const key = `${head}${id}}`;
-      const res = await fetch(`${c.apiUrl}/v1/articles/${id}`);
-      await res.arrayBuffer();
+      const res = await get(`${c.apiUrl}/v1/articles/${id}`);
       if (res.status !== 200 || (await redis.exists(key)) === 0) {
         skipped += 1;
         return;
@@ -365,4 +396,5 @@ if (config.mode === 'mixed') {
 }
 const output = config.mode === 'mixed' ? await mixed(config) : await probe(config);
 await pool.end();
+agent.destroy(); // its idle keep-alive sockets would hold the process open
 process.stdout.write(`WRITERJSON ${JSON.stringify(output)}\n`);
