@@ -330,12 +330,23 @@ export class ReadThroughCache<Db> {
       // compare-and-set fails), where the other order would keep an `s0` from before the
       // restart, larger than every marker after it. A refresh takes the lease
       // unconditionally: it is newer than whatever fill holds it.
-      leased =
-        mode === 'refresh'
-          ? (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs)) === 'OK'
-          : (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs, 'NX')) === 'OK';
-      await hooks?.withinStep1?.(key);
-      s0 = leased ? Number((await this.redis.get(this.keys.seq)) ?? 0) : 0;
+      if (!this.clustered && !hooks?.withinStep1) {
+        // One server: both in one round trip. One connection runs them in the order sent, so
+        // the sequence is still read after the lease is taken.
+        const step1 = this.redis.pipeline();
+        if (mode === 'refresh') step1.set(leaseKey, token, 'PX', timings.leaseMs);
+        else step1.set(leaseKey, token, 'PX', timings.leaseMs, 'NX');
+        const [lease, seq] = await execPipeline(step1.get(this.keys.seq));
+        leased = lease === 'OK';
+        s0 = leased ? Number(seq ?? 0) : 0;
+      } else {
+        leased =
+          mode === 'refresh'
+            ? (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs)) === 'OK'
+            : (await this.redis.set(leaseKey, token, 'PX', timings.leaseMs, 'NX')) === 'OK';
+        await hooks?.withinStep1?.(key);
+        s0 = leased ? Number((await this.redis.get(this.keys.seq)) ?? 0) : 0;
+      }
     } catch (error) {
       if (mode === 'refresh') throw error;
       this.redisFailed('lease', error);
@@ -376,18 +387,24 @@ export class ReadThroughCache<Db> {
     try {
       // Step 3: register the key under every tag before checking versions, so an
       // invalidation either sees this key in the set or left a version this fill sees.
+      // Step 4: any tag invalidated after s0 means the load may predate that commit.
+      let checkedAfter: number;
+      let versions: (string | null)[] = [];
       if (tags.length > 0 && this.clustered) {
         // The tag sets lie in many slots, and a cluster pipeline must stay on one node: one
         // command each (auto-pipelined per node), every one answered before the version read.
         await Promise.all(tags.map((tag) => this.redis.sadd(this.keys.tagSet(tag), valueKey)));
+        checkedAfter = ++this.step;
+        versions = await this.redis.mget(tags.map((t) => this.markers.version(t)));
       } else if (tags.length > 0) {
+        // One server: the registrations and the version read in one round trip, the read
+        // behind them on the same connection (which runs them in the order sent).
         const register = this.redis.pipeline();
         for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
-        await execPipeline(register);
-      }
-      // Step 4: any tag invalidated after s0 means the load may predate that commit.
-      const checkedAfter = ++this.step;
-      const versions = tags.length ? await this.redis.mget(tags.map((t) => this.markers.version(t))) : [];
+        register.mget(tags.map((t) => this.markers.version(t)));
+        checkedAfter = ++this.step;
+        versions = (await execPipeline(register)).at(-1) as (string | null)[];
+      } else checkedAfter = ++this.step;
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
         await this.releaseLease(leaseKey, token);
