@@ -428,6 +428,11 @@ export function markdown(r: BenchResults): string {
       `${n0(f.keys)} articles moved under one author and read through the API (${n0(f.cachedBefore)} cached), then one \`UPDATE users SET name = …\`: first key deleted ${ms(f.firstMs)} ms after the commit, all ${n0(f.keys)} deleted after **${ms(f.lastMs)} ms**; ${f.remainingAfter} still cached afterwards.`,
       '',
     );
+    if (f.fill)
+      out.push(
+        `Filling them beforehand (${n0(f.fill.misses)} misses, 16 at a time, ${f.fill.seconds.toFixed(1)} s): **${n0(f.fill.apiUsPerMiss)} µs of API CPU per miss** (fill protocol, query, encoding), Postgres ${n0(f.fill.postgresUsPerMiss)} µs, Redis ${n0(f.fill.redisUsPerMiss)} µs.`,
+        '',
+      );
     if (f.job)
       out.push(
         `Its job (${f.job.tags} tags): queued ${ms(f.job.addedMs)} ms after the commit, started at ${ms(f.job.startedMs)} ms, visibility check ${ms(f.job.visibleMs)} ms, invalidation ${ms(f.job.invalidateMs)} ms (the keys are deleted inside it; it ends when the invalidator has the ${n0(f.cachedBefore)} deleted keys back), done at ${ms(f.job.finishedMs)} ms. Deletion times are key events timed at the subscriber's socket (scripts/bench/key-events.ts); Redis deletes the keys in one script and sends the events behind it.`,

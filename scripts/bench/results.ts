@@ -113,6 +113,14 @@ export interface FanoutResult {
   remainingAfter: number;
   /** The rename's invalidation job, in ms after the commit (durations: in ms). */
   job?: FanoutJob;
+  /** Reading the N articles through the API beforehand: N misses, and the CPU each cost. */
+  fill?: {
+    misses: number;
+    seconds: number;
+    apiUsPerMiss: number;
+    postgresUsPerMiss: number;
+    redisUsPerMiss: number;
+  };
 }
 
 export interface FanoutJob {

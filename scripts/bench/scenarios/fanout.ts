@@ -7,6 +7,7 @@ import { LagProbe } from '../lag.ts';
 import { progress, sleep } from '../procs.ts';
 import type { FanoutJob, FanoutResult } from '../results.ts';
 import { BENCH_NAMES, pgClient } from '../stack.ts';
+import { cpuMeter } from '../sys.ts';
 
 /** The author who receives the articles: an existing user, so the rename is a plain UPDATE. */
 const AUTHOR_ID = 1;
@@ -44,7 +45,23 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
     }
     progress(`fan-out: reading ${n} articles through the API so they are cached`);
     const paths = Array.from({ length: n }, (_, i) => `/v1/articles/${i + 1}`);
+    // Every one of these reads is a miss (the move deleted them all): what a fill costs.
+    const fillCpu = cpuMeter([ctx.groups.api, ctx.groups.postgres, ctx.groups.redis]);
+    const fillStarted = performance.now();
     await fillAll(apps.apiUrl, redis, paths);
+    const fillSeconds = (performance.now() - fillStarted) / 1000;
+    const fillUse = fillCpu.stop();
+    const perMiss = (name: string) => Math.round((((fillUse[name] ?? 0) / 100) * fillSeconds * 1e6) / n);
+    const fill = {
+      misses: n,
+      seconds: fillSeconds,
+      apiUsPerMiss: perMiss('api'),
+      postgresUsPerMiss: perMiss('postgres'),
+      redisUsPerMiss: perMiss('redis'),
+    };
+    progress(
+      `fan-out: ${n} misses in ${fillSeconds.toFixed(1)} s; CPU per miss: api ${fill.apiUsPerMiss} µs, postgres ${fill.postgresUsPerMiss} µs, redis ${fill.redisUsPerMiss} µs`,
+    );
     const valueKeys = Array.from({ length: n }, (_, i) =>
       keys.value(articleDetail.key(articleDetail.params.parse({ id: String(i + 1) }))),
     );
@@ -87,6 +104,7 @@ export async function fanoutScenario(ctx: Ctx): Promise<FanoutResult> {
       firstMs: (deletedAt[0] ?? Number.NaN) - commitMs,
       lastMs: (deletedAt[deletedAt.length - 1] ?? Number.NaN) - commitMs,
       remainingAfter,
+      fill,
       ...(job ? { job } : {}),
     };
     progress(
