@@ -23,7 +23,14 @@ import {
   tablesOfConfig,
   type WarmPlan,
 } from './plan.ts';
-import { listQuery, lookupManyQuery, lookupQuery, warmValuesQuery } from './sql.ts';
+import {
+  listQuery,
+  lookupManyQuery,
+  lookupQuery,
+  placeholderValues,
+  precompiled,
+  warmValuesQuery,
+} from './sql.ts';
 import { answerSchema, paramSchema, tagText } from './types.ts';
 
 /**
@@ -280,8 +287,12 @@ function compileLookup(
     shape.params.map((p) => [p.name, paramSchema(p.column, { positiveIds: positive(p) })]),
   );
   const params = z.object(paramSchemas) as unknown as z.ZodType<Params>;
-  const query = lookupQuery(plan.node, shape);
   const names = shape.params.map((p) => p.name);
+  const query = precompiled(
+    lookupQuery(plan.node, shape),
+    placeholderValues(names.length),
+    (values) => values,
+  );
   const selfTag = (p: Params): Tag =>
     shape.byPrimaryKey
       ? rowTag(table.tagName, table.primaryKey.map((k) => String(p[k])).join(','))
@@ -290,13 +301,17 @@ function compileLookup(
   const single = names.length === 1 && plan.route.endsWith(`/{${names[0]}}`) ? names[0]! : undefined;
   let batch: BatchLookup | undefined;
   if (single) {
-    const many = lookupManyQuery(plan.node, shape);
+    // The array of values is one bound parameter: its placeholder is an array of its own.
+    const many = precompiled(lookupManyQuery(plan.node, shape), placeholderValues(1), (values) => [values]);
     batch = {
       route: plan.route.slice(0, -`/{${single}}`.length),
       param: single,
       query: `${single}s`,
       async loadMany(db, ps) {
-        const { rows } = await many(ps.map((p) => String(p[single]))).execute(db);
+        const { rows } = await many(
+          db,
+          ps.map((p) => String(p[single])),
+        );
         const values: (Value | null)[] = ps.map(() => null);
         for (const row of rows as { v: Value; t: unknown; i: string | number }[]) {
           const at = Number(row.i) - 1;
@@ -329,7 +344,10 @@ function compileLookup(
       return Object.fromEntries(names.map((n, i) => [n, decodeURIComponent(m[i + 1]!)]));
     },
     async load(db, p) {
-      const { rows } = await query(names.map((n) => String(p[n]))).execute(db);
+      const { rows } = await query(
+        db,
+        names.map((n) => String(p[n])),
+      );
       const row = rows[0] as { v: Value; t: unknown } | undefined;
       if (!row) return null;
       loadedTags.set(row.v, [...new Set(flattenTags(row.t, [selfTag(p)]))]);

@@ -1,4 +1,4 @@
-import { type RawBuilder, sql } from 'kysely';
+import { CompiledQuery, type QueryExecutorProvider, type QueryResult, type RawBuilder, sql } from 'kysely';
 import type { ColumnInfo, TableInfo } from './catalog.ts';
 import type { EmbedPlan, ListPlan, LookupPlan, NodePlan, OrderPlan, WherePlan } from './plan.ts';
 import { cursorTextExpr, jsonExpr } from './types.ts';
@@ -334,3 +334,50 @@ function keysetAfter(alias: string, order: OrderPlan[], after: string[]): Sql {
   });
   return sql`(${sql.join(branches, sql` or `)})`;
 }
+
+/**
+ * A query whose text depends only on its shape, compiled once per database handle and then
+ * bound to each call's input. Why: kysely compiles a `sql` fragment tree on every execute,
+ * walking the whole embed tree; for the blog's article that was ~70 µs of the API's ~850 µs
+ * of CPU per miss (docs/benchmarks.md, "What a miss costs"). The input is marked by unique
+ * placeholders; a shape that does not bind each placeholder exactly once (inlined, repeated)
+ * is compiled on every call as before.
+ */
+export function precompiled<I>(
+  build: (input: I) => Sql,
+  placeholders: I,
+  /** The input's bound values, in the order their placeholders were given. */
+  valuesOf: (input: I) => readonly unknown[],
+): (db: QueryExecutorProvider, input: I) => Promise<QueryResult<unknown>> {
+  const marks = valuesOf(placeholders);
+  const compiledFor = new WeakMap<
+    QueryExecutorProvider,
+    { sql: string; slots: readonly (number | undefined)[]; parameters: readonly unknown[] } | null
+  >();
+  return (db, input) => {
+    let compiled = compiledFor.get(db);
+    if (compiled === undefined) {
+      const { sql: text, parameters } = build(placeholders).compile(db);
+      const slots = parameters.map((p) => {
+        const at = marks.indexOf(p);
+        return at < 0 ? undefined : at;
+      });
+      const once = marks.every((_, i) => slots.filter((s) => s === i).length === 1);
+      compiled = once ? { sql: text, slots, parameters } : null;
+      compiledFor.set(db, compiled);
+    }
+    if (compiled === null) return build(input).execute(db);
+    const values = valuesOf(input);
+    const { slots, parameters } = compiled;
+    return db.getExecutor().executeQuery(
+      CompiledQuery.raw(
+        compiled.sql,
+        parameters.map((p, i) => (slots[i] === undefined ? p : values[slots[i]!])),
+      ),
+    );
+  };
+}
+
+/** Placeholder values no caller sends (NUL cannot occur in a Postgres text value). */
+export const placeholderValues = (n: number): string[] =>
+  Array.from({ length: n }, (_, i) => `\u0000walcache-placeholder-${i}\u0000`);
