@@ -85,7 +85,9 @@ return #due`;
  * it and came back three times as arguments (SREM, lease UNLINK, value UNLINK): a 10 000-key
  * fan-out spent more time encoding and parsing them than Redis spent deleting.
  * A script is not rolled back when a command in it fails (an ACL refusing a key, say), so
- * the sets go last: whatever stopped it, the retry finds every member again.
+ * the sets go last: whatever stopped it, the retry finds every member again. Its effects
+ * reach the AOF and the replicas as one MULTI/EXEC block (Redis 7 replicates scripts by
+ * their effects), so a restart or a failover cannot split them either.
  * The values and leases are keys the script does not declare: one server allows it (a Redis
  * Cluster takes the step-by-step path in invalidate.ts).
  * Duplicates (a key in two sets) are unlinked twice, which is harmless; the caller dedupes.
