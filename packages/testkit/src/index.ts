@@ -1,4 +1,4 @@
-export { freePort, portIsFree, waitFor } from './ports.ts';
+export { freePort, portIsFree, portWasTaken, retryWhilePortTaken, waitFor } from './ports.ts';
 export {
   type PostgresServer,
   packagedBinaries,

@@ -47,3 +47,25 @@ export async function portIsFree(port: number, host = '127.0.0.1'): Promise<bool
     server.listen({ port, host, exclusive: true }, () => server.close(() => resolve(true)));
   });
 }
+
+/**
+ * Whether a server could not start because its port was taken: freePort's answer is a hint,
+ * not a reservation, and any process's outgoing connection may take the port before the
+ * server binds it (seen: a cluster bus port, in a full parallel suite).
+ */
+export function portWasTaken(error: unknown): boolean {
+  for (let e: unknown = error; e instanceof Error; e = e.cause)
+    if (/Address already in use|EADDRINUSE/.test(e.message)) return true;
+  return false;
+}
+
+/** Runs `start` again, up to `attempts` times in all, while it fails because a port it chose was taken. */
+export async function retryWhilePortTaken<T>(start: () => Promise<T>, attempts = 5): Promise<T> {
+  for (let attempt = 1; ; attempt += 1) {
+    try {
+      return await start();
+    } catch (error) {
+      if (attempt >= attempts || !portWasTaken(error)) throw error;
+    }
+  }
+}

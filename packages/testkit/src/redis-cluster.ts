@@ -1,6 +1,6 @@
 import { spawn } from 'node:child_process';
 import { Redis } from 'ioredis';
-import { freePort, waitFor } from './ports.ts';
+import { freePort, retryWhilePortTaken, waitFor } from './ports.ts';
 import { type RedisServer, startRedis } from './redis.ts';
 
 export interface RedisClusterNode {
@@ -53,29 +53,35 @@ export async function startRedisCluster(options: StartRedisClusterOptions = {}):
   const nodes: RedisClusterNode[] = [];
   try {
     for (let i = 0; i < count; i += 1) {
-      const port = await freePort();
       // An explicit bus port: the default (port + 10000) may be taken or out of range.
-      const busPort = await freePort();
-      const server = await startRedis({
-        port,
-        extraArgs: [
-          '--cluster-enabled',
-          'yes',
-          '--cluster-config-file',
-          'nodes.conf',
-          '--cluster-port',
-          String(busPort),
-          '--cluster-node-timeout',
-          String(options.nodeTimeoutMs ?? 1500),
-          // A replica that lost its master for a while must still be promotable in tests
-          // that kill a master right after a burst of writes.
-          '--cluster-replica-validity-factor',
-          '0',
-          // A replica's first sync starts at once instead of after Redis' default 5 s wait
-          // for more replicas: this cluster is not ready before every replica is in sync.
-          '--repl-diskless-sync-delay',
-          '0',
-        ],
+      // Either port may still be taken before the node binds it: then both are chosen again.
+      const { server, port } = await retryWhilePortTaken(async () => {
+        const port = await freePort();
+        const busPort = await freePort();
+        return {
+          port,
+          server: await startRedis({
+            port,
+            extraArgs: [
+              '--cluster-enabled',
+              'yes',
+              '--cluster-config-file',
+              'nodes.conf',
+              '--cluster-port',
+              String(busPort),
+              '--cluster-node-timeout',
+              String(options.nodeTimeoutMs ?? 1500),
+              // A replica that lost its master for a while must still be promotable in tests
+              // that kill a master right after a burst of writes.
+              '--cluster-replica-validity-factor',
+              '0',
+              // A replica's first sync starts at once instead of after Redis' default 5 s wait
+              // for more replicas: this cluster is not ready before every replica is in sync.
+              '--repl-diskless-sync-delay',
+              '0',
+            ],
+          }),
+        };
       });
       nodes.push({ server, port });
     }

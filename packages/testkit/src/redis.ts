@@ -4,7 +4,7 @@ import { mkdtemp, rm } from 'node:fs/promises';
 import { tmpdir } from 'node:os';
 import { join } from 'node:path';
 import { Redis } from 'ioredis';
-import { freePort, waitFor } from './ports.ts';
+import { freePort, retryWhilePortTaken, waitFor } from './ports.ts';
 import { armReaper, type Reaper } from './reaper.ts';
 
 export interface RedisServer {
@@ -62,11 +62,18 @@ export function findRedisServer(binary = process.env.REDIS_SERVER_BIN ?? 'redis-
   return probe.status === 0 ? binary : undefined;
 }
 
-/** Starts a private `redis-server` on a free port in a temp dir; nothing touches the system Redis. */
+/**
+ * Starts a private `redis-server` on a free port in a temp dir; nothing touches the system Redis.
+ * A port it chose itself and found taken by the time the server binds is chosen again.
+ */
 export async function startRedis(options: StartRedisOptions = {}): Promise<RedisServer> {
+  if (options.port !== undefined) return startRedisOn(options, options.port);
+  return retryWhilePortTaken(async () => startRedisOn(options, await freePort()));
+}
+
+async function startRedisOn(options: StartRedisOptions, port: number): Promise<RedisServer> {
   const binary = findRedisServer(options.binary);
   if (!binary) throw new Error(REDIS_INSTALL_HINT);
-  const port = options.port ?? (await freePort());
   const dir = await mkdtemp(join(tmpdir(), 'walcache-redis-'));
   const tls = options.tls;
   const args = [
@@ -140,12 +147,20 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       lazyConnect: true,
       maxRetriesPerRequest: 0,
       retryStrategy: () => null,
+      // Whatever holds the port may accept and never answer: each try ends, the wait goes on.
+      connectTimeout: 1_000,
+      commandTimeout: 1_000,
     });
     probe.on('error', () => {});
+    let exited = false;
     try {
       await waitFor(
         async () => {
-          if (child?.exitCode !== null) throw new Error(`redis-server exited: ${output}`);
+          // Exited (a port taken since freePort chose it, a bad argument): say so at once.
+          if (child?.exitCode !== null) {
+            exited = true;
+            return true;
+          }
           try {
             if (probe.status !== 'ready') await probe.connect();
             return (await probe.ping()) === 'PONG';
@@ -158,6 +173,11 @@ export async function startRedis(options: StartRedisOptions = {}): Promise<Redis
       );
     } finally {
       probe.disconnect();
+    }
+    if (exited) {
+      reaper?.release();
+      reaper = undefined;
+      throw new Error(`redis-server exited: ${output}`);
     }
   };
 
