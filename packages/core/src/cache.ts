@@ -388,23 +388,22 @@ export class ReadThroughCache<Db> {
       // Step 3: register the key under every tag before checking versions, so an
       // invalidation either sees this key in the set or left a version this fill sees.
       // Step 4: any tag invalidated after s0 means the load may predate that commit.
-      let checkedAfter: number;
-      let versions: (string | null)[] = [];
       if (tags.length > 0 && this.clustered) {
         // The tag sets lie in many slots, and a cluster pipeline must stay on one node: one
         // command each (auto-pipelined per node), every one answered before the version read.
         await Promise.all(tags.map((tag) => this.redis.sadd(this.keys.tagSet(tag), valueKey)));
-        checkedAfter = ++this.step;
-        versions = await this.redis.mget(tags.map((t) => this.markers.version(t)));
-      } else if (tags.length > 0) {
+      }
+      const checkedAfter = ++this.step;
+      let versions: (string | null)[] = [];
+      const markerKeys = tags.map((t) => this.markers.version(t));
+      if (tags.length > 0 && this.clustered) versions = await this.redis.mget(markerKeys);
+      else if (tags.length > 0) {
         // One server: the registrations and the version read in one round trip, the read
         // behind them on the same connection (which runs them in the order sent).
         const register = this.redis.pipeline();
         for (const tag of tags) register.sadd(this.keys.tagSet(tag), valueKey);
-        register.mget(tags.map((t) => this.markers.version(t)));
-        checkedAfter = ++this.step;
-        versions = (await execPipeline(register)).at(-1) as (string | null)[];
-      } else checkedAfter = ++this.step;
+        versions = (await execPipeline(register.mget(markerKeys))).at(-1) as (string | null)[];
+      }
       if (versions.some((v) => v !== null && Number(v) > s0)) {
         this.options.events?.fillRefused?.(resource.name, 'tag-invalidated');
         await this.releaseLease(leaseKey, token);

@@ -338,8 +338,8 @@ function keysetAfter(alias: string, order: OrderPlan[], after: string[]): Sql {
 /**
  * A query whose text depends only on its shape, compiled once per database handle and then
  * bound to each call's input. Why: kysely compiles a `sql` fragment tree on every execute,
- * walking the whole embed tree; for the blog's article that was ~70 µs of the API's ~850 µs
- * of CPU per miss (docs/benchmarks.md, "What a miss costs"). The input is marked by unique
+ * walking the whole embed tree; for a lookup with a few embeds that was ~70 µs of the API's
+ * ~850 µs of CPU per miss in the bench (docs/benchmarks.md, "What a miss costs"). The input is marked by unique
  * placeholders; a shape that does not bind each placeholder exactly once (inlined, repeated)
  * is compiled on every call as before.
  */
