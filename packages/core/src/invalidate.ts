@@ -198,7 +198,12 @@ async function cleanupOnOneServer(
   if (!outOfMemory) {
     const found = await Promise.all(
       [...chunks(tags, CLEANUP_BATCH)].map((part) =>
-        client.walcacheCleanupTagSets(part.length, ...part.map((t) => keys.tagSet(t)), keys.valueHead),
+        client.walcacheCleanupTagSets(
+          part.length,
+          ...part.map((t) => keys.tagSet(t)),
+          keys.valueHead,
+          keys.leaseSuffix,
+        ),
       ),
     );
     return new Set(found.flat());

@@ -11,6 +11,8 @@ export interface Keyspace {
   /** What every value (and lease) key starts with: `value(k)` is this, `k` and `}`. */
   readonly valueHead: string;
   lease(resourceKey: string): string;
+  /** What a lease key adds to its value key: `lease(k)` is `value(k)` and this. */
+  readonly leaseSuffix: string;
   tagSet(tag: string): string;
   tagVersion(tag: string): string;
   readonly seq: string;
@@ -68,6 +70,8 @@ export interface MarkerKeys {
   readonly expiry: string;
 }
 
+const LEASE_SUFFIX = ':lease';
+
 export function keyspace(prefix: string): Keyspace {
   const single: MarkerKeys = {
     version: (t) => `${prefix}:tagv:${t}`,
@@ -85,7 +89,8 @@ export function keyspace(prefix: string): Keyspace {
     prefix,
     value: (k) => `${prefix}:{${k}}`,
     valueHead: `${prefix}:{`,
-    lease: (k) => `${prefix}:{${k}}:lease`,
+    lease: (k) => `${prefix}:{${k}}${LEASE_SUFFIX}`,
+    leaseSuffix: LEASE_SUFFIX,
     tagSet: (t) => `${prefix}:tag:${t}`,
     tagVersion: single.version,
     seq: `${prefix}:seq`,
@@ -126,7 +131,7 @@ export function isNamespaceState(ks: Keyspace, key: string): boolean {
 
 /** Whether a key is a value or a lease (what eviction may drop; a flush deletes them last). */
 export function isValueOrLease(ks: Keyspace, key: string): boolean {
-  return key.startsWith(ks.valueHead) && (key.endsWith('}') || key.endsWith('}:lease'));
+  return key.startsWith(ks.valueHead) && (key.endsWith('}') || key.endsWith(`}${ks.leaseSuffix}`));
 }
 
 /** The resource key inside a value key (`wc:{book:42}` → `book:42`). */

@@ -91,10 +91,11 @@ return #due`;
  * The values and leases are keys the script does not declare: one server allows it (a Redis
  * Cluster takes the step-by-step path in invalidate.ts).
  * Duplicates (a key in two sets) are unlinked twice, which is harmless; the caller dedupes.
- * KEYS = tag sets; ARGV[1] = what every value key starts with (`wc:{`). Returns the members.
+ * KEYS = tag sets; ARGV[1] = what every value key starts with (`wc:{`), ARGV[2] = what a lease
+ * key adds to its value key (`:lease`). Returns the members.
  */
 const cleanupTagSetsLua = `
-local head = ARGV[1]
+local head, leaseSuffix = ARGV[1], ARGV[2]
 local values, sets, leases = {}, {}, {}
 for i = 1, #KEYS do
   local members = redis.call('SMEMBERS', KEYS[i])
@@ -104,7 +105,7 @@ for i = 1, #KEYS do
   end
 end
 for _, k in ipairs(values) do
-  if string.sub(k, 1, #head) == head and string.byte(k, -1) == 125 then leases[#leases + 1] = k .. ':lease' end
+  if string.sub(k, 1, #head) == head and string.byte(k, -1) == 125 then leases[#leases + 1] = k .. leaseSuffix end
 end
 for _, list in ipairs({ leases, values, sets }) do
   for i = 1, #list, 1000 do redis.call('UNLINK', unpack(list, i, math.min(i + 999, #list))) end
