@@ -65,8 +65,8 @@ export class TxTags {
 
   constructor(private readonly limit?: TagLimit) {}
 
-  add(tag: Tag): void {
-    const table = tableOfTag(tag);
+  /** `table`: the table the tag names, when the caller knows it (every tag of a row change). */
+  add(tag: Tag, table: string | undefined = tableOfTag(tag)): void {
     if (table === undefined) {
       this.tags.add(tag);
       return;

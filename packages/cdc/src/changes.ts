@@ -28,11 +28,23 @@ export interface RelationInfo {
 }
 
 /**
- * A key or watched value as the WAL carries it: Postgres' text of it (text-values.ts keeps it
- * so), the spelling a fill's tags use. Anything else here would make a tag that matches none.
+ * A column as the WAL carries it: Postgres' text of it (text-values.ts keeps it so), the
+ * spelling a fill's tags use; null for NULL; absent for an unchanged TOASTed value. Anything
+ * else here would make a tag that matches none.
  */
-const tagValue = z.string().nullable();
-const rowSchema = z.record(z.string(), z.unknown()).nullable();
+const columnText = z.string().nullable().optional();
+
+type RowText = Record<string, unknown>;
+
+/**
+ * A decoded row is validated on the columns tagsOf reads (keys, watched, read and membership
+ * columns), not on all of them: a wide row's other columns (an article's body) would cost a
+ * schema check each on the CDC's busiest path, and nothing here looks at them.
+ */
+interface RowSchema {
+  keyColumns: readonly string[];
+  schema: z.ZodType<RowText | null>;
+}
 
 export type ChangeKind = 'insert' | 'update' | 'delete';
 
@@ -52,6 +64,8 @@ export class TagMapper {
 
   private readonly readColumns: ReadonlyMap<string, readonly string[]>;
   private readonly membership: ReadonlyMap<string, TableMembership>;
+  /** Per table, the schema of the columns tagsOf reads, built at the table's first change. */
+  private readonly rowSchemas = new Map<string, RowSchema>();
 
   constructor(
     watched: readonly WatchedColumn[],
@@ -85,6 +99,31 @@ export class TagMapper {
    */
   setPrimaryKeys(keys: ReadonlyMap<string, string[]>): void {
     this.primaryKeys = new Map(keys);
+    this.rowSchemas.clear();
+  }
+
+  private rowSchemaOf(table: string, keyColumns: readonly string[]): RowSchema['schema'] {
+    const known = this.rowSchemas.get(table);
+    if (known && (known.keyColumns === keyColumns || sameColumns(known.keyColumns, keyColumns)))
+      return known.schema;
+    const membership = this.membership.get(table);
+    // Keys and watched values become tags: Postgres' text or nothing. Read and membership
+    // columns are only compared (old against new), where anything that is not the same
+    // string counts as a change.
+    const tagged = new Set([...keyColumns, ...(this.watched.get(table) ?? [])]);
+    const compared = [
+      ...(this.readColumns.get(table) ?? []),
+      ...(membership?.rows ?? []),
+      ...Object.values(membership?.byColumn ?? {}).flat(),
+    ].filter((c) => !tagged.has(c));
+    const schema = z
+      .object({
+        ...Object.fromEntries(compared.map((c) => [c, z.unknown().optional()])),
+        ...Object.fromEntries([...tagged].map((c) => [c, columnText])),
+      })
+      .nullable() as z.ZodType<RowText | null>;
+    this.rowSchemas.set(table, { keyColumns, schema });
+    return schema;
   }
 
   /** The oids of the tracked tables, read from the catalog at connect. */
@@ -145,17 +184,23 @@ export class TagMapper {
       // cached value knows; only a table-wide invalidation under its tracked name is complete.
       return this.tagsOfTable(table);
     }
-    const before = rowSchema.parse(oldRow ?? null);
-    const after = rowSchema.parse(newRow ?? null);
     const keyColumns =
       this.primaryKeys.get(table) ?? (relation.replicaIdentity === 'full' ? [] : relation.keyColumns);
+    const rowSchema = this.rowSchemaOf(table, keyColumns);
+    const before = rowSchema.parse(oldRow ?? null);
+    const after = rowSchema.parse(newRow ?? null);
     const membership = this.membership.get(table);
     // Whether a set tag over these columns is needed: always, unless the WAL shows an UPDATE
     // that keeps the key (a re-keyed row leaves and enters every set) and changes none of them.
     let needsSet = (_columns: readonly string[]) => true;
     if (kind === 'update' && relation.replicaIdentity === 'full' && before && after) {
       // A column absent from the new tuple is an unchanged TOASTed value.
-      const changed = (c: string) => after[c] !== undefined && !isDeepStrictEqual(before[c], after[c]);
+      // The WAL's values are strings: the deep comparison is for anything else a row holds.
+      const changed = (c: string) => {
+        const now = after[c];
+        const was = before[c];
+        return now !== undefined && now !== was && (typeof now !== 'object' || !isDeepStrictEqual(was, now));
+      };
       const read = this.readColumns.get(table);
       if (read && !read.some(changed)) {
         this.onSkipped?.(table);
@@ -168,7 +213,7 @@ export class TagMapper {
     }
     const tags: Tag[] = [tableTag(table)];
     if (needsSet(membership?.rows ?? [])) tags.push(rowsTag(table));
-    const rows = [before, after].filter((r): r is Record<string, unknown> => r !== null);
+    const rows = [before, after].filter((r): r is RowText => r !== null);
     if (rows.length === 0) throw new Error(`${kind} on ${table} carried no row data`);
     const columns = (this.watched.get(table) ?? []).filter((c) => {
       const set = membership?.byColumn[c];
@@ -176,7 +221,7 @@ export class TagMapper {
     });
     for (const row of rows) {
       if (keyColumns.length > 0 && keyColumns.every((c) => row[c] !== undefined)) {
-        tags.push(rowTag(table, keyColumns.map((c) => String(tagValue.parse(row[c]))).join(',')));
+        tags.push(rowTag(table, keyColumns.map((c) => String(row[c] as string | null)).join(',')));
       } else if (keyColumns.length === 0) {
         // A table without a known key: only a table-wide invalidation is sure to be complete.
         tags.push(epochTag(table));
@@ -184,7 +229,8 @@ export class TagMapper {
       for (const column of columns) {
         // undefined: not in this tuple (a key-only old row, or an unchanged TOASTed value
         // without REPLICA IDENTITY FULL). The other tuple of the change carries it.
-        if (row[column] !== undefined) tags.push(colTag(table, column, tagValue.parse(row[column])));
+        const value = row[column];
+        if (value !== undefined) tags.push(colTag(table, column, value as string | null));
       }
     }
     return tags;
@@ -198,4 +244,8 @@ export class TagMapper {
   tagsOfTable(table: string): Tag[] {
     return [tableTag(table), epochTag(table)];
   }
+}
+
+function sameColumns(a: readonly string[], b: readonly string[]): boolean {
+  return a.length === b.length && a.every((c, i) => c === b[i]);
 }

@@ -4,6 +4,7 @@ import {
   bigIntToLsn,
   compareLsn,
   lsnToBigInt,
+  normalizeLsn,
   type SourceIdentity,
   sourceKey,
   withTimeout,
@@ -87,6 +88,8 @@ export interface CdcStreamOptions extends BootstrapOptions {
   maxTagsPerJob?: number;
   /** Coalescing of commits into jobs (Batcher's minStoreIntervalMs). */
   minStoreIntervalMs?: number;
+  /** streamTimings.ackIntervalMs; 0 acknowledges every stored job at once. */
+  ackIntervalMs?: number;
   /** A store that takes longer fails (not acked, replayed after a reconnect). */
   storeTimeoutMs?: number;
   /** No message at all (data or keepalive) for this long: the connection is presumed dead. */
@@ -144,6 +147,15 @@ export const streamTimings = {
   closeConnectionMs: 5_000,
   /** Heartbeats remembered for the lag-in-seconds gauge (the oldest are what matter). */
   maxPendingBeats: 1_000,
+  /**
+   * 20 ms between two acknowledgements of stored jobs, at most: each one is a write on the
+   * replication socket and a wake-up of the walsender, a fixed cost per store that was 4 % of
+   * the CDC's CPU at 100–2 500 commits/s (docs/benchmarks.md). The slot's position is only
+   * read back by Postgres (WAL it may recycle) and by a restart (where to resume), so a later
+   * ack costs nothing but a few more commits replayed, and deduplicated, after a crash. A
+   * reply Postgres asks for, and the last ack of a graceful stop, go at once.
+   */
+  ackIntervalMs: 20,
 } as const;
 
 interface Session {
@@ -153,6 +165,8 @@ interface Session {
   /** The open transaction's xid, from its Begin message. */
   xid: number | undefined;
   lastMessageMs: number;
+  /** Sends the acknowledgement a coalescing timer still holds back (graceful stop). */
+  flushAck(): void;
 }
 
 /**
@@ -248,6 +262,7 @@ export class CdcStream {
       } catch (error) {
         log.warn({ err: error }, 'final store did not finish; it will be replayed from the slot');
       }
+      session.flushAck();
       session.batcher.close();
       await this.closeService(session.service);
     }
@@ -334,6 +349,21 @@ export class CdcStream {
       failure ??= error;
       void this.closeService(service);
     };
+    // Acknowledgements of stored jobs, at most one per ackIntervalMs (streamTimings).
+    const ackIntervalMs = o.ackIntervalMs ?? streamTimings.ackIntervalMs;
+    let lastAckMs = Number.NEGATIVE_INFINITY;
+    let ackTimer: NodeJS.Timeout | undefined;
+    const ackNow = () => {
+      clearTimeout(ackTimer);
+      ackTimer = undefined;
+      lastAckMs = performance.now();
+      if (ackable) this.ack(service, ackable);
+    };
+    const ackSoon = () => {
+      const wait = lastAckMs + ackIntervalMs - performance.now();
+      if (wait <= 0) ackNow();
+      else ackTimer ??= setTimeout(ackNow, wait);
+    };
     const storeTimeoutMs = o.storeTimeoutMs ?? streamTimings.storeTimeoutMs;
     const batcher = new Batcher({
       maxTagsPerTable: o.maxTagsPerTable,
@@ -354,13 +384,22 @@ export class CdcStream {
         if (batch.tags.length > 0) lastJobEnd = lsn;
         else if (lastJobEnd) o.progressed?.(lastJobEnd, lsn);
         ackable = lsn;
-        this.ack(service, lsn);
+        ackSoon();
       },
       // A failed store stops this connection at once: its transactions are replayed from the
       // slot, and nothing after them may be acked in the meantime.
       failed: (error) => fail(error),
     });
-    const session: Session = { service, batcher, tx: undefined, xid: undefined, lastMessageMs: Date.now() };
+    const session: Session = {
+      service,
+      batcher,
+      tx: undefined,
+      xid: undefined,
+      lastMessageMs: Date.now(),
+      flushAck: () => {
+        if (ackTimer) ackNow();
+      },
+    };
     this.session = session;
 
     service.on('data', async (lsn: string, message: Pgoutput.Message) => {
@@ -395,7 +434,7 @@ export class CdcStream {
       }
       // Reply when asked, or when the position moved (releases WAL of busy unpublished tables
       // without waiting for the next reply request); otherwise the last *stored* LSN.
-      if ((shouldRespond || advance) && ackable) this.ack(service, ackable);
+      if (shouldRespond || advance) ackNow();
     });
     service.on('error', (error: Error) => fail(error));
     service.on('start', () => {
@@ -422,6 +461,9 @@ export class CdcStream {
       failure ??= error;
     } finally {
       this.clearTimers();
+      // Nothing more is acked on this connection: what a timer held back is replayed.
+      clearTimeout(ackTimer);
+      ackTimer = undefined;
       // Let a store still in flight settle (bounded by its timeout) before the next
       // connection starts, so two connections never ack concurrently.
       if (!this.stopping) {
@@ -470,7 +512,8 @@ export class CdcStream {
           tx.collapse(table);
           return;
         }
-        for (const tag of tags) tx.add(tag);
+        // Every tag of a row change names the table it was mapped for.
+        for (const tag of tags) tx.add(tag, table);
         if (tx.collapsedTables.has(table)) o.events?.tableCollapsed?.(table);
         return;
       }
@@ -646,9 +689,4 @@ export class CdcStream {
     }
     return result.confirmedFlushLsn ? normalizeLsn(result.confirmedFlushLsn) : null;
   }
-}
-
-/** pgoutput pads LSNs (`00000000/01982E00`); everything else uses Postgres' own `0/1982E00`. */
-function normalizeLsn(lsn: string): string {
-  return bigIntToLsn(lsnToBigInt(lsn));
 }

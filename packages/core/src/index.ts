@@ -49,7 +49,7 @@ export {
   sourceKey,
 } from './job.ts';
 export { isValueOrLease, type Keyspace, keyspace, resourceKeyOf } from './keys.ts';
-export { bigIntToLsn, compareLsn, lsnToBigInt } from './lsn.ts';
+export { bigIntToLsn, compareLsn, lsnToBigInt, normalizeLsn } from './lsn.ts';
 export {
   awaitQueueReplica,
   invalidationJobOptions,

@@ -9,8 +9,35 @@ export function bigIntToLsn(value: bigint): string {
   return `${(value >> 32n).toString(16).toUpperCase()}/${(value & 0xffffffffn).toString(16).toUpperCase()}`;
 }
 
+/**
+ * The two 32-bit halves of an LSN as numbers. Without BigInt: the CDC compares and
+ * normalizes an LSN for every commit it decodes, and each half fits a double exactly.
+ */
+function halves(lsn: string): [number, number] {
+  const slash = lsn.indexOf('/');
+  const hi = slash > 0 ? Number.parseInt(lsn.slice(0, slash), 16) : Number.NaN;
+  const lo = slash > 0 && slash < lsn.length - 1 ? Number.parseInt(lsn.slice(slash + 1), 16) : Number.NaN;
+  if (
+    !(hi >= 0 && hi <= 0xffffffff && lo >= 0 && lo <= 0xffffffff) ||
+    !/^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/.test(lsn)
+  )
+    throw new Error(`not an LSN: ${lsn}`);
+  return [hi, lo];
+}
+
 export function compareLsn(a: string, b: string): number {
-  const x = lsnToBigInt(a);
-  const y = lsnToBigInt(b);
-  return x < y ? -1 : x > y ? 1 : 0;
+  if (a === b) return 0;
+  const [ah, al] = halves(a);
+  const [bh, bl] = halves(b);
+  if (ah !== bh) return ah < bh ? -1 : 1;
+  return al < bl ? -1 : al > bl ? 1 : 0;
+}
+
+/**
+ * An LSN as Postgres prints it (`0/1982E00`: upper-case hex, no leading zeros), one spelling
+ * per position; pgoutput pads them (`00000000/01982E00`).
+ */
+export function normalizeLsn(lsn: string): string {
+  const [hi, lo] = halves(lsn);
+  return `${hi.toString(16).toUpperCase()}/${lo.toString(16).toUpperCase()}`;
 }

@@ -26,11 +26,15 @@ export const epochTag = (table: string): Tag => `epoch:${table}`;
 
 /** The table a tag names, or undefined for a malformed tag. */
 export function tableOfTag(tag: Tag): string | undefined {
-  const [kind, table] = tag.split(':', 3);
-  if (!table) return undefined;
-  return kind === 'row' || kind === 'col' || kind === 'table' || kind === 'rows' || kind === 'epoch'
-    ? table
-    : undefined;
+  // indexOf, not split: the CDC asks this of every tag of every row change it decodes.
+  const kindEnd = tag.indexOf(':');
+  if (kindEnd < 0) return undefined;
+  const kind = tag.slice(0, kindEnd);
+  if (kind !== 'row' && kind !== 'col' && kind !== 'table' && kind !== 'rows' && kind !== 'epoch')
+    return undefined;
+  const tableEnd = tag.indexOf(':', kindEnd + 1);
+  const table = tableEnd < 0 ? tag.slice(kindEnd + 1) : tag.slice(kindEnd + 1, tableEnd);
+  return table === '' ? undefined : table;
 }
 
 /**

@@ -3,6 +3,7 @@ import { describe, expect, it } from 'vitest';
 import {
   CircuitBreaker,
   CorruptEntryError,
+  compareLsn,
   decodeEntry,
   decodeEntryHead,
   encodeEntry,
@@ -11,7 +12,9 @@ import {
   isNullBody,
   isSourceUnavailable,
   jitteredTtlMs,
+  lsnToBigInt,
   NULL_BODY,
+  normalizeLsn,
   rowTag,
   tableOfTag,
   timings,
@@ -95,6 +98,24 @@ describe('tags', () => {
     ).toEqual(['row:articles:1', 'epoch:articles', 'col:comments:article_id:1', 'epoch:comments']);
     expect(tableOfTag(epochTag('users'))).toBe('users');
     expect(tableOfTag('nonsense')).toBeUndefined();
+    expect(tableOfTag('row:lib.loans:509,2025-06-22 05:00:00+00')).toBe('lib.loans');
+    expect(tableOfTag('col:comments:article_id:a:b')).toBe('comments');
+    expect(tableOfTag('rows:')).toBeUndefined();
+    expect(tableOfTag('lease:articles:1')).toBeUndefined();
+  });
+});
+
+describe('LSNs', () => {
+  it('compares positions, however they are padded, and refuses what is not an LSN', () => {
+    expect(compareLsn('0/1982E00', '00000000/01982E00')).toBe(0);
+    expect(compareLsn('0/FFFFFFFF', '1/0')).toBe(-1);
+    expect(compareLsn('16/B374D848', '16/B374D847')).toBe(1);
+    expect(compareLsn('A/0', '9/FFFFFFFF')).toBe(1);
+    expect(normalizeLsn('00000001/01982E00')).toBe('1/1982E00');
+    expect(normalizeLsn('16/b374d848')).toBe('16/B374D848');
+    expect(lsnToBigInt(normalizeLsn('FFFFFFFF/FFFFFFFF'))).toBe((1n << 64n) - 1n);
+    for (const bad of ['', '0', '/1', '1/', '12zz/0', '0/1/2', '100000000/0'])
+      expect(() => compareLsn(bad, '0/0'), bad).toThrow(/not an LSN/);
   });
 });
 
