@@ -384,7 +384,40 @@ export class ReadThroughCache<Db> {
       freshAfter: loadedAfter,
     };
 
+    const ttlMs = jitteredTtlMs(
+      value === null
+        ? Math.min(
+            resource.negativeTtlSeconds,
+            this.options.maxNegativeTtlSeconds ?? Number.POSITIVE_INFINITY,
+          )
+        : Math.min(resource.ttlSeconds, this.options.maxTtlSeconds ?? Number.POSITIVE_INFINITY),
+      this.random(),
+    );
+    const entry = () => encodeEntry({ version: s0, storedAtMs: Date.now(), etag, tags, body });
     try {
+      if (!this.clustered && !hooks?.beforeCas) {
+        // One server and no seam between the steps: steps 3 to 5 in one script (scripts.ts).
+        // A reconnect since the lease is checked before it is sent (see below); one during
+        // it resends it before the new connection's check, like the compare-and-set alone.
+        if (!this.generation.holds(epoch)) {
+          this.options.events?.fillRefused?.(resource.name, 'reconnected');
+          return { ...result, cached: false };
+        }
+        const checkedAfter = ++this.step;
+        const written = await this.redis.walcacheFillChecked(
+          2 + 2 * tags.length,
+          valueKey,
+          leaseKey,
+          ...tags.map((tag) => this.keys.tagSet(tag)),
+          ...tags.map((tag) => this.markers.version(tag)),
+          token,
+          entry(),
+          ttlMs,
+          s0,
+          tags.length,
+        );
+        return this.filledOrRefused(resource, result, written, checkedAfter);
+      }
       // Step 3: register the key under every tag before checking versions, so an
       // invalidation either sees this key in the set or left a version this fill sees.
       // Step 4: any tag invalidated after s0 means the load may predate that commit.
@@ -418,23 +451,8 @@ export class ReadThroughCache<Db> {
         return { ...result, cached: false };
       }
       // Step 5: compare-and-set against our lease (and against a newer cached entry).
-      const ttlSeconds =
-        value === null
-          ? Math.min(
-              resource.negativeTtlSeconds,
-              this.options.maxNegativeTtlSeconds ?? Number.POSITIVE_INFINITY,
-            )
-          : Math.min(resource.ttlSeconds, this.options.maxTtlSeconds ?? Number.POSITIVE_INFINITY);
-      const ttlMs = jitteredTtlMs(ttlSeconds, this.random());
-      const entry = encodeEntry({ version: s0, storedAtMs: Date.now(), etag, tags, body });
-      const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry, ttlMs, s0);
-      if (written === 1) {
-        this.options.events?.filled?.(resource.name);
-        // Cached under the protocol: as fresh as any hit read after its version check.
-        return { ...result, cached: true, freshAfter: checkedAfter };
-      }
-      this.options.events?.fillRefused?.(resource.name, written === 2 ? 'newer-cached' : 'lease-lost');
-      return { ...result, cached: false };
+      const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry(), ttlMs, s0);
+      return this.filledOrRefused(resource, result, written, checkedAfter);
     } catch (error) {
       if (mode === 'refresh') throw error;
       // Fail open: the reader gets the loaded value, uncached; the failure is counted.
@@ -442,6 +460,23 @@ export class ReadThroughCache<Db> {
       this.options.events?.fillRefused?.(resource.name, 'redis-error');
       return { ...result, cached: false };
     }
+  }
+
+  /** What a compare-and-set answered (scripts.ts: 1 written, 0, 2 or 3 refused), reported. */
+  private filledOrRefused(
+    resource: AnyResource<Db>,
+    result: CacheResult & { freshAfter: number },
+    written: number,
+    checkedAfter: number,
+  ): Filled {
+    if (written === 1) {
+      this.options.events?.filled?.(resource.name);
+      // Cached under the protocol: as fresh as any hit read after its version check.
+      return { ...result, cached: true, freshAfter: checkedAfter };
+    }
+    const reason = written === 3 ? 'tag-invalidated' : written === 2 ? 'newer-cached' : 'lease-lost';
+    this.options.events?.fillRefused?.(resource.name, reason);
+    return { ...result, cached: false };
   }
 
   private decodeHit(raw: Buffer, countUnreadable = true): CacheResult | undefined {

@@ -10,7 +10,7 @@ import type { RedisClient } from './connect.ts';
  * Returns 1 written, 0 lease lost, 2 a newer entry is cached.
  * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version
  */
-const fillCasLua = `
+const fillCasBody = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 local current = redis.call('GET', KEYS[1])
@@ -20,6 +20,30 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
+const fillCasLua = fillCasBody;
+
+/**
+ * Steps 3 to 5 of the fill protocol in one call, on one server: register the value under
+ * its tags, check the tags' version markers against the fill's sequence, and compare-and-set
+ * (the script above). In one script nothing runs between the steps, which the protocol only
+ * needs in this order; sent apart they were two round trips of every miss. A tag invalidated
+ * since the fill's sequence read gives the lease back (if still ours) and writes nothing.
+ * Returns 1 written, 0 lease lost, 2 a newer entry is cached, 3 a tag was invalidated.
+ * KEYS[1]=value KEYS[2]=lease KEYS[3..2+n]=tag sets KEYS[3+n..2+2n]=version markers
+ * ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version (the fill's sequence) ARGV[5]=n
+ */
+const fillCheckedLua = `
+local n = tonumber(ARGV[5])
+for i = 3, 2 + n do redis.call('SADD', KEYS[i], KEYS[1]) end
+local s0 = tonumber(ARGV[4])
+for i = 3 + n, 2 + 2 * n do
+  local marker = tonumber(redis.call('GET', KEYS[i]))
+  if marker and marker > s0 then
+    if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+    return 3
+  end
+end
+${fillCasBody}`;
 
 /**
  * Step 1 of an invalidation: raise each tag's version marker to `seq`, never lower it.
@@ -127,6 +151,7 @@ export interface WalcacheCommands {
     ttlMs: number,
     version: number,
   ): Promise<number>;
+  walcacheFillChecked(...keysThenArgs: (string | number | Buffer)[]): Promise<number>;
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
   walcacheCleanupTagSets(...keysThenArgs: (string | number)[]): Promise<string[]>;
@@ -144,6 +169,7 @@ export function withCommands(redis: RedisClient): WalcacheRedis {
     // Variable key count: the caller passes numkeys first.
     redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
     redis.defineCommand('walcacheCleanupTagSets', { lua: cleanupTagSetsLua });
+    redis.defineCommand('walcacheFillChecked', { lua: fillCheckedLua });
   }
   return r;
 }
