@@ -88,8 +88,19 @@ export async function invalidateTags(
       windowMs,
       ...batch,
     );
-  // One server, no test seam between the steps: the steps go out back to back (sendSteps).
+  // One server, no test seam between the steps: one script for a job of one marker batch
+  // (invalidateOnce), else the steps go out back to back (sendSteps).
   const sent = !clustered && !options.afterIncrement && !options.afterVersions && tags.length > 0;
+  if (sent && tags.length <= MARKER_BATCH) {
+    try {
+      return await invalidateOnce(client, keys, markers, tags, windowMs);
+    } catch (error) {
+      if (!isOutOfMemory(error)) throw error;
+      // Refused at its INCR, before any effect: the values go as below, then the attempt fails.
+      await cleanupOnOneServer(redis, keys, tags, true);
+      throw error;
+    }
+  }
   let pruned: Promise<void> | undefined;
   try {
     if (sent) {
@@ -165,6 +176,39 @@ function sendSteps(
   // Whichever fails first fails the attempt; the prune's rejection is observed there too.
   pruned.catch(() => undefined);
   return { seq, pruned };
+}
+
+/**
+ * A job of up to one marker batch on one server, whole, in one script (scripts.ts,
+ * invalidateOnceLua): one round trip. The prune goes on by itself only when its one batch
+ * was full.
+ */
+async function invalidateOnce(
+  client: WalcacheRedis,
+  keys: Keyspace,
+  markers: MarkerKeys,
+  tags: readonly Tag[],
+  windowMs: number,
+): Promise<InvalidationResult> {
+  const [seq, values, pruned] = await client.walcacheInvalidateOnce(
+    2 + 2 * tags.length,
+    keys.seq,
+    markers.expiry,
+    ...tags.map((t) => markers.version(t)),
+    ...tags.map((t) => keys.tagSet(t)),
+    tags.length,
+    windowMs,
+    keys.valueHead,
+    keys.leaseSuffix,
+    markers.versionPrefix,
+    PRUNE_BATCH,
+    ...tags,
+  );
+  if (pruned >= PRUNE_BATCH) await pruneMarkers(client, markers);
+  return {
+    seq: Number(seq),
+    keys: [...new Set(values)].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
+  };
 }
 
 function readTagSets(client: RedisClient, keys: Keyspace, tags: readonly Tag[]): Promise<string[][]> {

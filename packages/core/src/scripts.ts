@@ -46,6 +46,65 @@ end
 ${fillCasBody}`;
 
 /**
+ * Lua shared by the invalidation scripts below, so each step is written once.
+ * `indexExpiry`: each tag's entry in the markers' expiry index (a sorted set scored by when
+ * its window ends), raised, never lowered (GT), in one ZADD for the batch.
+ * `pruneDue`: deletes up to `max` markers whose window passed and their index entries, one
+ * UNLINK and one ZREM for all of them.
+ * `cleanupSets`: step 2 of an invalidation on one server (see cleanupTagSetsLua).
+ * Each is one command per step for the whole batch, not one per tag: a call from Lua costs
+ * Redis a few microseconds whatever it does, and per tag these were the largest share of
+ * Redis' time per job (docs/benchmarks.md).
+ * Times are Redis' clock (TIME): with each process's own clock, an invalidator whose clock
+ * runs ahead would prune markers other processes wrote before their window had passed.
+ */
+const invalidationLuaFunctions = `
+local function nowMs()
+  local t = redis.call('TIME')
+  return tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
+end
+local function indexExpiry(expiryKey, tags, windowMs)
+  local expires, args = nowMs() + windowMs, {}
+  for _, tag in ipairs(tags) do
+    args[#args + 1] = expires
+    args[#args + 1] = tag
+  end
+  redis.call('ZADD', expiryKey, 'GT', unpack(args))
+end
+local function pruneDue(expiryKey, markerPrefix, max)
+  local due = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', nowMs(), 'LIMIT', 0, max)
+  if #due == 0 then return 0 end
+  local markers = {}
+  for i, tag in ipairs(due) do markers[i] = markerPrefix .. tag end
+  redis.call('UNLINK', unpack(markers))
+  redis.call('ZREM', expiryKey, unpack(due))
+  return #due
+end
+local function cleanupSets(tagSets, head, leaseSuffix)
+  local values, sets, leases = {}, {}, {}
+  for _, set in ipairs(tagSets) do
+    local members = redis.call('SMEMBERS', set)
+    if #members > 0 then
+      sets[#sets + 1] = set
+      for _, k in ipairs(members) do values[#values + 1] = k end
+    end
+  end
+  for _, k in ipairs(values) do
+    if string.sub(k, 1, #head) == head and string.byte(k, -1) == 125 then leases[#leases + 1] = k .. leaseSuffix end
+  end
+  for _, list in ipairs({ leases, values, sets }) do
+    for i = 1, #list, 1000 do redis.call('UNLINK', unpack(list, i, math.min(i + 999, #list))) end
+  end
+  return values
+end
+local function slice(list, first, last)
+  local out = {}
+  for i = first, last do out[#out + 1] = list[i] end
+  return out
+end
+`;
+
+/**
  * Step 1 of an invalidation: raise each tag's version marker to `seq`, never lower it.
  * Invalidation jobs run concurrently (several workers, several processes): a plain SET from
  * a slow job with seq 6 landing after a fast one with seq 7 would lower the marker, and a
@@ -54,52 +113,47 @@ ${fillCasBody}`;
  * delete a marker between its write and its expiry update.
  * Markers carry no TTL on purpose: with the cache Redis on `volatile-lru`, only values and
  * leases (which have TTLs) can be evicted, never a marker a running fill still has to see.
- * The window is measured on Redis' clock (TIME), like the prune below: with each process's
- * own clock, an invalidator whose clock runs ahead would prune markers other processes
- * wrote before their window had passed.
  * KEYS[1]=expiry zset, KEYS[2..]=markers; ARGV[1]=seq ARGV[2]=window ms ARGV[3..]=tags
  */
-const bumpTagVersionsLua = `
+const bumpTagVersionsLua = `${invalidationLuaFunctions}
 local seq = tonumber(ARGV[1])
-local t = redis.call('TIME')
-local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[2])
+indexExpiry(KEYS[1], slice(ARGV, 3, #ARGV), tonumber(ARGV[2]))
+local current, raise = redis.call('MGET', unpack(KEYS, 2)), {}
 for i = 2, #KEYS do
-  redis.call('ZADD', KEYS[1], 'GT', expires, ARGV[i + 1])
-  local current = tonumber(redis.call('GET', KEYS[i]))
-  if current == nil or current < seq then redis.call('SET', KEYS[i], ARGV[1]) end
+  local v = tonumber(current[i - 1])
+  if v == nil or v < seq then
+    raise[#raise + 1] = KEYS[i]
+    raise[#raise + 1] = ARGV[1]
+  end
 end
+if #raise > 0 then redis.call('MSET', unpack(raise)) end
 return #KEYS - 1`;
 
 /**
  * INCR of the sequence and the first marker batch in one call, on one server: the job's
- * first round trip does both. The same bump as above (each marker raised to the new seq,
- * never lowered), and nothing can run between the INCR and the markers. Returns the seq.
+ * first round trip does both. Nothing runs between the INCR and the markers, so every
+ * marker holds an older sequence than the one just drawn: each is set to it with no read
+ * (the bump above reads them: other jobs draw sequences between its calls). Returns the seq.
  * KEYS[1]=seq KEYS[2]=expiry zset, KEYS[3..]=markers; ARGV[1]=window ms ARGV[2..]=tags
  */
-export const incrBumpTagVersionsLua = `
+export const incrBumpTagVersionsLua = `${invalidationLuaFunctions}
 local seq = redis.call('INCR', KEYS[1])
-local t = redis.call('TIME')
-local expires = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000) + tonumber(ARGV[1])
+if #KEYS < 3 then return seq end
+indexExpiry(KEYS[2], slice(ARGV, 2, #ARGV), tonumber(ARGV[1]))
+local markers = {}
 for i = 3, #KEYS do
-  redis.call('ZADD', KEYS[2], 'GT', expires, ARGV[i - 1])
-  local current = tonumber(redis.call('GET', KEYS[i]))
-  if current == nil or current < seq then redis.call('SET', KEYS[i], seq) end
+  markers[#markers + 1] = KEYS[i]
+  markers[#markers + 1] = seq
 end
+redis.call('MSET', unpack(markers))
 return seq`;
 
 /**
- * Deletes version markers whose window has passed (on Redis' clock); the expiry index is
- * what bounds their number. KEYS[1]=expiry zset ARGV[1]=marker key prefix ARGV[2]=max per call
+ * Deletes version markers whose window has passed; the expiry index is what bounds their
+ * number. KEYS[1]=expiry zset ARGV[1]=marker key prefix ARGV[2]=max per call
  */
-const pruneTagVersionsLua = `
-local t = redis.call('TIME')
-local now = tonumber(t[1]) * 1000 + math.floor(tonumber(t[2]) / 1000)
-local due = redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, tonumber(ARGV[2]))
-for _, tag in ipairs(due) do
-  redis.call('UNLINK', ARGV[1] .. tag)
-  redis.call('ZREM', KEYS[1], tag)
-end
-return #due`;
+const pruneTagVersionsLua = `${invalidationLuaFunctions}
+return pruneDue(KEYS[1], ARGV[1], tonumber(ARGV[2]))`;
 
 /**
  * Step 2 of an invalidation on one server, inside Redis: read the tag sets, unlink every
@@ -118,23 +172,33 @@ return #due`;
  * KEYS = tag sets; ARGV[1] = what every value key starts with (`wc:{`), ARGV[2] = what a lease
  * key adds to its value key (`:lease`). Returns the members.
  */
-const cleanupTagSetsLua = `
-local head, leaseSuffix = ARGV[1], ARGV[2]
-local values, sets, leases = {}, {}, {}
-for i = 1, #KEYS do
-  local members = redis.call('SMEMBERS', KEYS[i])
-  if #members > 0 then
-    sets[#sets + 1] = KEYS[i]
-    for _, k in ipairs(members) do values[#values + 1] = k end
-  end
+const cleanupTagSetsLua = `${invalidationLuaFunctions}
+return cleanupSets(KEYS, ARGV[1], ARGV[2])`;
+
+/**
+ * A whole invalidation of up to one marker batch of tags on one server, in one call: the
+ * INCR and the markers (as incrBumpTagVersionsLua), step 2 (as cleanupTagSetsLua), then one
+ * prune of expired markers. One script keeps the protocol's order with nothing between the
+ * steps, where the steps took two round trips and three scripts, each a fixed cost to Redis
+ * and to the invalidator whatever the job's size.
+ * KEYS[1]=seq KEYS[2]=expiry zset KEYS[3..2+n]=markers KEYS[3+n..2+2n]=tag sets
+ * ARGV[1]=n ARGV[2]=window ms ARGV[3]=value key head ARGV[4]=lease suffix
+ * ARGV[5]=marker key prefix ARGV[6]=max markers pruned ARGV[7..6+n]=tags
+ * Returns { seq, the members deleted, markers pruned }.
+ */
+const invalidateOnceLua = `${invalidationLuaFunctions}
+local n = tonumber(ARGV[1])
+local seq = redis.call('INCR', KEYS[1])
+indexExpiry(KEYS[2], slice(ARGV, 7, 6 + n), tonumber(ARGV[2]))
+local markers = {}
+for i = 3, 2 + n do
+  markers[#markers + 1] = KEYS[i]
+  markers[#markers + 1] = seq
 end
-for _, k in ipairs(values) do
-  if string.sub(k, 1, #head) == head and string.byte(k, -1) == 125 then leases[#leases + 1] = k .. leaseSuffix end
-end
-for _, list in ipairs({ leases, values, sets }) do
-  for i = 1, #list, 1000 do redis.call('UNLINK', unpack(list, i, math.min(i + 999, #list))) end
-end
-return values`;
+redis.call('MSET', unpack(markers))
+local values = cleanupSets(slice(KEYS, 3 + n, 2 + 2 * n), ARGV[3], ARGV[4])
+local pruned = pruneDue(KEYS[2], ARGV[5], tonumber(ARGV[6]))
+return { seq, values, pruned }`;
 
 /** Gives a lease back only if it is still ours. KEYS[1]=lease ARGV[1]=token */
 const releaseLeaseLua = `
@@ -155,6 +219,7 @@ export interface WalcacheCommands {
   walcacheBumpTagVersions(...keysThenArgs: (string | number)[]): Promise<number>;
   walcachePruneTagVersions(expiryKey: string, markerPrefix: string, max: number): Promise<number>;
   walcacheCleanupTagSets(...keysThenArgs: (string | number)[]): Promise<string[]>;
+  walcacheInvalidateOnce(...keysThenArgs: (string | number)[]): Promise<[number, string[], number]>;
 }
 
 export type WalcacheRedis = RedisClient & WalcacheCommands;
@@ -170,6 +235,7 @@ export function withCommands(redis: RedisClient): WalcacheRedis {
     redis.defineCommand('walcacheBumpTagVersions', { lua: bumpTagVersionsLua });
     redis.defineCommand('walcacheCleanupTagSets', { lua: cleanupTagSetsLua });
     redis.defineCommand('walcacheFillChecked', { lua: fillCheckedLua });
+    redis.defineCommand('walcacheInvalidateOnce', { lua: invalidateOnceLua });
   }
   return r;
 }
