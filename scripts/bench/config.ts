@@ -17,8 +17,8 @@ export interface BenchProfile {
   runS: number;
   /**
    * The read scenarios run this many times, interleaved, and each keeps its best run: on a
-   * shared machine a neighbour's burst lowers one run, never raises one, so the best of
-   * interleaved rounds is the least disturbed comparison.
+   * shared machine a neighbour's burst lowers one run, never raises one. Its ratio to its
+   * ceiling is the median of the rounds' ratios, each within one round (scenarios/reads.ts).
    */
   rounds: number;
   /**
@@ -106,7 +106,8 @@ export const profiles: Record<'quick' | 'full', BenchProfile> = {
     seed,
     warmupS: 2,
     runS: 10,
-    rounds: 2,
+    // Three: the median of three paired ratios is not moved by one disturbed round.
+    rounds: 3,
     connections: 32,
     hitIds: 9000,
     listPages: 400,

@@ -14,7 +14,10 @@ export interface HttpRow {
   errors: number;
   /** The row this one is compared with (same run, same machine). */
   ceilingId?: string;
+  /** rps over the ceiling's: the median of the rounds' ratios, each within one round. */
   ratio?: number;
+  /** Each round's ratio to the ceiling measured just before it. */
+  roundRatios?: number[];
   /** CPU per process during the measured run, % of one core. */
   cpu: Record<string, number>;
   /** CPU time of the answering process per request, µs: its cost, whatever the machine's load. */
