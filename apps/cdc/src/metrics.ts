@@ -144,5 +144,28 @@ export function createCdcMetrics(registry: Registry) {
       if (state !== 'streaming') connected.set(0);
     },
   };
-  return { events, slotRecreations, connected, updatesSkipped, updatesRowOnly };
+  return {
+    events,
+    slotRecreations,
+    connected,
+    updateSkipped: perTable(updatesSkipped),
+    updateRowOnly: perTable(updatesRowOnly),
+  };
+}
+
+/**
+ * Counts one per call under the table's label through a child bound once per table: these
+ * count row changes, and `inc({ table })` hashes its labels on every call (~1 % of the CDC's
+ * CPU in its profile at 800 × 10).
+ */
+function perTable(counter: Counter<'table'>): (table: string) => void {
+  const children = new Map<string, { inc(): void }>();
+  return (table) => {
+    let child = children.get(table);
+    if (child === undefined) {
+      child = counter.labels(table);
+      children.set(table, child);
+    }
+    child.inc();
+  };
 }
