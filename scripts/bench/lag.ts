@@ -8,6 +8,15 @@ export function lsnValue(lsn: string): bigint {
   return (BigInt(`0x${hi ?? '0'}`) << 32n) | BigInt(`0x${lo ?? '0'}`);
 }
 
+/** The middle value (the mean of the two middle ones for an even count). */
+export function median(values: readonly number[]): number {
+  const sorted = [...values].sort((a, b) => a - b);
+  const mid = sorted.length >> 1;
+  return sorted.length % 2
+    ? (sorted[mid] as number)
+    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
+}
+
 export function quantiles(values: number[]): Quantiles {
   if (values.length === 0) return { count: 0, p50Ms: 0, p99Ms: 0, maxMs: 0 };
   const sorted = [...values].sort((a, b) => a - b);

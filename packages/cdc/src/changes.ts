@@ -38,7 +38,7 @@ type RowText = Record<string, unknown>;
 
 /**
  * A decoded row is validated on the columns tagsOf reads (keys, watched, read and membership
- * columns), not on all of them: a wide row's other columns (an article's body) would cost a
+ * columns), not on all of them: a wide row's other columns (a long text body, say) would cost a
  * schema check each on the CDC's busiest path, and nothing here looks at them.
  */
 interface RowSchema {

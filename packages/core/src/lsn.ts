@@ -14,16 +14,13 @@ export function bigIntToLsn(value: bigint): string {
  * normalizes an LSN for every commit it decodes, and each half fits a double exactly.
  */
 function halves(lsn: string): [number, number] {
-  const slash = lsn.indexOf('/');
-  const hi = slash > 0 ? Number.parseInt(lsn.slice(0, slash), 16) : Number.NaN;
-  const lo = slash > 0 && slash < lsn.length - 1 ? Number.parseInt(lsn.slice(slash + 1), 16) : Number.NaN;
-  if (
-    !(hi >= 0 && hi <= 0xffffffff && lo >= 0 && lo <= 0xffffffff) ||
-    !/^[0-9A-Fa-f]+\/[0-9A-Fa-f]+$/.test(lsn)
-  )
-    throw new Error(`not an LSN: ${lsn}`);
-  return [hi, lo];
+  const match = LSN.exec(lsn);
+  if (!match) throw new Error(`not an LSN: ${lsn}`);
+  return [Number.parseInt(match[1] as string, 16), Number.parseInt(match[2] as string, 16)];
 }
+
+/** Two halves of up to 8 hex digits each (leading zeros allowed, as pgoutput pads them). */
+const LSN = /^0*([0-9A-Fa-f]{1,8})\/0*([0-9A-Fa-f]{1,8})$/;
 
 export function compareLsn(a: string, b: string): number {
   if (a === b) return 0;

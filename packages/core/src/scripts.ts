@@ -10,7 +10,7 @@ import type { RedisClient } from './connect.ts';
  * Returns 1 written, 0 lease lost, 2 a newer entry is cached.
  * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version
  */
-const fillCasBody = `
+const fillCasLua = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
 local current = redis.call('GET', KEYS[1])
@@ -20,7 +20,6 @@ if current then
 end
 redis.call('SET', KEYS[1], ARGV[2], 'PX', ARGV[3])
 return 1`;
-const fillCasLua = fillCasBody;
 
 /**
  * Steps 3 to 5 of the fill protocol in one call, on one server: register the value under
@@ -43,7 +42,7 @@ for i = 3 + n, 2 + 2 * n do
     return 3
   end
 end
-${fillCasBody}`;
+${fillCasLua}`;
 
 /**
  * Lua shared by the invalidation scripts below, so each step is written once.
@@ -51,6 +50,8 @@ ${fillCasBody}`;
  * its window ends), raised, never lowered (GT), in one ZADD for the batch.
  * `pruneDue`: deletes up to `max` markers whose window passed and their index entries, one
  * UNLINK and one ZREM for all of them.
+ * `markAll`: each marker set to `seq` with its expiry entry, for a `seq` just drawn in the
+ * same script (no marker can hold a newer one, so none is read first).
  * `cleanupSets`: step 2 of an invalidation on one server (see cleanupTagSetsLua).
  * Each is one command per step for the whole batch, not one per tag: a call from Lua costs
  * Redis a few microseconds whatever it does, and per tag these were the largest share of
@@ -70,6 +71,15 @@ local function indexExpiry(expiryKey, tags, windowMs)
     args[#args + 1] = tag
   end
   redis.call('ZADD', expiryKey, 'GT', unpack(args))
+end
+local function markAll(expiryKey, markerKeys, tags, windowMs, seq)
+  indexExpiry(expiryKey, tags, windowMs)
+  local args = {}
+  for _, key in ipairs(markerKeys) do
+    args[#args + 1] = key
+    args[#args + 1] = seq
+  end
+  redis.call('MSET', unpack(args))
 end
 local function pruneDue(expiryKey, markerPrefix, max)
   local due = redis.call('ZRANGEBYSCORE', expiryKey, '-inf', nowMs(), 'LIMIT', 0, max)
@@ -139,13 +149,7 @@ return #KEYS - 1`;
 export const incrBumpTagVersionsLua = `${invalidationLuaFunctions}
 local seq = redis.call('INCR', KEYS[1])
 if #KEYS < 3 then return seq end
-indexExpiry(KEYS[2], slice(ARGV, 2, #ARGV), tonumber(ARGV[1]))
-local markers = {}
-for i = 3, #KEYS do
-  markers[#markers + 1] = KEYS[i]
-  markers[#markers + 1] = seq
-end
-redis.call('MSET', unpack(markers))
+markAll(KEYS[2], slice(KEYS, 3, #KEYS), slice(ARGV, 2, #ARGV), tonumber(ARGV[1]), seq)
 return seq`;
 
 /**
@@ -189,13 +193,7 @@ return cleanupSets(KEYS, ARGV[1], ARGV[2])`;
 const invalidateOnceLua = `${invalidationLuaFunctions}
 local n = tonumber(ARGV[1])
 local seq = redis.call('INCR', KEYS[1])
-indexExpiry(KEYS[2], slice(ARGV, 7, 6 + n), tonumber(ARGV[2]))
-local markers = {}
-for i = 3, 2 + n do
-  markers[#markers + 1] = KEYS[i]
-  markers[#markers + 1] = seq
-end
-redis.call('MSET', unpack(markers))
+markAll(KEYS[2], slice(KEYS, 3, 2 + n), slice(ARGV, 7, 6 + n), tonumber(ARGV[2]), seq)
 local values = cleanupSets(slice(KEYS, 3 + n, 2 + 2 * n), ARGV[3], ARGV[4])
 local pruned = pruneDue(KEYS[2], ARGV[5], tonumber(ARGV[6]))
 return { seq, values, pruned }`;

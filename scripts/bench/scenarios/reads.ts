@@ -1,4 +1,5 @@
 import { type Ctx, getOk, measure, pool } from '../context.ts';
+import { median } from '../lag.ts';
 import { progress } from '../procs.ts';
 import type { HttpRow } from '../results.ts';
 
@@ -152,12 +153,4 @@ export async function readScenarios(ctx: Ctx, rows: HttpRow[]): Promise<void> {
     const roundRatios = ratios.get(row.id);
     rows.push({ ...row, ratio: roundRatios && median(roundRatios), roundRatios });
   }
-}
-
-function median(values: readonly number[]): number {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = Math.floor(sorted.length / 2);
-  return sorted.length % 2 === 1
-    ? (sorted[mid] as number)
-    : ((sorted[mid - 1] as number) + (sorted[mid] as number)) / 2;
 }

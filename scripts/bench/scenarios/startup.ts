@@ -1,6 +1,7 @@
 import { freePort } from '@walcache/testkit';
 import { programArgs, type RunFrom } from '../../build.ts';
 import type { BenchProfile } from '../config.ts';
+import { median } from '../lag.ts';
 import { type Children, progress, sleep } from '../procs.ts';
 import type { StartupResult, StartupRow } from '../results.ts';
 import { appEnv, type Servers } from '../stack.ts';
@@ -113,8 +114,5 @@ async function startOnce(
 }
 
 function summary(values: number[]): { p50: number; min: number; max: number } {
-  const sorted = [...values].sort((a, b) => a - b);
-  const mid = sorted.length >> 1;
-  const p50 = sorted.length % 2 ? sorted[mid]! : (sorted[mid - 1]! + sorted[mid]!) / 2;
-  return { p50, min: sorted[0]!, max: sorted.at(-1)! };
+  return { p50: median(values), min: Math.min(...values), max: Math.max(...values) };
 }
