@@ -1,12 +1,7 @@
+import { lsnToBigInt } from '@walcache/core';
 import type pg from 'pg';
 import { LAG_PROBE_INTERVAL_MS } from './config.ts';
 import type { Quantiles } from './results.ts';
-
-/** `X/Y` → a comparable number. */
-export function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi ?? '0'}`) << 32n) | BigInt(`0x${lo ?? '0'}`);
-}
 
 /** The middle value (the mean of the two middle ones for an even count). */
 export function median(values: readonly number[]): number {
@@ -58,7 +53,7 @@ export class LagProbe {
         `select pg_logical_emit_message(false, 'walcache.heartbeat', $1)::text as lsn`,
         [String(Date.now())],
       );
-      if (rows[0]) this.pending.push({ t, lsn: lsnValue(rows[0].lsn) });
+      if (rows[0]) this.pending.push({ t, lsn: lsnToBigInt(rows[0].lsn) });
     } catch (error) {
       this.failure ??= error;
     }
@@ -70,7 +65,7 @@ export class LagProbe {
         'select confirmed_flush_lsn::text as lsn from pg_replication_slots where slot_name = $1',
         [this.slotName],
       );
-      const confirmed = rows[0]?.lsn ? lsnValue(rows[0].lsn) : 0n;
+      const confirmed = rows[0]?.lsn ? lsnToBigInt(rows[0].lsn) : 0n;
       const now = performance.now();
       while (this.pending[0] && this.pending[0].lsn <= confirmed) {
         const p = this.pending.shift();

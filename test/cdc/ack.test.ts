@@ -1,21 +1,13 @@
 import type { Batch } from '@walcache/cdc';
 import type { Env } from '@walcache/config';
-import type { InvalidationJob } from '@walcache/core';
+import { type InvalidationJob, lsnToBigInt } from '@walcache/core';
 import { silentLogger } from '@walcache/observability';
 import { waitFor } from '@walcache/testkit';
 import type { Queue } from 'bullmq';
 import pg from 'pg';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCdc, startCdc } from '../../apps/cdc/src/main.ts';
-import {
-  ARTICLES,
-  adminPool,
-  confirmedFlush,
-  lsnValue,
-  storedTags,
-  testQueue,
-  USERS,
-} from '../support/cdc-harness.ts';
+import { ARTICLES, adminPool, confirmedFlush, storedTags, testQueue, USERS } from '../support/cdc-harness.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
 
 // The ack rule, observed from Postgres' side: the slot's confirmed_flush_lsn never passes a
@@ -83,10 +75,10 @@ async function commitComment(
   const { rows: lsn } = await client.query<{ lsn: string }>(
     'select pg_current_wal_insert_lsn()::text as lsn',
   );
-  return { tag, after: lsnValue(lsn[0]?.lsn ?? '0/0') };
+  return { tag, after: lsnToBigInt(lsn[0]?.lsn ?? '0/0') };
 }
 
-const confirmed = async () => lsnValue((await confirmedFlush(admin, env.SLOT_NAME)) ?? '0/0');
+const confirmed = async () => lsnToBigInt((await confirmedFlush(admin, env.SLOT_NAME)) ?? '0/0');
 const metric = async (name: string) => {
   const text = await (await fetch(`http://127.0.0.1:${cdc.metricsPort}/metrics`)).text();
   const line = text.split('\n').find((l) => l.startsWith(`${name} `) || l.startsWith(`${name}{`));
@@ -109,7 +101,7 @@ describe('the slot is acknowledged only up to stored jobs', () => {
       await waitFor(() => hold?.entered === true, { what: 'the store of the held commit to start' });
       // Later commits and heartbeats arrive and queue behind the held store.
       for (let i = 0; i < 5; i++) await commitComment(writer, `behind ${i}`);
-      await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') > after, {
+      await waitFor(() => lsnToBigInt(cdc.stream.lastReceivedLsn ?? '0/0') > after, {
         what: 'the CDC to receive past the held commit',
       });
       // Lag is visible while the store is held (both gauges come from periodic reads).
@@ -197,7 +189,7 @@ describe('group commit', () => {
     await waitFor(() => hold?.entered === true, { what: 'the first store to be in flight' });
     const behind: { tag: string; after: bigint }[] = [];
     for (let i = 0; i < 50; i++) behind.push(await commitComment(writer, `grouped ${i}`));
-    await waitFor(() => lsnValue(cdc.stream.lastReceivedLsn ?? '0/0') >= (behind.at(-1)?.after ?? 0n), {
+    await waitFor(() => lsnToBigInt(cdc.stream.lastReceivedLsn ?? '0/0') >= (behind.at(-1)?.after ?? 0n), {
       what: 'the CDC to receive the 50 commits',
     });
     release();

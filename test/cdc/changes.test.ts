@@ -10,7 +10,13 @@ import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { type RunningCdc, startCdc } from '../../apps/cdc/src/main.ts';
 import { startInvalidator } from '../../apps/invalidator/src/main.ts';
 import { articleComments, articleDetail, tagList, userProfile } from '../support/blog.ts';
-import { adminPool, type CacheFixture, cacheFixture, testQueue } from '../support/cdc-harness.ts';
+import {
+  adminPool,
+  type CacheFixture,
+  cacheFixture,
+  testQueue,
+  waitCaughtUp,
+} from '../support/cdc-harness.ts';
 import { scrape, value } from '../support/metrics.ts';
 import { type Servers, startServers, testEnv } from '../support/stack.ts';
 
@@ -82,7 +88,10 @@ async function waitInvalidated<P, V>(resource: Resource<Db, P, V>, params: P): P
   });
 }
 
-/** A later change to an unrelated row, invalidated: proves earlier jobs have run too. */
+/**
+ * A later change to an unrelated row, invalidated: proves the jobs of earlier commits are
+ * stored (the CDC stores in commit order), not that they have run (jobs run concurrently).
+ */
 async function barrier(): Promise<void> {
   await fill(articleDetail, { id: '199' });
   await sql.query("update articles set title = title || '.' where id = 199");
@@ -186,6 +195,9 @@ describe('row changes', () => {
     expect(await cached(userProfile, { id: '2' })).not.toBeNull();
     // Both bulk transactions travelled as a few tags, never 100 000: each in a table-wide job
     // (one job for both when the CDC merged them, as transactions that wait together are).
+    // The keys above may have gone with the insert's job alone (jobs run concurrently, so the
+    // barrier does not prove it ran first): the update's job exists once the slot confirms it.
+    await waitCaughtUp(sql, env, queue);
     const jobs = await queue.getJobs(['waiting', 'active', 'completed', 'failed', 'delayed']);
     for (const xid of [inserted, updated]) {
       const carrying = jobs.filter((j) => j?.data.xids?.includes(xid));

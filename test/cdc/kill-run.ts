@@ -8,7 +8,7 @@
  * value of every resource must be gone or fresh, and no restart may have flushed the cache.
  */
 import { type Env, redisTarget } from '@walcache/config';
-import { createRedisClient, mastersOf } from '@walcache/core';
+import { createRedisClient, lsnToBigInt, mastersOf } from '@walcache/core';
 import { waitFor } from '@walcache/testkit';
 import type { Queue } from 'bullmq';
 import type pg from 'pg';
@@ -20,7 +20,6 @@ import {
   type CacheFixture,
   CacheReaders,
   cacheFixture,
-  lsnValue,
   rng,
   StormWriter,
   testQueue,
@@ -136,11 +135,11 @@ export function describeCdcKill({ where, cycles, start, timeoutMs = 300_000 }: K
               const { rows } = await admin.query<{ lsn: string }>(
                 'select pg_current_wal_insert_lsn()::text as lsn',
               );
-              const written = lsnValue(rows[0]?.lsn ?? '0/0');
+              const written = lsnToBigInt(rows[0]?.lsn ?? '0/0');
               await waitFor(
                 async () => {
                   const h = await current.health();
-                  return h?.lastReceivedLsn != null && lsnValue(h.lastReceivedLsn) >= written;
+                  return h?.lastReceivedLsn != null && lsnToBigInt(h.lastReceivedLsn) >= written;
                 },
                 { timeoutMs: 30_000, what: 'the CDC to receive the commits made during the pause' },
               );

@@ -102,9 +102,22 @@ describe('the invalidation queue on a Redis Cluster', () => {
         `update articles set title = 'held by the replica' where id = 9 returning pg_current_wal_insert_lsn()::text as lsn`,
       );
       // A second attempt for the batch: the first was refused, no replica had the job.
-      await waitFor(() => attempts.filter((tags) => tags.includes('row:articles:9')).length >= 2, {
+      const ofThisCommit = () => attempts.filter((tags) => tags.includes('row:articles:9')).length;
+      await waitFor(() => ofThisCommit() >= 2, {
         what: 'the CDC to retry the store',
         timeoutMs: 30_000,
+      }).catch(async (error: unknown) => {
+        // Seen once under the full suite, never alone: say where the CDC was stuck.
+        const { rows: slot } = await writer.query(
+          'select active_pid, confirmed_flush_lsn::text as confirmed from pg_replication_slots where slot_name = $1',
+          [live.stack.env.SLOT_NAME],
+        );
+        const stream = live.stack.cdc.stream;
+        throw new Error(
+          `${(error as Error).message}; store attempts ${attempts.length}, of this commit ${ofThisCommit()}; ` +
+            `CDC ${stream.state}, last received ${stream.lastReceivedLsn}; slot ${JSON.stringify(slot[0])}`,
+          { cause: error },
+        );
       });
       const { rows: slot } = await writer.query<{ behind: boolean }>(
         'select confirmed_flush_lsn < $1::pg_lsn as behind from pg_replication_slots where slot_name = $2',

@@ -5,6 +5,7 @@ import {
   createRedisClient,
   decodeEntry,
   type InvalidationJob,
+  lsnToBigInt,
   mastersOf,
   QUEUE_PREFIX,
   ReadThroughCache,
@@ -294,11 +295,6 @@ export async function confirmedFlush(db: pg.Pool | pg.Client, slot: string): Pro
   return rows[0]?.lsn ?? null;
 }
 
-export function lsnValue(lsn: string): bigint {
-  const [hi, lo] = lsn.split('/');
-  return (BigInt(`0x${hi}`) << 32n) + BigInt(`0x${lo}`);
-}
-
 /**
  * Waits until the CDC has stored (and acked) everything committed so far: writes a heartbeat
  * message, which the CDC acks in order after every earlier commit's job is stored, and waits
@@ -314,11 +310,11 @@ export async function waitCaughtUp(
     'select pg_logical_emit_message(false, $1, $2)::text as lsn',
     [HEARTBEAT_PREFIX, String(Date.now())],
   );
-  const mark = lsnValue(rows[0]?.lsn ?? '0/0');
+  const mark = lsnToBigInt(rows[0]?.lsn ?? '0/0');
   await waitFor(
     async () => {
       const c = await confirmedFlush(db, env.SLOT_NAME);
-      return c !== null && lsnValue(c) >= mark;
+      return c !== null && lsnToBigInt(c) >= mark;
     },
     { timeoutMs, intervalMs: 100, what: 'the slot to confirm everything written' },
   );
