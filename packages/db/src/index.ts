@@ -14,4 +14,5 @@ export {
   guardConnectionErrors,
   type PoolOptions,
   pgConnectionConfig,
+  preparedStatement,
 } from './pool.ts';

@@ -288,10 +288,14 @@ function compileLookup(
   );
   const params = z.object(paramSchemas) as unknown as z.ZodType<Params>;
   const names = shape.params.map((p) => p.name);
+  // A lookup is by a unique key: its plan does not depend on the values, so it is prepared once.
   const query = precompiled(
     lookupQuery(plan.node, shape),
     placeholderValues(names.length),
     (values) => values,
+    {
+      prepared: true,
+    },
   );
   const selfTag = (p: Params): Tag =>
     shape.byPrimaryKey

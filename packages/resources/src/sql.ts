@@ -1,3 +1,4 @@
+import { preparedStatement } from '@walcache/db';
 import { CompiledQuery, type QueryExecutorProvider, type QueryResult, type RawBuilder, sql } from 'kysely';
 import type { ColumnInfo, TableInfo } from './catalog.ts';
 import type { EmbedPlan, ListPlan, LookupPlan, NodePlan, OrderPlan, WherePlan } from './plan.ts';
@@ -348,6 +349,11 @@ export function precompiled<I>(
   placeholders: I,
   /** The input's bound values, in the order their placeholders were given. */
   valuesOf: (input: I) => readonly unknown[],
+  /**
+   * Run as a named prepared statement (@walcache/db's preparedStatement): only for a shape
+   * whose plan does not depend on the values, such as a lookup by key.
+   */
+  options: { prepared?: boolean } = {},
 ): (db: QueryExecutorProvider, input: I) => Promise<QueryResult<unknown>> {
   const marks = valuesOf(placeholders);
   const compiledFor = new WeakMap<
@@ -363,7 +369,7 @@ export function precompiled<I>(
         return at < 0 ? undefined : at;
       });
       const once = marks.every((_, i) => slots.filter((s) => s === i).length === 1);
-      compiled = once ? { sql: text, slots, parameters } : null;
+      compiled = once ? { sql: options.prepared ? preparedStatement(text) : text, slots, parameters } : null;
       compiledFor.set(db, compiled);
     }
     if (compiled === null) return build(input).execute(db);

@@ -1,3 +1,4 @@
+import { createDb, createPool } from '@walcache/db';
 import { type PostgresServer, startPostgres } from '@walcache/testkit';
 import { Kysely, PostgresDialect, sql } from 'kysely';
 import pg from 'pg';
@@ -7,7 +8,8 @@ import { placeholderValues, precompiled } from '../src/sql.ts';
 /**
  * A lookup's query is compiled once and then bound to each call's values: the same rows as
  * compiling it every time, for text and array parameters, beside constants the shape binds
- * itself; a shape that binds a value twice is compiled per call, still right.
+ * itself; a shape that binds a value twice is compiled per call, still right. A prepared
+ * one is parsed and planned once per connection.
  */
 let server: PostgresServer;
 let pool: pg.Pool;
@@ -59,4 +61,46 @@ it('compiles per call a shape that binds a value twice', async () => {
   expect((await query(db, ['2'])).rows).toEqual([{ name: 'ship-2' }]);
   expect((await query(db, ['3'])).rows).toEqual([{ name: 'ship-3' }]);
   expect(built).toBe(3);
+});
+
+it('a prepared lookup is parsed once per connection, under a name of its own text', async () => {
+  // One connection, so pg_prepared_statements (per session) sees every call.
+  const own = createPool({ connectionString: server.url, max: 1 });
+  const ownDb = createDb(own);
+  try {
+    const byId = precompiled(
+      ([id]: string[]) => sql`select name from ships where id = cast(${id} as bigint)`,
+      placeholderValues(1),
+      (values) => values,
+      { prepared: true },
+    );
+    const byName = precompiled(
+      ([name]: string[]) => sql`select id::text from ships where name = ${name}`,
+      placeholderValues(1),
+      (values) => values,
+      { prepared: true },
+    );
+    const unprepared = precompiled(
+      ([fleet]: string[]) => sql`select count(*)::int as n from ships where fleet = ${fleet}`,
+      placeholderValues(1),
+      (values) => values,
+    );
+    for (const id of ['1', '2', '3'])
+      expect((await byId(ownDb, [id])).rows).toEqual([{ name: `ship-${id}` }]);
+    expect((await byName(ownDb, ['ship-5'])).rows).toEqual([{ id: '5' }]);
+    expect((await unprepared(ownDb, ['red'])).rows).toEqual([{ n: 10 }]);
+    const { rows } = await own.query<{ name: string; statement: string }>(
+      'select name, statement from pg_prepared_statements order by statement',
+    );
+    expect(rows.map((r) => r.statement.replace(/^\/\* walcache:\w+ \*\/ /, ''))).toEqual([
+      'select id::text from ships where name = $1',
+      'select name from ships where id = cast($1 as bigint)',
+    ]);
+    expect(new Set(rows.map((r) => r.name)).size).toBe(2);
+    expect(rows.every((r) => r.name.startsWith('walcache-'))).toBe(true);
+    // On a client that does not prepare (the plain pool above), the mark is only a comment.
+    expect((await byId(db, ['4'])).rows).toEqual([{ name: 'ship-4' }]);
+  } finally {
+    await ownDb.destroy();
+  }
 });
