@@ -9,11 +9,11 @@
  * Redis. Each job first registers one value under its first tag (one SADD), as a real job
  * finds the values it deletes. docs/benchmarks.md has the figures it gave.
  */
-import { readFileSync } from 'node:fs';
 import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startRedis } from '@walcache/testkit';
 import { Redis } from 'ioredis';
+import { cpuSeconds } from '../sys.ts';
 
 type Core = typeof import('../../../packages/core/src/index.ts');
 
@@ -31,11 +31,8 @@ const load = (root: string) =>
 const cores: [string, Core][] = [['this checkout', await load('.')]];
 if (other) cores.unshift([other, await load(other)]);
 
-/** A process's user + system CPU in µs, from /proc (clock ticks of 10 ms). */
-const cpuMicros = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-};
+/** A process's user + system CPU in µs (scripts/bench/sys.ts reads /proc). */
+const cpuMicros = (pid: number) => (cpuSeconds(pid) ?? Number.NaN) * 1_000_000;
 
 const server = await startRedis();
 try {

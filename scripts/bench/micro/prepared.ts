@@ -8,12 +8,12 @@
  * On a private Postgres with the blog's schema and 2 000 articles; three rounds, the two
  * pools alternating. docs/benchmarks.md has the figures it gave.
  */
-import { readFileSync } from 'node:fs';
 import { createDb, createPool } from '@walcache/db';
 import { startPostgres } from '@walcache/testkit';
 import pg from 'pg';
 import { blogExample } from '../../../examples/blog/index.ts';
 import { articleDetail, compileBlog } from '../../../test/support/blog.ts';
+import { cpuSeconds } from '../sys.ts';
 
 const calls = Number(process.argv[2] ?? 3000);
 if (!(calls >= 1)) {
@@ -21,11 +21,8 @@ if (!(calls >= 1)) {
   process.exit(2);
 }
 
-/** A process's user + system CPU in µs, from /proc (clock ticks of 10 ms). */
-const cpuMicros = (pid: number) => {
-  const fields = readFileSync(`/proc/${pid}/stat`, 'utf8').split(') ')[1]?.split(' ') ?? [];
-  return (Number(fields[11]) + Number(fields[12])) * 10_000;
-};
+/** A process's user + system CPU in µs (scripts/bench/sys.ts reads /proc). */
+const cpuMicros = (pid: number) => (cpuSeconds(pid) ?? Number.NaN) * 1_000_000;
 
 const server = await startPostgres();
 try {
