@@ -5,6 +5,11 @@ import { cpus, loadavg, totalmem } from 'node:os';
 /** Linux clock ticks per second for /proc/<pid>/stat times (USER_HZ, 100 on every common kernel). */
 const CLK_TCK = 100;
 
+/** CPU microseconds (user + system) a process used so far; NaN once it is gone. */
+export function cpuMicros(pid: number): number {
+  return (cpuSeconds(pid) ?? Number.NaN) * 1_000_000;
+}
+
 /** CPU seconds (user + system) a process used so far; undefined once it is gone. */
 export function cpuSeconds(pid: number): number | undefined {
   try {

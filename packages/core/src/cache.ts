@@ -399,10 +399,8 @@ export class ReadThroughCache<Db> {
         // One server and no seam between the steps: steps 3 to 5 in one script (scripts.ts).
         // A reconnect since the lease is checked before it is sent (see below); one during
         // it resends it before the new connection's check, like the compare-and-set alone.
-        if (!this.generation.holds(epoch)) {
-          this.options.events?.fillRefused?.(resource.name, 'reconnected');
-          return { ...result, cached: false };
-        }
+        const reconnected = this.refusedIfReconnected(resource, result, epoch);
+        if (reconnected) return reconnected;
         const checkedAfter = ++this.step;
         const written = await this.redis.walcacheFillChecked(
           2 + 2 * tags.length,
@@ -446,10 +444,8 @@ export class ReadThroughCache<Db> {
       // A reconnect since the lease: this server may be a restored or promoted one whose
       // markers predate the invalidations the load may have missed. (A compare-and-set sent
       // before a drop is resent before the new connection's check, whose flush then covers it.)
-      if (!this.generation.holds(epoch)) {
-        this.options.events?.fillRefused?.(resource.name, 'reconnected');
-        return { ...result, cached: false };
-      }
+      const reconnected = this.refusedIfReconnected(resource, result, epoch);
+      if (reconnected) return reconnected;
       // Step 5: compare-and-set against our lease (and against a newer cached entry).
       const written = await this.redis.walcacheFillCas(valueKey, leaseKey, token, entry(), ttlMs, s0);
       return this.filledOrRefused(resource, result, written, checkedAfter);
@@ -460,6 +456,17 @@ export class ReadThroughCache<Db> {
       this.options.events?.fillRefused?.(resource.name, 'redis-error');
       return { ...result, cached: false };
     }
+  }
+
+  /** A fill refused because the connection dropped since its lease (the server may be another generation). */
+  private refusedIfReconnected(
+    resource: AnyResource<Db>,
+    result: CacheResult & { freshAfter: number },
+    epoch: number,
+  ): Filled | undefined {
+    if (this.generation.holds(epoch)) return undefined;
+    this.options.events?.fillRefused?.(resource.name, 'reconnected');
+    return { ...result, cached: false };
   }
 
   /** What a compare-and-set answered (scripts.ts: 1 written, 0, 2 or 3 refused), reported. */

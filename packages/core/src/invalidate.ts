@@ -137,10 +137,7 @@ export async function invalidateTags(
     throw refused;
   }
   await (pruned ?? pruneMarkers(client, markers));
-  return {
-    seq,
-    keys: [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
-  };
+  return { seq, keys: resourceKeysOf(keys, valueKeys) };
 }
 
 /**
@@ -205,10 +202,12 @@ async function invalidateOnce(
     ...tags,
   );
   if (pruned >= PRUNE_BATCH) await pruneMarkers(client, markers);
-  return {
-    seq: Number(seq),
-    keys: [...new Set(values)].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined),
-  };
+  return { seq: Number(seq), keys: resourceKeysOf(keys, new Set(values)) };
+}
+
+/** The resource keys (`book:42`) of the value keys deleted; leases and other members are not. */
+function resourceKeysOf(keys: Keyspace, valueKeys: ReadonlySet<string>): string[] {
+  return [...valueKeys].map((k) => resourceKeyOf(keys, k)).filter((k): k is string => k !== undefined);
 }
 
 function readTagSets(client: RedisClient, keys: Keyspace, tags: readonly Tag[]): Promise<string[][]> {

@@ -10,6 +10,14 @@ import type { RedisClient } from './connect.ts';
  * Returns 1 written, 0 lease lost, 2 a newer entry is cached.
  * KEYS[1]=value KEYS[2]=lease ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version
  */
+/** Deletes a lease only while it holds our token (a later fill or refresh may have taken it). */
+const releaseIfOursLua = `
+local function releaseIfOurs(lease, token)
+  if redis.call('GET', lease) == token then return redis.call('DEL', lease) end
+  return 0
+end
+`;
+
 const fillCasLua = `
 if redis.call('GET', KEYS[2]) ~= ARGV[1] then return 0 end
 redis.call('DEL', KEYS[2])
@@ -31,14 +39,14 @@ return 1`;
  * KEYS[1]=value KEYS[2]=lease KEYS[3..2+n]=tag sets KEYS[3+n..2+2n]=version markers
  * ARGV[1]=token ARGV[2]=entry ARGV[3]=ttl ms ARGV[4]=version (the fill's sequence) ARGV[5]=n
  */
-const fillCheckedLua = `
+const fillCheckedLua = `${releaseIfOursLua}
 local n = tonumber(ARGV[5])
 for i = 3, 2 + n do redis.call('SADD', KEYS[i], KEYS[1]) end
 local s0 = tonumber(ARGV[4])
 for i = 3 + n, 2 + 2 * n do
   local marker = tonumber(redis.call('GET', KEYS[i]))
   if marker and marker > s0 then
-    if redis.call('GET', KEYS[2]) == ARGV[1] then redis.call('DEL', KEYS[2]) end
+    releaseIfOurs(KEYS[2], ARGV[1])
     return 3
   end
 end
@@ -199,9 +207,8 @@ local pruned = pruneDue(KEYS[2], ARGV[5], tonumber(ARGV[6]))
 return { seq, values, pruned }`;
 
 /** Gives a lease back only if it is still ours. KEYS[1]=lease ARGV[1]=token */
-const releaseLeaseLua = `
-if redis.call('GET', KEYS[1]) == ARGV[1] then return redis.call('DEL', KEYS[1]) end
-return 0`;
+const releaseLeaseLua = `${releaseIfOursLua}
+return releaseIfOurs(KEYS[1], ARGV[1])`;
 
 export interface WalcacheCommands {
   walcacheReleaseLease(lease: string, token: string): Promise<number>;

@@ -56,8 +56,9 @@ const PREPARED_MARK_END = ' */ ';
  * Marks `text` to run as a named prepared statement on the clients of createPool: Postgres
  * parses and plans it once per connection instead of on every call. Why: a lookup with
  * embeds (lateral joins, JSON aggregates) spent about two thirds of its Postgres CPU in
- * parse and plan — the blog's article detail took 570–590 µs of backend CPU per call unnamed
- * and 183–193 µs prepared (docs/benchmarks.md, "A miss parsed and planned once"). Only for
+ * parse and plan — a lookup with three embeds took 585–695 µs of backend CPU per call
+ * unnamed and 160–225 µs prepared (docs/benchmarks.md, "A lookup parsed and planned once per
+ * connection"). Only for
  * text whose shape is fixed and whose best plan does not hang on the values (a lookup by
  * key): after five calls Postgres may keep a generic plan. The name is a digest of the text,
  * so two texts never share one; on any other client the mark is only a comment.

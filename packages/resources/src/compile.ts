@@ -293,9 +293,7 @@ function compileLookup(
     lookupQuery(plan.node, shape),
     placeholderValues(names.length),
     (values) => values,
-    {
-      prepared: true,
-    },
+    { prepared: true },
   );
   const selfTag = (p: Params): Tag =>
     shape.byPrimaryKey

@@ -13,7 +13,7 @@ import { resolve } from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { startRedis } from '@walcache/testkit';
 import { Redis } from 'ioredis';
-import { cpuSeconds } from '../sys.ts';
+import { cpuMicros } from '../sys.ts';
 
 type Core = typeof import('../../../packages/core/src/index.ts');
 
@@ -30,9 +30,6 @@ const load = (root: string) =>
   import(pathToFileURL(resolve(root, 'packages/core/src/index.ts')).href) as Promise<Core>;
 const cores: [string, Core][] = [['this checkout', await load('.')]];
 if (other) cores.unshift([other, await load(other)]);
-
-/** A process's user + system CPU in µs (scripts/bench/sys.ts reads /proc). */
-const cpuMicros = (pid: number) => (cpuSeconds(pid) ?? Number.NaN) * 1_000_000;
 
 const server = await startRedis();
 try {

@@ -13,16 +13,13 @@ import { startPostgres } from '@walcache/testkit';
 import pg from 'pg';
 import { blogExample } from '../../../examples/blog/index.ts';
 import { articleDetail, compileBlog } from '../../../test/support/blog.ts';
-import { cpuSeconds } from '../sys.ts';
+import { cpuMicros } from '../sys.ts';
 
 const calls = Number(process.argv[2] ?? 3000);
 if (!(calls >= 1)) {
   console.error('usage: node --import tsx scripts/bench/micro/prepared.ts [calls ≥ 1]');
   process.exit(2);
 }
-
-/** A process's user + system CPU in µs (scripts/bench/sys.ts reads /proc). */
-const cpuMicros = (pid: number) => (cpuSeconds(pid) ?? Number.NaN) * 1_000_000;
 
 const server = await startPostgres();
 try {
