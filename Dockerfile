@@ -39,4 +39,4 @@ COPY --from=build /app/dist ./dist
 USER node
 # Exec form, node itself: PID 1 is the app and gets docker stop's SIGTERM, which each app
 # handles (a graceful stop within 15 s), so PID 1's default of ignoring signals never applies.
-CMD ["node", "dist/api.mjs"]
+CMD ["node", "--max-semi-space-size=8", "dist/api.mjs"]

@@ -40,11 +40,13 @@ export type RunFrom = 'bundle' | 'sources';
  * The CDC and the invalidator cap V8's young generation at 4 MiB per semi-space: 8–10 MiB
  * less RSS at rest (cdc 106–108 → 96–98 MiB, invalidator 100 → 93–95) and no measurable CPU
  * per commit at any rate of `npm run bench -- --quick --only invalidation` (two runs each way).
- * Not the API: under the mixed load its misses allocate their rows, and the cap cost it up
- * to 15 % more CPU per request (docs/operations.md, "Memory", has both measurements).
+ * The API at 8 MiB, not 4: at 4 its hits paid for the extra scavenges (40–44 against 33–37
+ * µs per hit); at 8 the young generation under the mixed load is 16 MiB where it was 32, and
+ * the API's peak RSS there 108–122 MiB against 128–135, with no difference in CPU per hit
+ * or per mixed read beyond this machine's noise (docs/operations.md, "Memory", has the runs).
  */
 export const NODE_FLAGS: Record<Target, readonly string[]> = {
-  api: [],
+  api: ['--max-semi-space-size=8'],
   cdc: ['--max-semi-space-size=4'],
   invalidator: ['--max-semi-space-size=4'],
   walcache: [],
