@@ -475,7 +475,7 @@ export function markdown(r: BenchResults): string {
         ]),
       ),
       '',
-      `Visibility check (step 0 of every job, issue 11 item 1) over these runs: ${n0(v.jobs)} jobs, **${v.meanMs === undefined ? '–' : ms(v.meanMs)} ms** on average per job (\`walcache_invalidator_visibility_check_seconds\`): one query when the transactions are visible, which is what it adds to commit → invalidated.`,
+      `Visibility check (step 0 of every job, issue 11 item 1) over these runs: ${n0(v.jobs)} jobs queried, **${v.meanMs === undefined ? '–' : ms(v.meanMs)} ms** on average each (\`walcache_invalidator_visibility_check_seconds\`: one query when the transactions are visible, which is what it adds to commit → invalidated)${v.known === undefined ? '' : `; ${n0(v.known)} more ran none, their transactions below an earlier check's snapshot xmin (\`walcache_invalidator_visibility_known_total\`)`}.`,
       '',
     );
   }

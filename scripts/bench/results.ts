@@ -201,8 +201,11 @@ export interface RywStep {
 
 export interface RywResult {
   steps: RywStep[];
-  /** Step 0 of every job during these runs (issue 11 item 1): its mean is what it adds to a job. */
-  visibilityCheck: { jobs: number; meanMs?: number };
+  /**
+   * Step 0 during these runs (issue 11 item 1): `jobs` queried, `meanMs` what it added to each;
+   * `known` jobs an earlier check's snapshot covered, which ran no query.
+   */
+  visibilityCheck: { jobs: number; known?: number; meanMs?: number };
 }
 
 export interface PrecisionResult {

@@ -6,6 +6,7 @@
  * refresh after it) that ran in that window would re-cache the old row for good; the
  * invalidator must wait until the transaction is visible.
  */
+import { countInvisibleXids, VisibilityHorizon } from '@walcache/core';
 import { waitFor } from '@walcache/testkit';
 import pg from 'pg';
 import { afterAll, beforeAll, expect, it } from 'vitest';
@@ -78,4 +79,36 @@ it('an invalidation waits until its transaction is visible (a synchronous standb
     // stays cached for its whole TTL and this bound fails the test.
     { timeoutMs: 10_000, what: 'the cached profile to be fresh' },
   );
+});
+
+it("a check's snapshot spares later checks only of transactions that had ended before it", async () => {
+  const xidOf = async (client: pg.Client) => {
+    const { rows } = await client.query<{ xid: string }>('select txid_current()::text as xid');
+    return Number(BigInt(rows[0]!.xid) & 0xffffffffn);
+  };
+  const open = new pg.Client({ connectionString: p.env.DATABASE_URL });
+  await open.connect();
+  try {
+    await open.query('begin');
+    const running = await xidOf(open); // holds the snapshot xmin at or below it
+    await p.writer.query('begin');
+    const ended = await xidOf(p.writer);
+    await p.writer.query("update users set name = 'horizon' where id = 4");
+    await p.writer.query('commit');
+
+    const horizon = new VisibilityHorizon();
+    expect(await countInvisibleXids(p.writer, [ended], horizon)).toBe(0);
+    // `ended` began after `running` but committed; `running` is still open, so the xmin
+    // stays at it: neither is known visible without a query of its own.
+    expect(horizon.covers([ended])).toBe(false);
+    expect(horizon.covers([running])).toBe(false);
+    expect(await countInvisibleXids(p.writer, [running], horizon)).toBe(1);
+
+    await open.query('commit');
+    expect(await countInvisibleXids(p.writer, [running], horizon)).toBe(0);
+    // Once nothing older runs, a check's xmin passes both: a later job carrying them skips step 0.
+    expect(horizon.covers([running, ended])).toBe(true);
+  } finally {
+    await open.end();
+  }
 });

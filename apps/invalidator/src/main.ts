@@ -16,6 +16,7 @@ import {
   QUEUE_PREFIX,
   quitRedis,
   ReadThroughCache,
+  VisibilityHorizon,
   withTimeout,
 } from '@walcache/core';
 import { createDb, createPool, verifyPostgres } from '@walcache/db';
@@ -224,6 +225,7 @@ export async function startInvalidator(
     metrics,
     logger,
     db: pool,
+    horizon: new VisibilityHorizon(),
     resourceForKey,
   };
 

@@ -38,8 +38,13 @@ export function createInvalidatorMetrics(registry: Registry) {
     }),
     visibilityCheck: new Histogram({
       name: 'walcache_invalidator_visibility_check_seconds',
-      help: "Step 0 of a job: waiting until its transactions are visible (one query when they are); part of every job's latency",
+      help: 'Step 0 of a job that ran it: waiting until its transactions are visible (one query when they are); part of its latency',
       buckets: [0.0002, 0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.1],
+      registers: r,
+    }),
+    visibilityKnown: new Counter({
+      name: 'walcache_invalidator_visibility_known_total',
+      help: "Jobs whose transactions an earlier check's snapshot already showed visible (all below its xmin): step 0 ran no query",
       registers: r,
     }),
     visibilityWaits: new Counter({

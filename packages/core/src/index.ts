@@ -89,7 +89,12 @@ export {
   withEpochTags,
 } from './tags.ts';
 export { withTimeout } from './timeout.ts';
-export { countInvisibleXids, type XidQueryable } from './visibility.ts';
+export {
+  countInvisibleXids,
+  VISIBILITY_HORIZON_MAX_AGE_MS,
+  VisibilityHorizon,
+  type XidQueryable,
+} from './visibility.ts';
 export {
   coverInterval,
   parseLsnToken,

@@ -18,6 +18,7 @@ import {
   rowTag,
   tableOfTag,
   timings,
+  VisibilityHorizon,
   withEpochTags,
 } from '../src/index.ts';
 
@@ -131,5 +132,37 @@ describe('isSourceUnavailable', () => {
     expect(isSourceUnavailable(new Error('wrapped', { cause: withCode('08006') }))).toBe(true);
     expect(isSourceUnavailable(withCode('42702', 'column reference "created_at" is ambiguous'))).toBe(false);
     expect(isSourceUnavailable(new TypeError('undefined is not a function'))).toBe(false);
+  });
+});
+
+describe('visibility horizon', () => {
+  it('covers a job only while every xid lies below a recent xmin, across the 32-bit wrap', () => {
+    const now = 0;
+    const horizon = new VisibilityHorizon(1_000, () => now);
+    expect(horizon.covers([5])).toBe(false); // nothing learned yet
+    horizon.learn(100, now);
+    expect(horizon.covers([99, 5])).toBe(true);
+    expect(horizon.covers([99, 100])).toBe(false); // the xmin itself was still running
+    expect(horizon.covers([])).toBe(false);
+    // Near the wrap: 4294967290 is older than 10 (modulo 2^32), 20 is newer.
+    const wrapped = new VisibilityHorizon(1_000, () => now);
+    wrapped.learn(4294967280, now);
+    wrapped.learn(10, now); // newer, past the wrap
+    expect(wrapped.covers([4294967290, 3])).toBe(true);
+    expect(wrapped.covers([20])).toBe(false);
+  });
+
+  it('keeps the newest xmin when answers come out of order, and forgets it once too old', () => {
+    let now = 0;
+    const horizon = new VisibilityHorizon(1_000, () => now);
+    horizon.learn(200, now);
+    horizon.learn(150, now); // an older snapshot's answer, arriving late
+    expect(horizon.covers([180])).toBe(true);
+    now = 1_001;
+    expect(horizon.covers([180])).toBe(false);
+    // Once expired, any answer is taken, even a lower one (a restored server's xids).
+    horizon.learn(50, now);
+    expect(horizon.covers([40])).toBe(true);
+    expect(horizon.covers([180])).toBe(false);
   });
 });

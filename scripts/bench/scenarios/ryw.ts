@@ -18,7 +18,8 @@ const LOOP_IDS = 20;
  * plain read's is what the token costs, and the share answered from the cache (not BYPASS)
  * says how often the watermark had already passed the commit. The invalidator's step-0 timer
  * (`walcache_invalidator_visibility_check_seconds`, issue 11 item 1) is read over the same
- * runs: its mean is what the visibility check adds to every job.
+ * runs: its mean is what the visibility check adds to a job that queries; the jobs an
+ * earlier check's snapshot covered (`walcache_invalidator_visibility_known_total`) ran none.
  */
 export async function rywScenario(ctx: Ctx): Promise<RywResult> {
   const steps: RywStep[] = [];
@@ -28,7 +29,11 @@ export async function rywScenario(ctx: Ctx): Promise<RywResult> {
   const jobs = after.count - before.count;
   return {
     steps,
-    visibilityCheck: { jobs, meanMs: jobs > 0 ? ((after.sum - before.sum) * 1000) / jobs : undefined },
+    visibilityCheck: {
+      jobs,
+      known: after.known - before.known,
+      meanMs: jobs > 0 ? ((after.sum - before.sum) * 1000) / jobs : undefined,
+    },
   };
 }
 
@@ -110,11 +115,12 @@ async function runStep(ctx: Ctx, rate: number): Promise<RywStep> {
   return step;
 }
 
-async function visibilityTotals(ctx: Ctx): Promise<{ sum: number; count: number }> {
+async function visibilityTotals(ctx: Ctx): Promise<{ sum: number; count: number; known: number }> {
   const names = [
     'walcache_invalidator_visibility_check_seconds_sum',
     'walcache_invalidator_visibility_check_seconds_count',
+    'walcache_invalidator_visibility_known_total',
   ] as const;
   const m = await appMetrics(ctx.apps.env.INVALIDATOR_METRICS_PORT, names);
-  return { sum: m[names[0]], count: m[names[1]] };
+  return { sum: m[names[0]], count: m[names[1]], known: m[names[2]] };
 }
