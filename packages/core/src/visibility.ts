@@ -47,8 +47,8 @@ const precedes = (a: number, b: number) => ((a - b) | 0) < 0;
  * What the last checks learned for the jobs after them: every transaction below a
  * snapshot's xmin had ended when the snapshot was taken, and a committed one (every xid a
  * job carries is) is visible to every snapshot after it. A job whose xids all lie below a
- * recent check's xmin needs no query of its own: on the bench's invalidation ramp that was
- * 60–79 % of the jobs (docs/benchmarks.md). A transaction still waiting for a standby is
+ * recent check's xmin needs no query of its own: 40–80 % of the jobs in the bench's
+ * invalidation parts (docs/benchmarks.md). A transaction still waiting for a standby is
  * still running, so no xmin passes it. One per process, fed by countInvisibleXids.
  */
 export class VisibilityHorizon {
@@ -66,10 +66,10 @@ export class VisibilityHorizon {
     return xmin !== undefined && xids.length > 0 && xids.every((x) => precedes(x, xmin));
   }
 
-  /** A snapshot's xmin (low 32 bits), taken after `sentAtMs`: kept if newer than the one held. */
+  /** A snapshot's xmin (low 32 bits), taken after `sentAtMs`: kept unless older than the one held. */
   learn(xmin: number, sentAtMs: number): void {
     const held = this.current();
-    if (held === undefined || precedes(held, xmin)) {
+    if (held === undefined || !precedes(xmin, held)) {
       this.xmin = xmin;
       this.learnedAtMs = sentAtMs;
     }
