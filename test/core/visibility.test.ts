@@ -6,12 +6,15 @@
  * refresh after it) that ran in that window would re-cache the old row for good; the
  * invalidator must wait until the transaction is visible.
  */
-import { countInvisibleXids, VisibilityHorizon } from '@walcache/core';
+import { countInvisibleXids, type InvalidationJob, VisibilityHorizon } from '@walcache/core';
 import { waitFor } from '@walcache/testkit';
 import pg from 'pg';
+import { Registry } from 'prom-client';
 import { afterAll, beforeAll, expect, it } from 'vitest';
+import { createInvalidatorMetrics } from '../../apps/invalidator/src/metrics.ts';
+import { NotVisibleYetError, processJob } from '../../apps/invalidator/src/processor.ts';
 import { userProfile } from '../support/blog.ts';
-import { type Servers, startServers } from '../support/stack.ts';
+import { appLogger, type Servers, startServers } from '../support/stack.ts';
 import { type Pipeline, startPipeline } from './pipeline.ts';
 
 let servers: Servers;
@@ -81,11 +84,13 @@ it('an invalidation waits until its transaction is visible (a synchronous standb
   );
 });
 
+/** The 32-bit xid of the client's open transaction (assigning one), as pgoutput carries it. */
+const xidOf = async (client: pg.Client) => {
+  const { rows } = await client.query<{ xid: string }>('select txid_current()::text as xid');
+  return Number(BigInt(rows[0]!.xid) & 0xffffffffn);
+};
+
 it("a check's snapshot spares later checks only of transactions that had ended before it", async () => {
-  const xidOf = async (client: pg.Client) => {
-    const { rows } = await client.query<{ xid: string }>('select txid_current()::text as xid');
-    return Number(BigInt(rows[0]!.xid) & 0xffffffffn);
-  };
   const open = new pg.Client({ connectionString: p.env.DATABASE_URL });
   await open.connect();
   try {
@@ -108,6 +113,68 @@ it("a check's snapshot spares later checks only of transactions that had ended b
     expect(await countInvisibleXids(p.writer, [running], horizon)).toBe(0);
     // Once nothing older runs, a check's xmin passes both: a later job carrying them skips step 0.
     expect(horizon.covers([running, ended])).toBe(true);
+  } finally {
+    await open.end();
+  }
+});
+
+it('the invalidator runs no query for a job an earlier check covered, and still invalidates it', async () => {
+  const committed = async (id: number) => {
+    await p.writer.query('begin');
+    const xid = await xidOf(p.writer);
+    await p.writer.query('update users set name = $1 where id = $2', [`covered ${xid}`, id]);
+    await p.writer.query('commit');
+    return xid;
+  };
+  const older = await committed(3);
+  const newer = await committed(2);
+  await p.drain(); // the pipeline's own invalidator is done with both
+  const metrics = createInvalidatorMetrics(new Registry());
+  const deps = {
+    redis: p.redis,
+    keys: p.cache.keys,
+    cache: p.cache,
+    metrics,
+    logger: appLogger('invalidator'),
+    db: p.writer,
+    horizon: new VisibilityHorizon(),
+    resourceForKey: () => undefined,
+  };
+  const job = (xid: number, tag: string): InvalidationJob => ({
+    v: 1,
+    tags: [tag],
+    lsnFrom: '0/1',
+    lsnTo: '0/1',
+    firstCommitMs: Date.now(),
+    lastCommitMs: Date.now(),
+    transactions: 1,
+    xids: [xid],
+    enqueuedMs: Date.now(),
+    deleteOnly: true,
+  });
+  const counts = async () => ({
+    known: (await metrics.visibilityKnown.get()).values[0]?.value ?? 0,
+    queried:
+      (await metrics.visibilityCheck.get()).values.find((v) => v.metricName?.endsWith('_count'))?.value ?? 0,
+  });
+
+  await processJob(deps, job(newer, 'row:users:2'));
+  expect(await counts()).toEqual({ known: 0, queried: 1 });
+  // The older commit's job comes after: the newer one's check already showed it visible.
+  await p.cache.get(userProfile, { id: '3' });
+  expect(await p.cached('user:3')).not.toBeNull();
+  await processJob(deps, job(older, 'row:users:3'));
+  expect(await counts()).toEqual({ known: 1, queried: 1 });
+  expect(await p.cached('user:3')).toBeNull();
+
+  // A transaction still running is never covered: its job queries, and waits.
+  const open = new pg.Client({ connectionString: p.env.DATABASE_URL });
+  await open.connect();
+  try {
+    await open.query('begin');
+    const running = await xidOf(open);
+    await expect(processJob(deps, job(running, 'row:users:4'))).rejects.toBeInstanceOf(NotVisibleYetError);
+    expect(await counts()).toEqual({ known: 1, queried: 2 });
   } finally {
     await open.end();
   }
