@@ -201,7 +201,8 @@ async function invalidateOnce(
     PRUNE_BATCH,
     ...tags,
   );
-  if (pruned >= PRUNE_BATCH) await pruneMarkers(client, markers);
+  // The script pruned one batch: the job's bound of PRUNE_MAX_CALLS counts it.
+  if (pruned >= PRUNE_BATCH) await pruneMarkers(client, markers, PRUNE_MAX_CALLS - 1);
   return { seq: Number(seq), keys: resourceKeysOf(keys, new Set(values)) };
 }
 
@@ -217,8 +218,12 @@ function readTagSets(client: RedisClient, keys: Keyspace, tags: readonly Tag[]):
 }
 
 /** Markers whose window passed are deleted by the job rather than by TTL (see scripts.ts). */
-async function pruneMarkers(client: WalcacheRedis, markers: MarkerKeys): Promise<void> {
-  for (let call = 0; call < PRUNE_MAX_CALLS; call++) {
+async function pruneMarkers(
+  client: WalcacheRedis,
+  markers: MarkerKeys,
+  calls: number = PRUNE_MAX_CALLS,
+): Promise<void> {
+  for (let call = 0; call < calls; call++) {
     const pruned = await client.walcachePruneTagVersions(markers.expiry, markers.versionPrefix, PRUNE_BATCH);
     if (pruned < PRUNE_BATCH) break;
   }
