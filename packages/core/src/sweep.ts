@@ -25,6 +25,41 @@ end
 return removed`;
 
 /**
+ * One server: a batch of tag sets found by SCAN, each read and swept by the check above,
+ * in one call. Swept from the client, every set cost two round trips (SSCAN, then the
+ * check) and most sets hold a few members: on the bench's full profile (~50 000 sets) a
+ * pass took over a minute, its whole interval, so the sweeper never rested and took a share
+ * of the invalidator and of Redis at every moment (docs/benchmarks.md). A set of more than
+ * `max` members, and every set past a budget of `budget` members in the call, is left to the
+ * caller, which sweeps it by SSCAN in batches: a call blocks Redis for about one budget's
+ * checks at most.
+ * ARGV[1]=cursor ARGV[2]=tag set pattern ARGV[3]=SCAN count ARGV[4]=what every value key
+ * starts with ARGV[5]=what a lease key adds to its value key ARGV[6]=max members of a set
+ * ARGV[7]=members per call. Returns { next cursor, sets swept, members seen, members
+ * removed, the sets left }.
+ */
+const sweepSetsLua = `
+local found = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', tonumber(ARGV[3]), 'TYPE', 'set')
+local head, leaseSuffix, max, budget = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
+local swept, members, removed, large = 0, 0, 0, {}
+for _, set in ipairs(found[2]) do
+  local size = redis.call('SCARD', set)
+  if size > max or members + size > budget then
+    large[#large + 1] = set
+  else
+    swept = swept + 1
+    for _, m in ipairs(redis.call('SMEMBERS', set)) do
+      members = members + 1
+      if string.sub(m, 1, #head) == head and string.byte(m, -1) == 125
+        and redis.call('EXISTS', m) == 0 and redis.call('EXISTS', m .. leaseSuffix) == 0 then
+        removed = removed + redis.call('SREM', set, m)
+      end
+    end
+  end
+end
+return { found[1], swept, members, removed, large }`;
+
+/**
  * On a Redis Cluster the tag set and the value lie in different slots, so no script can
  * check and remove in one step. Three steps per member instead, each value's in its slot:
  * (a) `gone`: value and lease both absent; (b) SREM of the members found gone; (c)
@@ -51,6 +86,13 @@ return 0`;
 /** Members checked per script call: long enough to amortise a round trip, short enough not to block Redis. */
 const MEMBERS_PER_CALL = 200;
 const SETS_PER_SCAN = 500;
+/** SCAN count of one sweepSetsLua call (hash-table buckets visited, ~100 sets at most). */
+const SETS_PER_SCRIPT = 100;
+/**
+ * Members one sweepSetsLua call checks at most: two EXISTS each, about a millisecond of
+ * Redis for the whole call.
+ */
+const MEMBERS_PER_SCRIPT = 1000;
 
 export interface SweepProgress {
   sets: number;
@@ -59,7 +101,7 @@ export interface SweepProgress {
 }
 
 export interface SweepOptions {
-  /** Called after each tag set. */
+  /** Called after each tag set (on one server, after each batch of them). */
   onProgress?(progress: SweepProgress): void;
   /** Stops between two script calls when it returns true (shutdown). */
   stopped?(): boolean;
@@ -70,6 +112,15 @@ export interface SweepOptions {
 }
 
 type SweepRedis = RedisClient & {
+  walcacheSweepSets(
+    cursor: string,
+    pattern: string,
+    count: number,
+    valueHead: string,
+    leaseSuffix: string,
+    maxMembers: number,
+    membersPerCall: number,
+  ): Promise<[string, number, number, number, string[]]>;
   walcacheSweepMembers(...keys: string[]): Promise<number>;
   walcacheMemberGone(value: string, lease: string): Promise<number>;
   walcacheSettleMember(value: string, lease: string): Promise<number>;
@@ -78,6 +129,7 @@ type SweepRedis = RedisClient & {
 function withSweep(redis: RedisClient): SweepRedis {
   const r = redis as SweepRedis;
   if (typeof r.walcacheSweepMembers !== 'function') {
+    redis.defineCommand('walcacheSweepSets', { numberOfKeys: 0, lua: sweepSetsLua });
     redis.defineCommand('walcacheSweepMembers', { lua: sweepMembersLua });
     redis.defineCommand('walcacheMemberGone', { numberOfKeys: 2, lua: memberGoneLua });
     redis.defineCommand('walcacheSettleMember', { numberOfKeys: 2, lua: settleMemberLua });
@@ -95,6 +147,30 @@ export async function sweepTagIndex(
   const progress: SweepProgress = { sets: 0, members: 0, removed: 0 };
   const pause = () => (options.pauseMs ? new Promise((ok) => setTimeout(ok, options.pauseMs)) : undefined);
   const clustered = isCluster(redis);
+  if (!clustered) {
+    let cursor = '0';
+    do {
+      if (options.stopped?.()) return progress;
+      const [next, swept, members, removed, large] = await r.walcacheSweepSets(
+        cursor,
+        keys.tagSets,
+        SETS_PER_SCRIPT,
+        keys.valueHead,
+        keys.leaseSuffix,
+        MEMBERS_PER_CALL,
+        MEMBERS_PER_SCRIPT,
+      );
+      cursor = next;
+      progress.sets += swept;
+      progress.members += members;
+      progress.removed += removed;
+      for (const set of large)
+        if (!(await sweepSet(r, keys, set, false, progress, options, pause))) return progress;
+      options.onProgress?.(progress);
+      await pause();
+    } while (cursor !== '0');
+    return progress;
+  }
   // SCAN reaches one node: on a cluster every master is walked, one after another.
   for (const node of mastersOf(redis)) {
     let cursor = '0';
@@ -110,30 +186,44 @@ export async function sweepTagIndex(
       );
       cursor = next;
       for (const set of sets) {
-        let memberCursor = '0';
-        do {
-          if (options.stopped?.()) return progress;
-          const [nextMember, members] = await r.sscan(set, memberCursor, 'COUNT', MEMBERS_PER_CALL);
-          memberCursor = nextMember;
-          const pairs: [string, string][] = [];
-          for (const member of members) {
-            const resourceKey = resourceKeyOf(keys, member);
-            if (resourceKey !== undefined) pairs.push([member, keys.lease(resourceKey)]);
-          }
-          progress.members += members.length;
-          if (pairs.length > 0) {
-            progress.removed += clustered
-              ? await sweepAcrossSlots(r, set, pairs, options)
-              : await r.walcacheSweepMembers(String(pairs.length * 2 + 1), set, ...pairs.flat());
-            await pause();
-          }
-        } while (memberCursor !== '0');
-        progress.sets++;
+        if (!(await sweepSet(r, keys, set, true, progress, options, pause))) return progress;
         options.onProgress?.(progress);
       }
     } while (cursor !== '0');
   }
   return progress;
+}
+
+/** One tag set by SSCAN, a batch of members per call; false when stopped midway. */
+async function sweepSet(
+  r: SweepRedis,
+  keys: Keyspace,
+  set: string,
+  clustered: boolean,
+  progress: SweepProgress,
+  options: SweepOptions,
+  pause: () => Promise<unknown> | undefined,
+): Promise<boolean> {
+  let memberCursor = '0';
+  do {
+    if (options.stopped?.()) return false;
+    const [nextMember, members] = await r.sscan(set, memberCursor, 'COUNT', MEMBERS_PER_CALL);
+    memberCursor = nextMember;
+    const pairs: [string, string][] = [];
+    for (const member of members) {
+      const resourceKey = resourceKeyOf(keys, member);
+      if (resourceKey !== undefined) pairs.push([member, keys.lease(resourceKey)]);
+    }
+    progress.members += members.length;
+    if (pairs.length > 0) {
+      progress.removed += clustered
+        ? await sweepAcrossSlots(r, set, pairs, options)
+        : await r.walcacheSweepMembers(String(pairs.length * 2 + 1), set, ...pairs.flat());
+      await pause();
+    }
+  } while (memberCursor !== '0');
+  progress.sets++;
+  return true;
 }
 
 /** Steps (a), (b), (c) above for one batch of a set's members; returns the members removed. */
