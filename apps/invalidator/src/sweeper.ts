@@ -55,6 +55,11 @@ export class TagSweeper {
         // Why 1 ms: a sweep of a million members then takes about 5 000 pauses, a few seconds
         // of wall time, while each script call blocks Redis well under a millisecond.
         pauseMs: 1,
+        // Why 9: the sweep takes a tenth of Redis at most (a call's round trip counts as its
+        // work), and a pass over a million members still ends in well under a minute. Without
+        // it a pass of the full bench profile held Redis in bursts of seconds, and
+        // invalidations waited behind them (docs/benchmarks.md).
+        restPerBusy: 9,
       });
       this.metrics.sweeps.inc();
       this.metrics.membersRemoved.inc(result.removed);

@@ -107,6 +107,12 @@ export interface SweepOptions {
   stopped?(): boolean;
   /** Pause between script calls, so a sweep of a large index leaves Redis to the requests. */
   pauseMs?: number;
+  /**
+   * On one server, rest this many times as long as a batch call took after it (at least
+   * `pauseMs`): a batch does a millisecond of Redis work, and back to back they would hold
+   * Redis for seconds, where invalidations and fills wait behind them.
+   */
+  restPerBusy?: number;
   /** Test seam (Redis Cluster): runs between steps (a) and (b), and between (b) and (c). */
   betweenSteps?(step: 'checked' | 'removed'): Promise<void> | void;
 }
@@ -145,12 +151,14 @@ export async function sweepTagIndex(
 ): Promise<SweepProgress> {
   const r = withSweep(redis);
   const progress: SweepProgress = { sets: 0, members: 0, removed: 0 };
-  const pause = () => (options.pauseMs ? new Promise((ok) => setTimeout(ok, options.pauseMs)) : undefined);
+  const sleep = (ms: number) => (ms > 0 ? new Promise((ok) => setTimeout(ok, ms)) : undefined);
+  const pause = () => sleep(options.pauseMs ?? 0);
   const clustered = isCluster(redis);
   if (!clustered) {
     let cursor = '0';
     do {
       if (options.stopped?.()) return progress;
+      const started = performance.now();
       const [next, swept, members, removed, large] = await r.walcacheSweepSets(
         cursor,
         keys.tagSets,
@@ -160,6 +168,7 @@ export async function sweepTagIndex(
         MEMBERS_PER_CALL,
         MEMBERS_PER_SCRIPT,
       );
+      const busyMs = performance.now() - started;
       cursor = next;
       progress.sets += swept;
       progress.members += members;
@@ -167,7 +176,7 @@ export async function sweepTagIndex(
       for (const set of large)
         if (!(await sweepSet(r, keys, set, false, progress, options, pause))) return progress;
       options.onProgress?.(progress);
-      await pause();
+      await sleep(Math.max(options.pauseMs ?? 0, busyMs * (options.restPerBusy ?? 0)));
     } while (cursor !== '0');
     return progress;
   }
