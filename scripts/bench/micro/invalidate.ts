@@ -9,13 +9,10 @@
  * Redis. Each job first registers one value under its first tag (one SADD), as a real job
  * finds the values it deletes. docs/benchmarks.md has the figures it gave.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { startRedis } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import { cpuMicros } from '../sys.ts';
-
-type Core = typeof import('../../../packages/core/src/index.ts');
+import { coresToCompare } from './cores.ts';
 
 const [other, tagsArg, jobsArg] = process.argv.slice(2);
 const tagsPerJob = Number(tagsArg ?? 15);
@@ -26,10 +23,7 @@ if (!(tagsPerJob >= 1 && jobs >= 1)) {
   );
   process.exit(2);
 }
-const load = (root: string) =>
-  import(pathToFileURL(resolve(root, 'packages/core/src/index.ts')).href) as Promise<Core>;
-const cores: [string, Core][] = [['this checkout', await load('.')]];
-if (other) cores.unshift([other, await load(other)]);
+const cores = await coresToCompare(other);
 
 const server = await startRedis();
 try {

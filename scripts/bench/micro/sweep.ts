@@ -12,13 +12,10 @@
  * packages/core runs in turn with this one's, two rounds, each on its own client (the
  * commands are defined once per client). docs/benchmarks.md has the figures it gave.
  */
-import { resolve } from 'node:path';
-import { pathToFileURL } from 'node:url';
 import { startRedis } from '@walcache/testkit';
 import { Redis } from 'ioredis';
 import { cpuMicros } from '../sys.ts';
-
-type Core = typeof import('../../../packages/core/src/index.ts');
+import { coresToCompare } from './cores.ts';
 
 const [other, setsArg] = process.argv.slice(2);
 const sets = Number(setsArg ?? 20_000);
@@ -26,10 +23,7 @@ if (!(sets >= 1)) {
   console.error('usage: node --import tsx scripts/bench/micro/sweep.ts [other checkout] [tag sets ≥ 1]');
   process.exit(2);
 }
-const load = (root: string) =>
-  import(pathToFileURL(resolve(root, 'packages/core/src/index.ts')).href) as Promise<Core>;
-const cores: [string, Core][] = [['this checkout', await load('.')]];
-if (other) cores.unshift([other, await load(other)]);
+const cores = await coresToCompare(other);
 
 const server = await startRedis();
 try {
