@@ -15,21 +15,25 @@ import { type Keyspace, resourceKeyOf } from './keys.ts';
  * cannot cache (its compare-and-set fails), so removing its member loses nothing.
  * KEYS[1]=tag set, then pairs KEYS[2i]=value KEYS[2i+1]=lease; returns the members removed.
  */
-const sweepMembersLua = `
-local removed = 0
-for i = 2, #KEYS, 2 do
-  if redis.call('EXISTS', KEYS[i]) == 0 and redis.call('EXISTS', KEYS[i + 1]) == 0 then
-    removed = removed + redis.call('SREM', KEYS[1], KEYS[i])
+const removeIfGoneLua = `
+local function removeIfGone(set, value, lease)
+  if redis.call('EXISTS', value) == 0 and redis.call('EXISTS', lease) == 0 then
+    return redis.call('SREM', set, value)
   end
+  return 0
 end
+`;
+const sweepMembersLua = `${removeIfGoneLua}
+local removed = 0
+for i = 2, #KEYS, 2 do removed = removed + removeIfGone(KEYS[1], KEYS[i], KEYS[i + 1]) end
 return removed`;
 
 /**
  * One server: a batch of tag sets found by SCAN, each read and swept by the check above,
  * in one call. Swept from the client, every set cost two round trips (SSCAN, then the
- * check) and most sets hold a few members: on the bench's full profile (~50 000 sets) a
- * pass took over a minute, its whole interval, so the sweeper never rested and took a share
- * of the invalidator and of Redis at every moment (docs/benchmarks.md). A set of more than
+ * check) and a pause, and most sets hold a few members: on the bench's full profile a pass
+ * lasted about its interval, so the sweeper never rested and took a share of the
+ * invalidator and of Redis at every moment (docs/benchmarks.md). A set of more than
  * `max` members, and every set past a budget of `budget` members in the call, is left to the
  * caller, which sweeps it by SSCAN in batches: a call blocks Redis for about one budget's
  * checks at most.
@@ -38,7 +42,7 @@ return removed`;
  * ARGV[7]=members per call. Returns { next cursor, sets swept, members seen, members
  * removed, the sets left }.
  */
-const sweepSetsLua = `
+const sweepSetsLua = `${removeIfGoneLua}
 local found = redis.call('SCAN', ARGV[1], 'MATCH', ARGV[2], 'COUNT', tonumber(ARGV[3]), 'TYPE', 'set')
 local head, leaseSuffix, max, budget = ARGV[4], ARGV[5], tonumber(ARGV[6]), tonumber(ARGV[7])
 local swept, members, removed, large = 0, 0, 0, {}
@@ -50,9 +54,8 @@ for _, set in ipairs(found[2]) do
     swept = swept + 1
     for _, m in ipairs(redis.call('SMEMBERS', set)) do
       members = members + 1
-      if string.sub(m, 1, #head) == head and string.byte(m, -1) == 125
-        and redis.call('EXISTS', m) == 0 and redis.call('EXISTS', m .. leaseSuffix) == 0 then
-        removed = removed + redis.call('SREM', set, m)
+      if string.sub(m, 1, #head) == head and string.byte(m, -1) == 125 then
+        removed = removed + removeIfGone(set, m, m .. leaseSuffix)
       end
     end
   end

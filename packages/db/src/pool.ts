@@ -58,9 +58,8 @@ const PREPARED_MARK_END = ' */ ';
  * embeds (lateral joins, JSON aggregates) spent about two thirds of its Postgres CPU in
  * parse and plan — a lookup with three embeds took 585–695 µs of backend CPU per call
  * unnamed and 160–225 µs prepared (docs/benchmarks.md, "A lookup parsed and planned once per
- * connection"). Only for
- * text whose shape is fixed and whose best plan does not hang on the values (a lookup by
- * key): after five calls Postgres may keep a generic plan. The name is a digest of the text,
+ * connection"). Only for text whose shape is fixed and whose best plan does not hang on the
+ * values (a lookup by key): after five calls Postgres may keep a generic plan. The name is a digest of the text,
  * so two texts never share one; on any other client the mark is only a comment.
  */
 export function preparedStatement(text: string): string {
